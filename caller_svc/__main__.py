@@ -1,0 +1,3 @@
+from caller_svc.server import main
+
+raise SystemExit(main())

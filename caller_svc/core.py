@@ -1,0 +1,306 @@
+"""One attempt on one backend, end to end, without protobuf.
+
+scrub identity → check the backend can take the input → build the provider request → send →
+parse → classify the outcome (including semantic refusals and empty answers) → price →
+write the ledger row → report the outcome to the registry (in the background).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+
+from caller_svc.identity import IdentityGuard, IdentityLeak
+from caller_svc.ledger import Ledger, LedgerRow
+from caller_svc.pricing import estimate_tokens, price
+from caller_svc.providers import get_adapter
+from caller_svc.providers.base import (
+    ParsedResponse,
+    ProviderError,
+    StreamDelta,
+    UnsupportedInput,
+)
+from caller_svc.refusal import RefusalDetector
+from caller_svc.transport import BackendTransport, Exchange, Failure
+from uniwizard.config_types import BackendConfig, Config
+from uniwizard.types import BlindRequest, CallResult, Outcome, Usage
+
+log = logging.getLogger(__name__)
+
+# How much of a streamed answer is held back before anything is forwarded, so a refusal or an
+# early failure can still be rerouted.
+HOLD_BACK_CHARS = 160
+
+Reporter = Callable[[str, Outcome, float, str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    request_id: str = ""
+    category: str = ""
+    attempt: int = 1
+    trace_id: str = ""
+    budget_s: float | None = None  # remaining deadline of the gRPC call, if any
+
+
+class UnknownBackend(KeyError):
+    pass
+
+
+class CallerCore:
+    def __init__(
+        self,
+        config: Config,
+        ledger: Ledger,
+        *,
+        guard: IdentityGuard | None = None,
+        refusals: RefusalDetector | None = None,
+        reporter: Reporter | None = None,
+        env: Mapping[str, str] | None = None,
+    ):
+        self.config = config
+        self.ledger = ledger
+        self.guard = guard
+        self.refusals = refusals or RefusalDetector()
+        self.reporter = reporter
+        self.env = env if env is not None else os.environ
+        self.transports: dict[str, BackendTransport] = {
+            key: BackendTransport(b, get_adapter(b.provider)) for key, b in config.backends.items()
+        }
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def aclose(self) -> None:
+        if self._background:
+            await asyncio.wait(self._background, timeout=2)
+        for t in self.transports.values():
+            await t.aclose()
+
+    # -- preparation ---------------------------------------------------------------------
+
+    def _backend(self, key: str) -> BackendTransport:
+        try:
+            return self.transports[key]
+        except KeyError:
+            raise UnknownBackend(key) from None
+
+    def _prepare(
+        self, b: BackendConfig, request: BlindRequest
+    ) -> tuple[BlindRequest, int, CallResult | None]:
+        """Scrub and check; a CallResult means: stop here, nothing is sent."""
+        scrubbed = 0
+        if self.guard is not None:
+            try:
+                guarded = self.guard.apply(request)
+            except IdentityLeak as leak:
+                fields = ", ".join(leak.fields[:5])
+                return request, 0, self._local_failure(
+                    b, Outcome.IDENTITY_LEAK, f"identity material found in {fields}; nothing sent"
+                )
+            request, scrubbed = guarded.request, guarded.matches
+        for a in request.attachments():
+            if a.modality not in b.modalities:
+                return request, scrubbed, self._local_failure(
+                    b,
+                    Outcome.BAD_REQUEST,
+                    f"backend {b.key} cannot take {a.media_type} attachments "
+                    f"(modalities: {', '.join(b.modalities)})",
+                )
+        if request.tools and not b.tools:
+            return request, scrubbed, self._local_failure(
+                b, Outcome.BAD_REQUEST, f"backend {b.key} does not support tools"
+            )
+        if not request.messages:
+            return request, scrubbed, self._local_failure(
+                b, Outcome.BAD_REQUEST, "the request has no messages"
+            )
+        return request, scrubbed, None
+
+    def _local_failure(self, b: BackendConfig, outcome: Outcome, message: str) -> CallResult:
+        return CallResult(backend=b.key, model=b.model, outcome=outcome, error_message=message)
+
+    def _api_key(self, b: BackendConfig) -> str | None:
+        if not b.api_key_env:
+            return None
+        return self.env.get(b.api_key_env) or None
+
+    def _budget(self, b: BackendConfig, ctx: CallContext) -> float:
+        budget = b.timeout
+        if ctx.budget_s is not None:
+            budget = min(budget, max(0.05, ctx.budget_s - 0.05))
+        return budget
+
+    # -- classification --------------------------------------------------------------------
+
+    def _finish(
+        self,
+        b: BackendConfig,
+        request: BlindRequest,
+        exchange: Exchange,
+        started: float,
+        scrubbed: int,
+    ) -> CallResult:
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        base = CallResult(
+            backend=b.key, model=b.model, outcome=Outcome.SUCCESS, latency_ms=latency_ms,
+            scrubbed=scrubbed,
+        )
+        if isinstance(exchange, Failure):
+            usage = Usage()
+            if exchange.partial_text:
+                usage = Usage(
+                    estimate_tokens(request.text()), estimate_tokens(exchange.partial_text),
+                    estimated=True,
+                )
+            return replace(
+                base, outcome=exchange.outcome, error_message=exchange.message,
+                http_status=exchange.http_status, usage=usage,
+                cost_usd=price(b, usage), cost_source="estimated",
+            )
+        if isinstance(exchange, ProviderError):
+            return replace(
+                base, outcome=exchange.outcome, error_message=exchange.message,
+                http_status=exchange.http_status, retry_after_s=exchange.retry_after_s,
+            )
+        parsed: ParsedResponse = exchange
+        usage = parsed.usage
+        source = "provider"
+        if usage is None:
+            usage = Usage(estimate_tokens(request.text()), estimate_tokens(parsed.text),
+                          estimated=True)
+            source = "estimated"
+        outcome = Outcome.SUCCESS
+        message = ""
+        if parsed.provider_refusal:
+            outcome, message = Outcome.REFUSAL, parsed.refusal_detail or "provider refusal signal"
+        elif not parsed.text.strip() and not parsed.tool_calls:
+            outcome, message = Outcome.EMPTY, "the answer was empty"
+        elif not parsed.tool_calls:
+            verdict = self.refusals.detect(parsed.text)
+            if verdict.is_refusal:
+                outcome, message = Outcome.REFUSAL, f"semantic refusal ({verdict.rule})"
+        return replace(
+            base, outcome=outcome, error_message=message, text=parsed.text,
+            tool_calls=tuple(parsed.tool_calls), finish_reason=parsed.finish_reason,
+            usage=usage, cost_usd=price(b, usage), cost_source=source,
+            response_model=parsed.response_model, http_status=200,
+        )
+
+    def _record(self, result: CallResult, ctx: CallContext) -> None:
+        self.ledger.record(
+            LedgerRow(
+                backend=result.backend, model=result.model, outcome=result.outcome.value,
+                input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
+                cached_input_tokens=result.usage.cached_input_tokens,
+                cost_usd=result.cost_usd, cost_source=result.cost_source,
+                latency_ms=result.latency_ms, trace_id=ctx.trace_id,
+                request_id=ctx.request_id, category=ctx.category, attempt=ctx.attempt,
+                http_status=result.http_status, identity_redactions=result.scrubbed,
+            )
+        )
+        if self.reporter is not None and result.outcome is not Outcome.IDENTITY_LEAK:
+            task = asyncio.ensure_future(
+                self.reporter(result.backend, result.outcome, result.retry_after_s,
+                              result.error_message[:200])
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    # -- the two call shapes -----------------------------------------------------------------
+
+    async def call(self, key: str, request: BlindRequest, ctx: CallContext) -> CallResult:
+        transport = self._backend(key)
+        b = transport.backend
+        request, scrubbed, early = self._prepare(b, request)
+        if early is not None:
+            self._record(early, ctx)
+            return early
+        started = time.perf_counter()
+        try:
+            http = transport.adapter.build_request(b, request, self._api_key(b), stream=False)
+        except UnsupportedInput as exc:
+            result = self._local_failure(b, Outcome.BAD_REQUEST, str(exc))
+            self._record(result, ctx)
+            return result
+        try:
+            exchange = await transport.send(http, self._budget(b, ctx))
+        except asyncio.CancelledError:
+            self._record(self._cancelled(b, started), ctx)
+            raise
+        result = self._finish(b, request, exchange, started, scrubbed)
+        self._record(result, ctx)
+        return result
+
+    async def call_stream(
+        self, key: str, request: BlindRequest, ctx: CallContext
+    ) -> AsyncIterator[StreamDelta | CallResult]:
+        """Deltas (after the held-back opening passed the refusal check), then one CallResult."""
+        transport = self._backend(key)
+        b = transport.backend
+        request, scrubbed, early = self._prepare(b, request)
+        if early is not None:
+            self._record(early, ctx)
+            yield early
+            return
+        started = time.perf_counter()
+        try:
+            http = transport.adapter.build_request(b, request, self._api_key(b), stream=True)
+        except UnsupportedInput as exc:
+            result = self._local_failure(b, Outcome.BAD_REQUEST, str(exc))
+            self._record(result, ctx)
+            yield result
+            return
+        held: list[StreamDelta] = []
+        held_chars = 0
+        holding = True
+        recorded = False
+        try:
+            async for item in transport.stream(http, self._budget(b, ctx)):
+                if isinstance(item, StreamDelta):
+                    if not holding:
+                        yield item
+                        continue
+                    held.append(item)
+                    held_chars += len(item.text)
+                    if held_chars < HOLD_BACK_CHARS and item.tool_call is None:
+                        continue
+                    opening = "".join(d.text for d in held)
+                    if item.tool_call is None and self.refusals.detect(opening).is_refusal:
+                        # The opening alone is judged; the rest is never read.
+                        result = self._finish(b, request, ParsedResponse(
+                            text=opening, tool_calls=(), finish_reason="refusal",
+                            raw_finish_reason="", usage=None, response_model="",
+                            provider_refusal=False,
+                        ), started, scrubbed)
+                        self._record(result, ctx)
+                        recorded = True
+                        yield result
+                        return
+                    holding = False
+                    for d in held:
+                        yield d
+                    held = []
+                    continue
+                result = self._finish(b, request, item, started, scrubbed)
+                if holding and result.outcome is Outcome.SUCCESS:
+                    for d in held:
+                        yield d
+                self._record(result, ctx)
+                recorded = True
+                yield result
+                return
+        except (asyncio.CancelledError, GeneratorExit):
+            if not recorded:
+                self._record(self._cancelled(b, started), ctx)
+            raise
+
+    def _cancelled(self, b: BackendConfig, started: float) -> CallResult:
+        return CallResult(
+            backend=b.key, model=b.model, outcome=Outcome.CANCELLED,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+            error_message="cancelled by the client",
+        )
+

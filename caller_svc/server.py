@@ -1,0 +1,68 @@
+"""caller_svc: serve()."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from caller_svc.core import CallerCore
+from caller_svc.identity import IdentityConfigError, IdentityGuard
+from caller_svc.ledger import Ledger
+from caller_svc.refusal import RefusalDetector
+from caller_svc.reporter import RegistryReporter
+from caller_svc.servicer import CallerServicer
+from uniwizard.config import load_config
+from uniwizard.net import address, data_dir
+from uniwizard.server import ServiceHost, StartupError, main_entry
+from uniwizard.v1 import caller_pb2, caller_pb2_grpc
+
+SERVICE_NAME = caller_pb2.DESCRIPTOR.services_by_name["Caller"].full_name
+
+
+def default_ledger_path() -> str:
+    return os.environ.get("UNIWIZARD_LEDGER") or os.path.join(data_dir(), "ledger.db")
+
+
+async def build_caller(
+    config_path: str,
+    addr: str,
+    *,
+    ledger_path: str | None = None,
+    registry: str | None = None,
+) -> ServiceHost:
+    config = load_config(config_path)  # fail fast
+    guard = None
+    if config.identity is not None:
+        try:
+            guard = IdentityGuard.load(config.identity, os.path.dirname(config_path))
+        except IdentityConfigError as exc:
+            raise StartupError(f"refusing to start without identity protection: {exc}") from None
+    ledger = Ledger(ledger_path or default_ledger_path())
+    reporter = RegistryReporter(registry) if registry else None
+    core = CallerCore(config, ledger, guard=guard, refusals=RefusalDetector(), reporter=reporter)
+    host = ServiceHost("caller_svc", addr, [SERVICE_NAME])
+    caller_pb2_grpc.add_CallerServicer_to_server(CallerServicer(core), host.server)
+
+    async def close() -> None:
+        await core.aclose()
+        if reporter is not None:
+            await reporter.aclose()
+        ledger.close()
+
+    host.cleanups.append(close)
+    return host
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m caller_svc", description="Uniwizard caller service")
+    p.add_argument("--config", default=os.environ.get("UNIWIZARD_CONFIG", "configs/backends.yaml"))
+    p.add_argument("--address", default=address("caller"))
+    p.add_argument("--registry", default=address("registry"),
+                   help="registry address for passive outcomes ('' to disable)")
+    p.add_argument("--ledger", default=None, help="SQLite ledger path (default: data dir)")
+    args = p.parse_args(argv)
+    return main_entry(
+        lambda: build_caller(args.config, args.address, ledger_path=args.ledger,
+                             registry=args.registry or None),
+        "caller_svc",
+    )

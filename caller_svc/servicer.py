@@ -1,0 +1,81 @@
+"""The Caller gRPC edge: protobuf in, typed values to CallerCore, protobuf out."""
+
+from __future__ import annotations
+
+import grpc
+
+from caller_svc.core import CallContext, CallerCore, UnknownBackend
+from caller_svc.providers.base import StreamDelta
+from uniwizard import telemetry
+from uniwizard.convert import call_result_to_pb, request_from_pb, tool_call_to_pb
+from uniwizard.types import CallResult
+from uniwizard.v1 import caller_pb2, caller_pb2_grpc
+
+
+class CallerServicer(caller_pb2_grpc.CallerServicer):
+    def __init__(self, core: CallerCore):
+        self.core = core
+
+    async def _context(
+        self, request: caller_pb2.CallRequest, context: grpc.aio.ServicerContext
+    ) -> CallContext:
+        if not request.backend:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "backend is required")
+        if request.backend not in self.core.transports:
+            known = ", ".join(sorted(self.core.transports))
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"unknown backend {request.backend!r} (known: {known})",
+            )
+        if not request.request.messages:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "request.messages must not be empty"
+            )
+        return CallContext(
+            request_id=request.request_id,
+            category=request.category,
+            attempt=max(1, request.attempt),
+            trace_id=telemetry.current_trace_id(),
+            budget_s=context.time_remaining(),
+        )
+
+    async def Call(
+        self, request: caller_pb2.CallRequest, context: grpc.aio.ServicerContext
+    ) -> caller_pb2.CallResult:
+        ctx = await self._context(request, context)
+        try:
+            result = await self.core.call(request.backend, request_from_pb(request.request), ctx)
+        except UnknownBackend:  # raced with a reload
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown backend {request.backend!r}")
+        return call_result_to_pb(result)
+
+    async def CallStream(self, request: caller_pb2.CallRequest, context: grpc.aio.ServicerContext):  # type: ignore[no-untyped-def]
+        ctx = await self._context(request, context)
+        stream = self.core.call_stream(request.backend, request_from_pb(request.request), ctx)
+        async for item in stream:
+            if isinstance(item, CallResult):
+                yield caller_pb2.CallEvent(result=call_result_to_pb(item))
+            elif isinstance(item, StreamDelta):
+                if item.text:
+                    yield caller_pb2.CallEvent(text_delta=item.text)
+                if item.tool_call is not None:
+                    yield caller_pb2.CallEvent(tool_call=tool_call_to_pb(item.tool_call))
+
+    async def Usage(
+        self, request: caller_pb2.UsageRequest, context: grpc.aio.ServicerContext
+    ) -> caller_pb2.UsageResponse:
+        if request.since < 0 or request.until < 0 or (request.until and request.until < request.since):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "need 0 <= since <= until")
+        per, total = self.core.ledger.totals(request.since, request.until)
+
+        def pb(t):  # type: ignore[no-untyped-def]
+            return caller_pb2.BackendUsage(
+                backend=t.backend, attempts=t.attempts, successes=t.successes,
+                input_tokens=t.input_tokens, output_tokens=t.output_tokens,
+                cost_usd=t.cost_usd, estimated_rows=t.estimated_rows,
+            )
+
+        return caller_pb2.UsageResponse(
+            backends=[pb(t) for t in per], total=pb(total),
+            since=request.since, until=request.until,
+        )

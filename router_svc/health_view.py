@@ -1,0 +1,90 @@
+"""The router's local view of backends and their health, fed by the registry's WatchHealth.
+
+No per-request registry round trip: routing reads this snapshot. When the registry is down the
+router keeps routing on the last snapshot and reconnects with capped, jittered backoff. Before the
+first snapshot arrives, it routes on the configuration file it was started with (health UNKNOWN).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+import grpc
+
+from uniwizard.config_types import BackendConfig
+from uniwizard.convert import backend_from_pb, health_from_pb
+from uniwizard.types import BackendHealth
+from uniwizard.v1 import registry_pb2, registry_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+BACKOFF_START = 0.1
+BACKOFF_MAX = 5.0
+
+
+class HealthView:
+    def __init__(self, backends: dict[str, BackendConfig] | None = None):
+        self.backends: dict[str, BackendConfig] = dict(backends or {})
+        self.health: dict[str, BackendHealth] = {}
+        self.connected = False
+        self.events = 0  # events applied, for tests and diagnostics
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    def apply(self, event: registry_pb2.HealthEvent) -> None:
+        statuses = [(backend_from_pb(s.backend), health_from_pb(s.health)) for s in event.backends]
+        if event.snapshot:
+            self.backends = {c.key: c for c, _ in statuses}
+            self.health = {h.key: h for _, h in statuses}
+        else:
+            for c, h in statuses:
+                self.backends[c.key] = c
+                self.health[h.key] = h
+        for key in event.removed:
+            self.backends.pop(key, None)
+            self.health.pop(key, None)
+        self.events += 1
+
+    def start(self, stub: registry_pb2_grpc.RegistryStub) -> None:
+        self._task = asyncio.create_task(self._follow(stub), name="watch-health")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def wait_for(self, predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+        """Wait until ``predicate(self)`` holds (tests and start-up)."""
+        async with asyncio.timeout(timeout):
+            async with self._changed:
+                await self._changed.wait_for(lambda: predicate(self))
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _follow(self, stub: registry_pb2_grpc.RegistryStub) -> None:
+        delay = BACKOFF_START
+        while True:
+            try:
+                stream = stub.WatchHealth(registry_pb2.WatchHealthRequest())
+                async for event in stream:
+                    self.apply(event)
+                    if not self.connected:
+                        log.info("following registry health (%d backends)", len(self.backends))
+                    self.connected = True
+                    delay = BACKOFF_START
+                    await self._notify()
+                log.info("registry ended the health stream; reconnecting")
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as exc:
+                if self.connected:
+                    log.warning("lost the registry (%s); routing on the last snapshot",
+                                exc.code().name)
+            self.connected = False
+            await self._notify()
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(BACKOFF_MAX, delay * 2)

@@ -1,0 +1,107 @@
+"""The Router gRPC edge."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, status_pb2
+from grpc_status import rpc_status
+
+from router_svc.chain import Decision
+from router_svc.convert import decision_to_pb, failure_to_pb, result_to_pb
+from router_svc.dispatch import Delta, DispatchFailed, DispatchReport, RouterCore
+from uniwizard.convert import attempt_to_pb, task_from_pb, tool_call_to_pb
+from uniwizard.types import CallResult, Outcome, Task
+from uniwizard.v1 import common_pb2, router_pb2, router_pb2_grpc
+
+MAX_DEADLINE_S = 600.0
+
+# How a failed dispatch surfaces as a gRPC status.
+STATUS_FOR = {
+    Outcome.BAD_REQUEST: grpc.StatusCode.INVALID_ARGUMENT,
+    Outcome.CONTENT_POLICY: grpc.StatusCode.FAILED_PRECONDITION,
+    Outcome.IDENTITY_LEAK: grpc.StatusCode.PERMISSION_DENIED,
+    Outcome.TIMEOUT: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Outcome.CANCELLED: grpc.StatusCode.CANCELLED,
+    Outcome.RATE_LIMITED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+
+
+def validate_task(pb: common_pb2.Task) -> str | None:
+    """A clear reason the task cannot be routed, or None."""
+    msgs = pb.request.messages
+    if not msgs:
+        return "task.request.messages must contain at least one message"
+    last = msgs[-1]
+    if not last.text.strip() and not last.attachments and not last.tool_call_id:
+        return "the task is empty: the last message has no text and no attachments"
+    for i, m in enumerate(msgs):
+        for j, a in enumerate(m.attachments):
+            if "/" not in a.media_type:
+                return (f"task.request.messages[{i}].attachments[{j}].media_type "
+                        f"{a.media_type!r} is not a media type like image/png")
+    if pb.latency_budget_ms < 0 or pb.max_cost_usd < 0:
+        return "latency_budget_ms and max_cost_usd must not be negative"
+    return None
+
+
+def failure_status(report: DispatchReport) -> status_pb2.Status:
+    detail = any_pb2.Any()
+    detail.Pack(failure_to_pb(report))
+    code = STATUS_FOR.get(report.failure or Outcome.NO_BACKEND, grpc.StatusCode.UNAVAILABLE)
+    return status_pb2.Status(
+        code=code.value[0], message=report.message[:1000], details=[detail]
+    )
+
+
+assert code_pb2.UNAVAILABLE == grpc.StatusCode.UNAVAILABLE.value[0]
+
+
+class RouterServicer(router_pb2_grpc.RouterServicer):
+    def __init__(self, core: RouterCore):
+        self.core = core
+
+    async def _task(self, pb: common_pb2.Task, context: grpc.aio.ServicerContext) -> Task:
+        problem = validate_task(pb)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        return task_from_pb(pb)
+
+    def _deadline(self, context: grpc.aio.ServicerContext) -> float | None:
+        remaining = context.time_remaining()
+        return None if remaining is None else min(remaining, MAX_DEADLINE_S)
+
+    async def Route(self, request, context):  # type: ignore[no-untyped-def]
+        task = await self._task(request.task, context)
+        return decision_to_pb(self.core.route(task))
+
+    async def Dispatch(self, request, context):  # type: ignore[no-untyped-def]
+        task = await self._task(request.task, context)
+        try:
+            report = await self.core.dispatch(
+                task, pin=request.backend, deadline_s=self._deadline(context)
+            )
+        except DispatchFailed as failed:
+            await context.abort_with_status(rpc_status.to_status(failure_status(failed.report)))
+        return result_to_pb(report)
+
+    async def DispatchStream(self, request, context):  # type: ignore[no-untyped-def]
+        task = await self._task(request.task, context)
+        stream = self.core.dispatch_stream(
+            task, pin=request.backend, deadline_s=self._deadline(context)
+        )
+        try:
+            async for item in stream:
+                if isinstance(item, Decision):
+                    yield router_pb2.DispatchEvent(decision=decision_to_pb(item))
+                elif isinstance(item, Delta):
+                    if item.text:
+                        yield router_pb2.DispatchEvent(text_delta=item.text)
+                    if item.tool_call is not None:
+                        yield router_pb2.DispatchEvent(tool_call=tool_call_to_pb(item.tool_call))
+                elif isinstance(item, CallResult):
+                    yield router_pb2.DispatchEvent(attempt_failed=attempt_to_pb(item))
+                elif isinstance(item, DispatchReport):
+                    yield router_pb2.DispatchEvent(done=result_to_pb(item, with_text=False))
+        except DispatchFailed as failed:
+            await context.abort_with_status(rpc_status.to_status(failure_status(failed.report)))

@@ -1,0 +1,141 @@
+"""The whole stack in-process for tests: simulator + registry + caller + router on port 0,
+talking over real gRPC channels and real sockets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from caller_svc.server import build_caller
+from registry_svc.server import build_registry
+from router_svc.server import build_router
+from uniwizard.config import dump_config, load_config, rewrite_urls
+from uniwizard.config_types import BackendConfig, Config
+from uniwizard.convert import task_to_pb
+from uniwizard.server import ServiceHost
+from uniwizard.types import Attachment, BlindRequest, Message, Role, Task
+from uniwizard.v1 import (
+    caller_pb2_grpc,
+    registry_pb2,
+    registry_pb2_grpc,
+    router_pb2,
+    router_pb2_grpc,
+)
+from uniwizard_sim.app import RunningSimulator, running_simulator
+from uniwizard_sim.urls import base_url
+
+ROOT = Path(__file__).resolve().parent.parent
+BACKENDS_YAML = ROOT / "configs" / "backends.yaml"
+ROUTING_YAML = ROOT / "configs" / "routing.yaml"
+SIM_KEY = "sim-test-key"
+
+
+def task(text: str, *, private: bool = False, attachments: tuple[Attachment, ...] = (),
+         system: str = "", **kw: Any) -> Task:
+    msg = Message(role=Role.USER, text=text, attachments=attachments)
+    return Task(request=BlindRequest(messages=(msg,), system_prompt=system), private=private, **kw)
+
+
+@dataclasses.dataclass
+class Stack:
+    sim: RunningSimulator
+    registry: ServiceHost
+    caller: ServiceHost
+    router: ServiceHost
+    config: Config
+    config_path: str
+    tmp: Path
+    channels: list[grpc.aio.Channel] = dataclasses.field(default_factory=list)
+
+    def channel(self, host: ServiceHost) -> grpc.aio.Channel:
+        ch = grpc.aio.insecure_channel(host.target)
+        self.channels.append(ch)
+        return ch
+
+    @property
+    def router_stub(self) -> router_pb2_grpc.RouterStub:
+        return router_pb2_grpc.RouterStub(self.channel(self.router))
+
+    @property
+    def registry_stub(self) -> registry_pb2_grpc.RegistryStub:
+        return registry_pb2_grpc.RegistryStub(self.channel(self.registry))
+
+    @property
+    def caller_stub(self) -> caller_pb2_grpc.CallerStub:
+        return caller_pb2_grpc.CallerStub(self.channel(self.caller))
+
+    async def dispatch(self, t: Task, *, backend: str = "", timeout: float = 30.0
+                       ) -> router_pb2.DispatchResult:
+        return await self.router_stub.Dispatch(
+            router_pb2.DispatchRequest(task=task_to_pb(t), backend=backend), timeout=timeout
+        )
+
+    async def route(self, t: Task) -> router_pb2.RouteDecision:
+        return await self.router_stub.Route(router_pb2.RouteRequest(task=task_to_pb(t)),
+                                            timeout=10)
+
+    async def set_enabled(self, key: str, enabled: bool, reason: str = "test") -> None:
+        await self.registry_stub.SetEnabled(
+            registry_pb2.SetEnabledRequest(key=key, enabled=enabled, by="test", reason=reason),
+            timeout=5,
+        )
+
+    async def wait_router(self, predicate: Callable[[Any], bool], timeout: float = 5.0) -> None:
+        await self.router.core.view.wait_for(predicate, timeout)  # type: ignore[attr-defined]
+
+
+def sim_config(sim_url: str, tmp: Path, tweak: Callable[[BackendConfig], BackendConfig] | None
+               = None, base: Path = BACKENDS_YAML) -> tuple[Config, str]:
+    config = rewrite_urls(load_config(base), lambda b: base_url(sim_url, b.key, b.provider))
+    if tweak is not None:
+        config = dataclasses.replace(
+            config, backends={k: tweak(b) for k, b in config.backends.items()}
+        )
+    path = tmp / "backends.yaml"
+    path.write_text(dump_config(config))
+    return load_config(path), str(path)
+
+
+@asynccontextmanager
+async def running_stack(
+    tmp: Path,
+    *,
+    tweak: Callable[[BackendConfig], BackendConfig] | None = None,
+    probes: bool = False,
+    content_policy: str = "propagate",
+) -> AsyncIterator[Stack]:
+    """Start everything; API key variables are set to a placeholder the simulator accepts."""
+    saved = dict(os.environ)
+    async with running_simulator() as sim:
+        config, path = sim_config(sim.url, tmp, tweak)
+        for b in config.backends.values():
+            if b.api_key_env:
+                os.environ[b.api_key_env] = SIM_KEY
+        registry = await build_registry(path, "127.0.0.1:0", state_path=str(tmp / "ops.json"),
+                                        probes=probes)
+        await registry.start()
+        caller = await build_caller(path, "127.0.0.1:0", ledger_path=str(tmp / "ledger.db"),
+                                    registry=registry.target)
+        await caller.start()
+        router = await build_router(path, str(ROUTING_YAML), "127.0.0.1:0",
+                                    registry=registry.target, caller=caller.target,
+                                    content_policy=content_policy)
+        await router.start()
+        stack = Stack(sim, registry, caller, router, config, path, tmp)
+        try:
+            await stack.wait_router(lambda v: v.connected)
+            yield stack
+        finally:
+            for ch in stack.channels:
+                await ch.close()
+            for host in (router, caller, registry):
+                await host.stop(grace=1.0)
+            os.environ.clear()
+            os.environ.update(saved)

@@ -1,0 +1,62 @@
+"""The validated configuration, as typed values (loading and validation live in ``config``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PROVIDERS = ("openai", "anthropic", "gemini", "openai_compatible")
+MODALITIES = ("text", "image", "audio", "video")
+
+
+@dataclass(frozen=True, slots=True)
+class BackendConfig:
+    key: str
+    provider: str  # one of PROVIDERS
+    url: str  # API base including its version segment, e.g. https://api.openai.com/v1
+    model: str
+    api_key_env: str | None = None  # NAME of the environment variable holding the key
+    cost_per_1k_input: float = 0.0  # USD per 1000 input tokens
+    cost_per_1k_output: float = 0.0  # USD per 1000 output tokens
+    strengths: tuple[str, ...] = ()
+    weaknesses: tuple[str, ...] = ()
+    max_context: int = 8192  # tokens
+    max_output_tokens: int = 1024  # default output cap sent when a request names none
+    timeout: float = 60.0  # seconds, whole call
+    connect_timeout: float = 5.0
+    first_token_timeout: float = 30.0  # seconds until response headers / first stream event
+    stream_idle_timeout: float = 30.0  # seconds allowed between stream events
+    modalities: tuple[str, ...] = ("text",)
+    tools: bool = True  # supports tool definitions
+    private: bool = False  # may receive private tasks
+    allowed_fails: int = 3  # failures within failure_window before the breaker opens
+    cooldown_time: float = 30.0  # seconds the breaker stays open
+    failure_window: float = 60.0  # seconds
+    enabled: bool = True  # initial operator state (operator overrides persist in the registry)
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        return (
+            input_tokens * self.cost_per_1k_input + output_tokens * self.cost_per_1k_output
+        ) / 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityConfig:
+    names: tuple[str, ...] = ()
+    soul_files: tuple[str, ...] = ()  # paths, relative to the config file's directory
+    on_detect: str = "redact"  # redact | reject
+    placeholder: str = "[redacted]"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeConfig:
+    interval: float = 30.0  # seconds between probes of one backend
+    jitter: float = 0.1  # fraction of interval, +/-
+    timeout: float = 5.0  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: str
+    backends: dict[str, BackendConfig]
+    identity: IdentityConfig | None = None
+    probes: ProbeConfig = field(default_factory=ProbeConfig)

@@ -1,0 +1,294 @@
+"""Protobuf <-> typed values for the shared contract types (the services' edges)."""
+
+from __future__ import annotations
+
+from uniwizard.config_types import BackendConfig
+from uniwizard.types import (
+    Attachment,
+    BackendHealth,
+    BlindRequest,
+    CallResult,
+    HealthState,
+    Message,
+    Outcome,
+    Role,
+    Task,
+    ToolCall,
+    ToolDef,
+    Usage,
+)
+from uniwizard.v1 import caller_pb2, common_pb2
+
+_OUTCOME_PREFIX = "OUTCOME_CLASS_"
+_HEALTH_PREFIX = "HEALTH_STATE_"
+
+
+def outcome_to_pb(outcome: Outcome | str) -> int:
+    if not outcome:
+        return common_pb2.OUTCOME_CLASS_UNSPECIFIED
+    return common_pb2.OutcomeClass.Value(_OUTCOME_PREFIX + Outcome(outcome).name)
+
+
+def outcome_from_pb(value: int) -> Outcome | None:
+    if value == common_pb2.OUTCOME_CLASS_UNSPECIFIED:
+        return None
+    name = common_pb2.OutcomeClass.Name(value).removeprefix(_OUTCOME_PREFIX)
+    return Outcome[name]
+
+
+def health_state_to_pb(state: HealthState) -> int:
+    return common_pb2.HealthState.Value(_HEALTH_PREFIX + state.name)
+
+
+def health_state_from_pb(value: int) -> HealthState:
+    if value == common_pb2.HEALTH_STATE_UNSPECIFIED:
+        return HealthState.UNKNOWN
+    return HealthState[common_pb2.HealthState.Name(value).removeprefix(_HEALTH_PREFIX)]
+
+
+_ROLE_TO_PB = {
+    Role.USER: common_pb2.ROLE_USER,
+    Role.ASSISTANT: common_pb2.ROLE_ASSISTANT,
+    Role.TOOL: common_pb2.ROLE_TOOL,
+}
+_ROLE_FROM_PB = {v: k for k, v in _ROLE_TO_PB.items()} | {common_pb2.ROLE_UNSPECIFIED: Role.USER}
+
+
+def tool_call_to_pb(c: ToolCall) -> common_pb2.ToolCall:
+    return common_pb2.ToolCall(id=c.id, name=c.name, arguments_json=c.arguments_json)
+
+
+def tool_call_from_pb(c: common_pb2.ToolCall) -> ToolCall:
+    return ToolCall(id=c.id, name=c.name, arguments_json=c.arguments_json or "{}")
+
+
+def request_to_pb(r: BlindRequest) -> common_pb2.BlindRequest:
+    pb = common_pb2.BlindRequest(
+        system_prompt=r.system_prompt,
+        max_output_tokens=r.max_output_tokens,
+        tools=[
+            common_pb2.ToolDef(name=t.name, description=t.description,
+                               parameters_json=t.parameters_json)
+            for t in r.tools
+        ],
+        messages=[
+            common_pb2.Message(
+                role=_ROLE_TO_PB[m.role],
+                text=m.text,
+                attachments=[
+                    common_pb2.Attachment(name=a.name, media_type=a.media_type, data=a.data)
+                    for a in m.attachments
+                ],
+                tool_calls=[tool_call_to_pb(c) for c in m.tool_calls],
+                tool_call_id=m.tool_call_id,
+            )
+            for m in r.messages
+        ],
+    )
+    if r.temperature is not None:
+        pb.temperature = r.temperature
+    return pb
+
+
+def request_from_pb(pb: common_pb2.BlindRequest) -> BlindRequest:
+    """Only the blind request's own fields are read: nothing else can be forwarded."""
+    return BlindRequest(
+        system_prompt=pb.system_prompt,
+        max_output_tokens=max(0, pb.max_output_tokens),
+        temperature=pb.temperature if pb.HasField("temperature") else None,
+        tools=tuple(
+            ToolDef(name=t.name, description=t.description,
+                    parameters_json=t.parameters_json or "{}")
+            for t in pb.tools
+        ),
+        messages=tuple(
+            Message(
+                role=_ROLE_FROM_PB.get(m.role, Role.USER),
+                text=m.text,
+                attachments=tuple(
+                    Attachment(name=a.name, media_type=a.media_type, data=a.data)
+                    for a in m.attachments
+                ),
+                tool_calls=tuple(tool_call_from_pb(c) for c in m.tool_calls),
+                tool_call_id=m.tool_call_id,
+            )
+            for m in pb.messages
+        ),
+    )
+
+
+def task_to_pb(t: Task) -> common_pb2.Task:
+    return common_pb2.Task(
+        request=request_to_pb(t.request),
+        private=t.private,
+        latency_budget_ms=t.latency_budget_ms,
+        max_cost_usd=t.max_cost_usd,
+        request_id=t.request_id,
+    )
+
+
+def task_from_pb(pb: common_pb2.Task) -> Task:
+    return Task(
+        request=request_from_pb(pb.request),
+        private=pb.private,
+        latency_budget_ms=max(0, pb.latency_budget_ms),
+        max_cost_usd=max(0.0, pb.max_cost_usd),
+        request_id=pb.request_id,
+    )
+
+
+def usage_to_pb(u: Usage) -> common_pb2.Usage:
+    return common_pb2.Usage(
+        input_tokens=u.input_tokens,
+        output_tokens=u.output_tokens,
+        cached_input_tokens=u.cached_input_tokens,
+        estimated=u.estimated,
+    )
+
+
+def usage_from_pb(pb: common_pb2.Usage) -> Usage:
+    return Usage(pb.input_tokens, pb.output_tokens, pb.cached_input_tokens, pb.estimated)
+
+
+def call_result_to_pb(r: CallResult) -> caller_pb2.CallResult:
+    return caller_pb2.CallResult(
+        backend=r.backend,
+        model=r.model,
+        outcome=outcome_to_pb(r.outcome),
+        text=r.text,
+        tool_calls=[tool_call_to_pb(c) for c in r.tool_calls],
+        finish_reason=r.finish_reason,
+        usage=usage_to_pb(r.usage),
+        cost_usd=r.cost_usd,
+        cost_source=r.cost_source,
+        latency_ms=r.latency_ms,
+        http_status=r.http_status,
+        retry_after_s=r.retry_after_s,
+        error_message=r.error_message,
+        response_model=r.response_model,
+        identity_redactions=r.scrubbed,
+    )
+
+
+def call_result_from_pb(pb: caller_pb2.CallResult) -> CallResult:
+    return CallResult(
+        backend=pb.backend,
+        model=pb.model,
+        outcome=outcome_from_pb(pb.outcome) or Outcome.MALFORMED,
+        text=pb.text,
+        tool_calls=tuple(tool_call_from_pb(c) for c in pb.tool_calls),
+        finish_reason=pb.finish_reason,
+        usage=usage_from_pb(pb.usage),
+        cost_usd=pb.cost_usd,
+        cost_source=pb.cost_source,
+        latency_ms=pb.latency_ms,
+        http_status=pb.http_status,
+        retry_after_s=pb.retry_after_s,
+        error_message=pb.error_message,
+        response_model=pb.response_model,
+        scrubbed=pb.identity_redactions,
+    )
+
+
+def attempt_to_pb(r: CallResult) -> common_pb2.Attempt:
+    return common_pb2.Attempt(
+        backend=r.backend,
+        model=r.model,
+        outcome=outcome_to_pb(r.outcome),
+        latency_ms=r.latency_ms,
+        usage=usage_to_pb(r.usage),
+        cost_usd=r.cost_usd,
+        cost_source=r.cost_source,
+        http_status=r.http_status,
+        retry_after_s=r.retry_after_s,
+        error_message=r.error_message,
+    )
+
+
+def backend_to_pb(b: BackendConfig) -> common_pb2.Backend:
+    return common_pb2.Backend(
+        key=b.key,
+        provider=b.provider,
+        url=b.url,
+        model=b.model,
+        api_key_env=b.api_key_env or "",
+        cost_per_1k_input=b.cost_per_1k_input,
+        cost_per_1k_output=b.cost_per_1k_output,
+        strengths=list(b.strengths),
+        weaknesses=list(b.weaknesses),
+        max_context=b.max_context,
+        max_output_tokens=b.max_output_tokens,
+        timeout_s=b.timeout,
+        modalities=list(b.modalities),
+        tools=b.tools,
+        private=b.private,
+        allowed_fails=b.allowed_fails,
+        cooldown_time_s=b.cooldown_time,
+        failure_window_s=b.failure_window,
+        connect_timeout_s=b.connect_timeout,
+        first_token_timeout_s=b.first_token_timeout,
+        stream_idle_timeout_s=b.stream_idle_timeout,
+    )
+
+
+def backend_from_pb(pb: common_pb2.Backend) -> BackendConfig:
+    return BackendConfig(
+        key=pb.key,
+        provider=pb.provider,
+        url=pb.url,
+        model=pb.model,
+        api_key_env=pb.api_key_env or None,
+        cost_per_1k_input=pb.cost_per_1k_input,
+        cost_per_1k_output=pb.cost_per_1k_output,
+        strengths=tuple(pb.strengths),
+        weaknesses=tuple(pb.weaknesses),
+        max_context=pb.max_context,
+        max_output_tokens=pb.max_output_tokens,
+        timeout=pb.timeout_s,
+        modalities=tuple(pb.modalities),
+        tools=pb.tools,
+        private=pb.private,
+        allowed_fails=pb.allowed_fails,
+        cooldown_time=pb.cooldown_time_s,
+        failure_window=pb.failure_window_s,
+        connect_timeout=pb.connect_timeout_s,
+        first_token_timeout=pb.first_token_timeout_s,
+        stream_idle_timeout=pb.stream_idle_timeout_s,
+    )
+
+
+def health_to_pb(h: BackendHealth) -> common_pb2.BackendHealth:
+    pb = common_pb2.BackendHealth(
+        key=h.key,
+        state=health_state_to_pb(h.state),
+        reason=h.reason,
+        cooldown_until=h.cooldown_until,
+        disabled_by=h.disabled_by,
+        disabled_reason=h.disabled_reason,
+        last_probe_latency_ms=h.last_probe_latency_ms,
+        last_probe_at=h.last_probe_at,
+        last_outcome=outcome_to_pb(h.last_outcome) if h.last_outcome else 0,
+        failures_in_window=h.failures_in_window,
+        changed_at=h.changed_at,
+    )
+    if h.last_probe_ok is not None:
+        pb.last_probe_ok = h.last_probe_ok
+    return pb
+
+
+def health_from_pb(pb: common_pb2.BackendHealth) -> BackendHealth:
+    last = outcome_from_pb(pb.last_outcome)
+    return BackendHealth(
+        key=pb.key,
+        state=health_state_from_pb(pb.state),
+        reason=pb.reason,
+        cooldown_until=pb.cooldown_until,
+        disabled_by=pb.disabled_by,
+        disabled_reason=pb.disabled_reason,
+        last_probe_latency_ms=pb.last_probe_latency_ms,
+        last_probe_ok=pb.last_probe_ok if pb.HasField("last_probe_ok") else None,
+        last_probe_at=pb.last_probe_at,
+        last_outcome=last.value if last else "",
+        failures_in_window=pb.failures_in_window,
+        changed_at=pb.changed_at,
+    )

@@ -1,0 +1,132 @@
+"""The one ``serve()`` shape every service uses.
+
+Load config and fail fast (the caller of :func:`run_service` does that), start telemetry, build the
+aio server with interceptors, register the servicer plus the standard health and reflection
+services, then on SIGTERM/SIGINT enter graceful shutdown: health goes NOT_SERVING, the server stops
+accepting and lets in-flight calls finish within the grace period, and cleanup callbacks flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from uniwizard import telemetry
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+GRACE_SECONDS = 10.0
+
+
+@dataclass
+class ServiceHost:
+    """An aio gRPC server with health and reflection, started on an address ("host:port")."""
+
+    name: str  # e.g. "registry_svc": the OpenTelemetry service.name
+    address: str
+    service_names: Sequence[str]  # full names of the services registered, for health/reflection
+    server: grpc.aio.Server = field(init=False)
+    health: HealthServicer = field(init=False)
+    port: int = field(init=False, default=0)
+    cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Called when shutdown begins, before draining: end long-lived streams here.
+    on_shutdown: list[Callable[[], None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.server = grpc.aio.server(
+            interceptors=telemetry.server_interceptors(self.name),
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        self.health = HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        names = [*self.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
+        reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], self.server)
+
+    async def start(self) -> int:
+        try:
+            self.port = self.server.add_insecure_port(self.address)
+        except RuntimeError as exc:
+            raise OSError(f"{self.name}: cannot listen on {self.address}: {exc}") from None
+        await self.server.start()
+        await self.set_serving(True)
+        return self.port
+
+    @property
+    def target(self) -> str:
+        host = self.address.rsplit(":", 1)[0] or "127.0.0.1"
+        if host in ("0.0.0.0", "[::]", ""):
+            host = "127.0.0.1"
+        return f"{host}:{self.port}"
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *self.service_names):
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float = GRACE_SECONDS) -> None:
+        await self.health.enter_graceful_shutdown()
+        for hook in self.on_shutdown:
+            hook()
+        await self.server.stop(grace)
+        for cleanup in reversed(self.cleanups):
+            try:
+                await cleanup()
+            except Exception:  # a failed flush must not hide the others
+                log.exception("%s: cleanup failed", self.name)
+        telemetry.shutdown()
+
+
+async def run_until_signal(host: ServiceHost, grace: float = GRACE_SECONDS) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully (SIGHUP is left to the caller)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await host.start()
+    print(f"{host.name} serving on {host.target}", flush=True)
+    await stop.wait()
+    log.info("%s: shutting down (grace %.0f s)", host.name, grace)
+    await host.stop(grace)
+    print(f"{host.name} stopped", flush=True)
+
+
+def main_entry(build: Callable[[], Awaitable[ServiceHost]], name: str) -> int:
+    """Run a service from ``python -m``: config errors print one line and exit 2."""
+    from uniwizard.config import ConfigError
+
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def _run() -> None:
+        host = await build()
+        await run_until_signal(host)
+
+    try:
+        asyncio.run(_run())
+    except (ConfigError, OSError, StartupError) as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+class StartupError(Exception):
+    """A service cannot start safely (e.g. identity protection cannot be loaded)."""

@@ -1,0 +1,129 @@
+"""OpenTelemetry set-up shared by the services.
+
+Tracing is on when the standard variables ask for an exporter (``OTEL_TRACES_EXPORTER`` of
+``otlp`` or ``console``, or an ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``) and
+``OTEL_SDK_DISABLED`` is not true, or when a test installs an exporter with
+:func:`use_exporter`. With none of those, no interceptor is installed and spans are no-ops: nothing
+is exported and nothing slows down.
+
+Each service gets its own ``TracerProvider`` with its ``service.name`` (several services can share
+one process in tests). The gRPC interceptors skip the health service.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+
+_lock = threading.Lock()
+_providers: dict[str, TracerProvider] = {}
+_test_exporter: SpanExporter | None = None
+TRACER_NAME = "uniwizard"
+
+
+def use_exporter(exporter: SpanExporter | None) -> None:
+    """Route every service's spans in this process to ``exporter`` (tests). None turns it off."""
+    global _test_exporter
+    with _lock:
+        _test_exporter = exporter
+        _providers.clear()
+
+
+def enabled() -> bool:
+    if _test_exporter is not None:
+        return True
+    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return False
+    exporter = os.environ.get("OTEL_TRACES_EXPORTER", "").lower()
+    if exporter == "none":
+        return False
+    if exporter in ("otlp", "console"):
+        return True
+    return bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+
+
+def _env_exporter() -> SpanExporter:
+    if os.environ.get("OTEL_TRACES_EXPORTER", "").lower() == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter()
+    protocol = os.environ.get(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    )
+    if protocol.startswith("http"):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as HttpExporter,
+        )
+
+        return HttpExporter()
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()
+
+
+def provider(service_name: str) -> TracerProvider | None:
+    """This process's tracer provider for ``service_name``, or None when tracing is off."""
+    if not enabled():
+        return None
+    with _lock:
+        existing = _providers.get(service_name)
+        if existing is not None:
+            return existing
+        tp = TracerProvider(resource=Resource.create({"service.name": service_name}))
+        if _test_exporter is not None:
+            tp.add_span_processor(SimpleSpanProcessor(_test_exporter))
+        else:
+            tp.add_span_processor(BatchSpanProcessor(_env_exporter()))
+        _providers[service_name] = tp
+        return tp
+
+
+def tracer(service_name: str) -> trace.Tracer:
+    tp = provider(service_name)
+    return tp.get_tracer(TRACER_NAME) if tp is not None else trace.NoOpTracer()
+
+
+def server_interceptors(service_name: str) -> list[Any]:
+    tp = provider(service_name)
+    if tp is None:
+        return []
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+
+    return [aio_server_interceptor(tracer_provider=tp, filter_=filters.negate(filters.health_check()))]
+
+
+def client_interceptors(service_name: str) -> list[Any]:
+    tp = provider(service_name)
+    if tp is None:
+        return []
+    from opentelemetry.instrumentation.grpc import aio_client_interceptors, filters
+
+    return list(
+        aio_client_interceptors(tracer_provider=tp, filter_=filters.negate(filters.health_check()))
+    )
+
+
+def current_trace_id() -> str:
+    """The active span's trace id as 32 hex digits, or "" when there is none."""
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else ""
+
+
+def shutdown() -> None:
+    with _lock:
+        providers = list(_providers.values())
+    for tp in providers:
+        tp.force_flush()

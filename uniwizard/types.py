@@ -1,0 +1,193 @@
+"""Typed, protobuf-free values shared by the services.
+
+Protobuf stays at the edges (``uniwizard.convert``); everything inside a service works on these
+small frozen dataclasses. A *blind request* is everything a backend may see: a task-scoped system
+prompt, messages, tool definitions and output limits. There is no field for who is asking.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Outcome(enum.StrEnum):
+    """What happened on one attempt. The names are the design brief's outcome classes."""
+
+    SUCCESS = "success"
+    RATE_LIMITED = "rate_limited"
+    OVERLOADED = "overloaded"
+    SERVER_ERROR = "server_error"
+    TIMEOUT = "timeout"
+    NETWORK = "network"
+    AUTH = "auth"
+    CONTEXT_WINDOW = "context_window"
+    CONTENT_POLICY = "content_policy"
+    REFUSAL = "refusal"
+    EMPTY = "empty"
+    TRUNCATED = "truncated"
+    MALFORMED = "malformed"
+    BAD_REQUEST = "bad_request"
+    CANCELLED = "cancelled"
+    IDENTITY_LEAK = "identity_leak"
+    NO_BACKEND = "no_backend"
+
+
+# Outcomes that say something is wrong with the provider (count toward the breaker).
+PROVIDER_FAILURES = frozenset(
+    {
+        Outcome.RATE_LIMITED,
+        Outcome.OVERLOADED,
+        Outcome.SERVER_ERROR,
+        Outcome.TIMEOUT,
+        Outcome.NETWORK,
+        Outcome.AUTH,
+        Outcome.EMPTY,
+        Outcome.TRUNCATED,
+        Outcome.MALFORMED,
+    }
+)
+
+
+class Role(enum.StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    name: str
+    media_type: str  # e.g. image/png, audio/wav
+    data: bytes
+
+    @property
+    def modality(self) -> str:
+        """text, image, audio or video, from the media type."""
+        major = self.media_type.split("/", 1)[0].lower()
+        return major if major in {"image", "audio", "video"} else "text"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolDef:
+    name: str
+    description: str = ""
+    parameters_json: str = "{}"  # JSON Schema of the arguments, as JSON text
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments_json: str = "{}"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    text: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()  # on assistant messages
+    tool_call_id: str = ""  # on tool messages: which call this answers
+
+
+@dataclass(frozen=True, slots=True)
+class BlindRequest:
+    """What leaves for a provider. Nothing else may."""
+
+    messages: tuple[Message, ...]
+    system_prompt: str = ""
+    tools: tuple[ToolDef, ...] = ()
+    max_output_tokens: int = 0  # 0 = the adapter's default
+    temperature: float | None = None
+
+    def attachments(self) -> tuple[Attachment, ...]:
+        return tuple(a for m in self.messages for a in m.attachments)
+
+    def text(self) -> str:
+        """All text of the request (system prompt, messages), for estimates and classification."""
+        parts = [self.system_prompt] if self.system_prompt else []
+        parts.extend(m.text for m in self.messages if m.text)
+        return "\n".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A task from the agent: a blind request plus routing hints."""
+
+    request: BlindRequest
+    private: bool = False
+    latency_budget_ms: int = 0  # 0 = none
+    max_cost_usd: float = 0.0  # 0 = no ceiling
+    request_id: str = ""
+
+    @property
+    def prompt(self) -> str:
+        """The task's own wording: the last user message."""
+        for m in reversed(self.request.messages):
+            if m.role is Role.USER:
+                return m.text
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    estimated: bool = False  # True when the provider gave no usage and we counted
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """The normalised result of one provider call (one attempt)."""
+
+    backend: str
+    model: str
+    outcome: Outcome
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str = ""  # normalised: stop, length, tool_calls, content_filter, refusal, ...
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    cost_source: str = "estimated"  # "provider" (usage reported) or "estimated"
+    latency_ms: float = 0.0
+    http_status: int = 0
+    retry_after_s: float = 0.0
+    error_message: str = ""  # never contains prompt text or secrets
+    response_model: str = ""
+    scrubbed: int = 0  # identity matches redacted before sending
+
+
+class HealthState(enum.StrEnum):
+    UNKNOWN = "unknown"  # not probed yet: routable
+    HEALTHY = "healthy"
+    COOLING_DOWN = "cooling_down"  # breaker open
+    HALF_OPEN = "half_open"  # one trial allowed
+    DOWN = "down"  # auth failure, missing key, unreachable: until a probe or reload succeeds
+    DISABLED = "disabled"  # by an operator
+
+
+ROUTABLE_STATES = frozenset({HealthState.UNKNOWN, HealthState.HEALTHY, HealthState.HALF_OPEN})
+
+
+@dataclass(frozen=True, slots=True)
+class BackendHealth:
+    """The registry's view of one backend at one moment. Times are Unix epoch seconds."""
+
+    key: str
+    state: HealthState = HealthState.UNKNOWN
+    reason: str = ""  # why it is down / cooling down, in plain words
+    cooldown_until: float = 0.0  # epoch seconds; meaningful in COOLING_DOWN
+    disabled_by: str = ""
+    disabled_reason: str = ""
+    last_probe_latency_ms: float = 0.0
+    last_probe_ok: bool | None = None
+    last_probe_at: float = 0.0
+    last_outcome: str = ""  # an Outcome value, from the latest passive report
+    failures_in_window: int = 0
+    changed_at: float = 0.0
+
+    @property
+    def routable(self) -> bool:
+        return self.state in ROUTABLE_STATES
