@@ -13,6 +13,10 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from caller_svc.identity import IdentityGuard, IdentityLeak
 from caller_svc.ledger import Ledger, LedgerRow
@@ -26,6 +30,7 @@ from caller_svc.providers.base import (
 )
 from caller_svc.refusal import RefusalDetector
 from caller_svc.transport import BackendTransport, Exchange, Failure
+from uniwizard import telemetry
 from uniwizard.config_types import BackendConfig, Config
 from uniwizard.types import BlindRequest, CallResult, Outcome, Usage
 
@@ -34,6 +39,14 @@ log = logging.getLogger(__name__)
 # How much of a streamed answer is held back before anything is forwarded, so a refusal or an
 # early failure can still be rerouted.
 HOLD_BACK_CHARS = 160
+
+# gen_ai.provider.name values from the GenAI semantic conventions.
+PROVIDER_NAMES = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "gemini": "gcp.gemini",
+    "openai_compatible": "openai",
+}
 
 Reporter = Callable[[str, Outcome, float, str], Awaitable[None]]
 
@@ -72,6 +85,7 @@ class CallerCore:
             key: BackendTransport(b, get_adapter(b.provider)) for key, b in config.backends.items()
         }
         self._background: set[asyncio.Task[None]] = set()
+        self.tracer = telemetry.tracer("caller_svc")
 
     async def aclose(self) -> None:
         if self._background:
@@ -189,7 +203,43 @@ class CallerCore:
             response_model=parsed.response_model, http_status=200,
         )
 
+    def _span(self, b: BackendConfig, stream: bool) -> Any:
+        """The provider call as a CLIENT span named ``{operation} {model}`` (GenAI conventions)."""
+        return self.tracer.start_as_current_span(
+            f"chat {b.model}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": PROVIDER_NAMES.get(b.provider, b.provider),
+                "gen_ai.request.model": b.model,
+                "uniwizard.backend": b.key,
+                "uniwizard.stream": stream,
+            },
+        )
+
+    def _annotate(self, result: CallResult) -> None:
+        span = trace.get_current_span()
+        if not span.is_recording():
+            return
+        span.set_attribute("gen_ai.response.model", result.response_model or result.model)
+        span.set_attribute("gen_ai.usage.input_tokens", result.usage.input_tokens)
+        span.set_attribute("gen_ai.usage.output_tokens", result.usage.output_tokens)
+        if result.finish_reason:
+            span.set_attribute("gen_ai.response.finish_reasons", [result.finish_reason])
+        span.set_attribute("gen_ai.usage.cost.amount", result.cost_usd)
+        span.set_attribute("gen_ai.usage.cost.currency", "USD")
+        span.set_attribute("gen_ai.usage.cost.source", result.cost_source)
+        span.set_attribute("uniwizard.outcome", result.outcome.value)
+        if result.http_status:
+            span.set_attribute("http.response.status_code", result.http_status)
+        if result.scrubbed:
+            span.set_attribute("uniwizard.identity.redactions", result.scrubbed)
+        if result.outcome is not Outcome.SUCCESS:
+            span.set_attribute("error.type", result.outcome.value)
+            span.set_status(Status(StatusCode.ERROR, result.outcome.value))
+
     def _record(self, result: CallResult, ctx: CallContext) -> None:
+        self._annotate(result)
         self.ledger.record(
             LedgerRow(
                 backend=result.backend, model=result.model, outcome=result.outcome.value,
@@ -213,6 +263,12 @@ class CallerCore:
 
     async def call(self, key: str, request: BlindRequest, ctx: CallContext) -> CallResult:
         transport = self._backend(key)
+        with self._span(transport.backend, stream=False):
+            return await self._call(transport, request, ctx)
+
+    async def _call(
+        self, transport: BackendTransport, request: BlindRequest, ctx: CallContext
+    ) -> CallResult:
         b = transport.backend
         request, scrubbed, early = self._prepare(b, request)
         if early is not None:
@@ -239,6 +295,13 @@ class CallerCore:
     ) -> AsyncIterator[StreamDelta | CallResult]:
         """Deltas (after the held-back opening passed the refusal check), then one CallResult."""
         transport = self._backend(key)
+        with self._span(transport.backend, stream=True):
+            async for item in self._call_stream(transport, request, ctx):
+                yield item
+
+    async def _call_stream(
+        self, transport: BackendTransport, request: BlindRequest, ctx: CallContext
+    ) -> AsyncIterator[StreamDelta | CallResult]:
         b = transport.backend
         request, scrubbed, early = self._prepare(b, request)
         if early is not None:

@@ -194,8 +194,6 @@ def cmd_think(args: argparse.Namespace) -> int:
                 result = _rpc("router", lambda: stub.Dispatch(req, timeout=args.deadline))
                 text = result.text
         except grpc.RpcError as exc:
-            if isinstance(exc, CliError):
-                raise
             return _print_failure(exc, args)
     if args.json:
         _print_json(_result_dict(result, text))
@@ -334,8 +332,6 @@ def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:
             s = _rpc("registry", lambda: stub.SetEnabled(registry_pb2.SetEnabledRequest(
                 key=args.key, enabled=enabled, by=by, reason=args.reason or ""), timeout=10))
         except grpc.RpcError as exc:
-            if isinstance(exc, CliError):
-                raise
             raise CliError(exc.details(), EXIT_FAILED) from None  # type: ignore[attr-defined]
     d = _health_dict(s, time.time())
     if args.json:
