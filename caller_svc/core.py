@@ -111,25 +111,41 @@ class CallerCore:
                 guarded = self.guard.apply(request)
             except IdentityLeak as leak:
                 fields = ", ".join(leak.fields[:5])
-                return request, 0, self._local_failure(
-                    b, Outcome.IDENTITY_LEAK, f"identity material found in {fields}; nothing sent"
+                return (
+                    request,
+                    0,
+                    self._local_failure(
+                        b,
+                        Outcome.IDENTITY_LEAK,
+                        f"identity material found in {fields}; nothing sent",
+                    ),
                 )
             request, scrubbed = guarded.request, guarded.matches
         for a in request.attachments():
             if a.modality not in b.modalities:
-                return request, scrubbed, self._local_failure(
-                    b,
-                    Outcome.BAD_REQUEST,
-                    f"backend {b.key} cannot take {a.media_type} attachments "
-                    f"(modalities: {', '.join(b.modalities)})",
+                return (
+                    request,
+                    scrubbed,
+                    self._local_failure(
+                        b,
+                        Outcome.BAD_REQUEST,
+                        f"backend {b.key} cannot take {a.media_type} attachments "
+                        f"(modalities: {', '.join(b.modalities)})",
+                    ),
                 )
         if request.tools and not b.tools:
-            return request, scrubbed, self._local_failure(
-                b, Outcome.BAD_REQUEST, f"backend {b.key} does not support tools"
+            return (
+                request,
+                scrubbed,
+                self._local_failure(
+                    b, Outcome.BAD_REQUEST, f"backend {b.key} does not support tools"
+                ),
             )
         if not request.messages:
-            return request, scrubbed, self._local_failure(
-                b, Outcome.BAD_REQUEST, "the request has no messages"
+            return (
+                request,
+                scrubbed,
+                self._local_failure(b, Outcome.BAD_REQUEST, "the request has no messages"),
             )
         return request, scrubbed, None
 
@@ -159,32 +175,44 @@ class CallerCore:
     ) -> CallResult:
         latency_ms = (time.perf_counter() - started) * 1000.0
         base = CallResult(
-            backend=b.key, model=b.model, outcome=Outcome.SUCCESS, latency_ms=latency_ms,
+            backend=b.key,
+            model=b.model,
+            outcome=Outcome.SUCCESS,
+            latency_ms=latency_ms,
             scrubbed=scrubbed,
         )
         if isinstance(exchange, Failure):
             usage = Usage()
             if exchange.partial_text:
                 usage = Usage(
-                    estimate_tokens(request.text()), estimate_tokens(exchange.partial_text),
+                    estimate_tokens(request.text()),
+                    estimate_tokens(exchange.partial_text),
                     estimated=True,
                 )
             return replace(
-                base, outcome=exchange.outcome, error_message=exchange.message,
-                http_status=exchange.http_status, usage=usage,
-                cost_usd=price(b, usage), cost_source="estimated",
+                base,
+                outcome=exchange.outcome,
+                error_message=exchange.message,
+                http_status=exchange.http_status,
+                usage=usage,
+                cost_usd=price(b, usage),
+                cost_source="estimated",
             )
         if isinstance(exchange, ProviderError):
             return replace(
-                base, outcome=exchange.outcome, error_message=exchange.message,
-                http_status=exchange.http_status, retry_after_s=exchange.retry_after_s,
+                base,
+                outcome=exchange.outcome,
+                error_message=exchange.message,
+                http_status=exchange.http_status,
+                retry_after_s=exchange.retry_after_s,
             )
         parsed: ParsedResponse = exchange
         usage = parsed.usage
         source = "provider"
         if usage is None:
-            usage = Usage(estimate_tokens(request.text()), estimate_tokens(parsed.text),
-                          estimated=True)
+            usage = Usage(
+                estimate_tokens(request.text()), estimate_tokens(parsed.text), estimated=True
+            )
             source = "estimated"
         outcome = Outcome.SUCCESS
         message = ""
@@ -197,10 +225,17 @@ class CallerCore:
             if verdict.is_refusal:
                 outcome, message = Outcome.REFUSAL, f"semantic refusal ({verdict.rule})"
         return replace(
-            base, outcome=outcome, error_message=message, text=parsed.text,
-            tool_calls=tuple(parsed.tool_calls), finish_reason=parsed.finish_reason,
-            usage=usage, cost_usd=price(b, usage), cost_source=source,
-            response_model=parsed.response_model, http_status=200,
+            base,
+            outcome=outcome,
+            error_message=message,
+            text=parsed.text,
+            tool_calls=tuple(parsed.tool_calls),
+            finish_reason=parsed.finish_reason,
+            usage=usage,
+            cost_usd=price(b, usage),
+            cost_source=source,
+            response_model=parsed.response_model,
+            http_status=200,
         )
 
     def _span(self, b: BackendConfig, stream: bool) -> Any:
@@ -242,19 +277,26 @@ class CallerCore:
         self._annotate(result)
         self.ledger.record(
             LedgerRow(
-                backend=result.backend, model=result.model, outcome=result.outcome.value,
-                input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
+                backend=result.backend,
+                model=result.model,
+                outcome=result.outcome.value,
+                input_tokens=result.usage.input_tokens,
+                output_tokens=result.usage.output_tokens,
                 cached_input_tokens=result.usage.cached_input_tokens,
-                cost_usd=result.cost_usd, cost_source=result.cost_source,
-                latency_ms=result.latency_ms, trace_id=ctx.trace_id,
-                request_id=ctx.request_id, category=ctx.category, attempt=ctx.attempt,
-                http_status=result.http_status, identity_redactions=result.scrubbed,
+                cost_usd=result.cost_usd,
+                cost_source=result.cost_source,
+                latency_ms=result.latency_ms,
+                trace_id=ctx.trace_id,
+                request_id=ctx.request_id,
+                category=ctx.category,
+                attempt=ctx.attempt,
+                http_status=result.http_status,
+                identity_redactions=result.scrubbed,
             )
         )
         if self.reporter is not None and result.outcome is not Outcome.IDENTITY_LEAK:
             task = asyncio.ensure_future(
-                self.reporter(result.backend, result.outcome, result.retry_after_s,
-                              result.error_message[:200])
+                self.reporter(result.backend, result.outcome, result.retry_after_s, _detail(result))
             )
             self._background.add(task)
             task.add_done_callback(self._background.discard)
@@ -333,11 +375,21 @@ class CallerCore:
                     opening = "".join(d.text for d in held)
                     if item.tool_call is None and self.refusals.detect(opening).is_refusal:
                         # The opening alone is judged; the rest is never read.
-                        result = self._finish(b, request, ParsedResponse(
-                            text=opening, tool_calls=(), finish_reason="refusal",
-                            raw_finish_reason="", usage=None, response_model="",
-                            provider_refusal=False,
-                        ), started, scrubbed)
+                        result = self._finish(
+                            b,
+                            request,
+                            ParsedResponse(
+                                text=opening,
+                                tool_calls=(),
+                                finish_reason="refusal",
+                                raw_finish_reason="",
+                                usage=None,
+                                response_model="",
+                                provider_refusal=False,
+                            ),
+                            started,
+                            scrubbed,
+                        )
                         self._record(result, ctx)
                         recorded = True
                         yield result
@@ -362,8 +414,15 @@ class CallerCore:
 
     def _cancelled(self, b: BackendConfig, started: float) -> CallResult:
         return CallResult(
-            backend=b.key, model=b.model, outcome=Outcome.CANCELLED,
+            backend=b.key,
+            model=b.model,
+            outcome=Outcome.CANCELLED,
             latency_ms=(time.perf_counter() - started) * 1000.0,
             error_message="cancelled by the client",
         )
 
+
+def _detail(result: CallResult) -> str:
+    """A short report detail: the HTTP status and the provider's message, never prompt text."""
+    status = f"{result.http_status} " if result.http_status and result.http_status != 200 else ""
+    return (status + result.error_message)[:200]

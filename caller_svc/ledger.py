@@ -111,8 +111,10 @@ class Ledger:
             " FROM attempts WHERE ts >= ? AND ts < ? GROUP BY backend ORDER BY backend",
             (since, until),
         ).fetchall()
-        per = [Totals(r[0], r[1], r[2] or 0, r[3] or 0, r[4] or 0, r[5] or 0.0, r[6] or 0)
-               for r in rows]
+        per = [
+            Totals(r[0], r[1], r[2] or 0, r[3] or 0, r[4] or 0, r[5] or 0.0, r[6] or 0)
+            for r in rows
+        ]
         total = Totals(
             "total",
             sum(t.attempts for t in per),

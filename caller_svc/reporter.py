@@ -19,12 +19,16 @@ class RegistryReporter:
         self.channel = aio_channel(target, "caller_svc")
         self.stub = registry_pb2_grpc.RegistryStub(self.channel)
 
-    async def __call__(self, backend: str, outcome: Outcome, retry_after_s: float, detail: str) -> None:
+    async def __call__(
+        self, backend: str, outcome: Outcome, retry_after_s: float, detail: str
+    ) -> None:
         try:
             await self.stub.ReportOutcome(
                 registry_pb2.ReportOutcomeRequest(
-                    backend=backend, outcome=outcome_to_pb(outcome),
-                    retry_after_s=retry_after_s, detail=detail,
+                    backend=backend,
+                    outcome=outcome_to_pb(outcome),
+                    retry_after_s=retry_after_s,
+                    detail=detail,
                 ),
                 timeout=2.0,
             )

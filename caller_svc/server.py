@@ -57,12 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m caller_svc", description="Uniwizard caller service")
     p.add_argument("--config", default=os.environ.get("UNIWIZARD_CONFIG", "configs/backends.yaml"))
     p.add_argument("--address", default=address("caller"))
-    p.add_argument("--registry", default=address("registry"),
-                   help="registry address for passive outcomes ('' to disable)")
+    p.add_argument(
+        "--registry",
+        default=address("registry"),
+        help="registry address for passive outcomes ('' to disable)",
+    )
     p.add_argument("--ledger", default=None, help="SQLite ledger path (default: data dir)")
     args = p.parse_args(argv)
     return main_entry(
-        lambda: build_caller(args.config, args.address, ledger_path=args.ledger,
-                             registry=args.registry or None),
+        lambda: build_caller(
+            args.config, args.address, ledger_path=args.ledger, registry=args.registry or None
+        ),
         "caller_svc",
     )

@@ -64,18 +64,28 @@ class CallerServicer(caller_pb2_grpc.CallerServicer):
     async def Usage(
         self, request: caller_pb2.UsageRequest, context: grpc.aio.ServicerContext
     ) -> caller_pb2.UsageResponse:
-        if request.since < 0 or request.until < 0 or (request.until and request.until < request.since):
+        if (
+            request.since < 0
+            or request.until < 0
+            or (request.until and request.until < request.since)
+        ):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "need 0 <= since <= until")
         per, total = self.core.ledger.totals(request.since, request.until)
 
         def pb(t):  # type: ignore[no-untyped-def]
             return caller_pb2.BackendUsage(
-                backend=t.backend, attempts=t.attempts, successes=t.successes,
-                input_tokens=t.input_tokens, output_tokens=t.output_tokens,
-                cost_usd=t.cost_usd, estimated_rows=t.estimated_rows,
+                backend=t.backend,
+                attempts=t.attempts,
+                successes=t.successes,
+                input_tokens=t.input_tokens,
+                output_tokens=t.output_tokens,
+                cost_usd=t.cost_usd,
+                estimated_rows=t.estimated_rows,
             )
 
         return caller_pb2.UsageResponse(
-            backends=[pb(t) for t in per], total=pb(total),
-            since=request.since, until=request.until,
+            backends=[pb(t) for t in per],
+            total=pb(total),
+            since=request.since,
+            until=request.until,
         )

@@ -138,20 +138,23 @@ class BackendTransport:
                 except (TimeoutError, httpx.TimeoutException):
                     what = "stream stalled" if started else "no first token"
                     outcome = Outcome.TIMEOUT
-                    yield Failure(outcome, f"{what} within {limit:.1f} s",
-                                  partial_text="".join(text))
+                    yield Failure(
+                        outcome, f"{what} within {limit:.1f} s", partial_text="".join(text)
+                    )
                     return
                 except httpx.TransportError as exc:
                     outcome = Outcome.TRUNCATED if started else Outcome.NETWORK
-                    yield Failure(outcome, "stream broken: " + _network_message(exc),
-                                  partial_text="".join(text))
+                    yield Failure(
+                        outcome,
+                        "stream broken: " + _network_message(exc),
+                        partial_text="".join(text),
+                    )
                     return
                 for event in decoder.feed(chunk):
                     try:
                         deltas = state.feed(event)
                     except MalformedResponse as exc:
-                        yield Failure(Outcome.MALFORMED, str(exc)[:300],
-                                      partial_text="".join(text))
+                        yield Failure(Outcome.MALFORMED, str(exc)[:300], partial_text="".join(text))
                         return
                     except ProviderStreamError as exc:
                         yield exc.error
@@ -166,8 +169,11 @@ class BackendTransport:
             try:
                 yield state.finish()
             except StreamIncomplete as exc:
-                yield Failure(Outcome.TRUNCATED, str(exc)[:300] or "stream ended early",
-                              partial_text="".join(text))
+                yield Failure(
+                    Outcome.TRUNCATED,
+                    str(exc)[:300] or "stream ended early",
+                    partial_text="".join(text),
+                )
             except MalformedResponse as exc:
                 yield Failure(Outcome.MALFORMED, str(exc)[:300], partial_text="".join(text))
         finally:
@@ -188,4 +194,3 @@ def _network_message(exc: httpx.TransportError) -> str:
     if isinstance(exc, httpx.RemoteProtocolError):
         return "connection closed by the server before a complete response"
     return f"transport error ({kind})"
-

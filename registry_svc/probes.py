@@ -71,7 +71,8 @@ class Prober:
         token = otel_context.attach(otel_context.Context())  # its own trace, not a child
         try:
             with self._tracer.start_as_current_span(
-                f"probe {key}", kind=SpanKind.CLIENT,
+                f"probe {key}",
+                kind=SpanKind.CLIENT,
                 attributes={"uniwizard.backend": key, "gen_ai.provider.name": backend.provider},
             ) as span:
                 ok, latency_ms, detail, outcome, retry_after = await self._probe_once(backend)
@@ -83,9 +84,7 @@ class Prober:
         self.registry.probed(key, ok, latency_ms, detail, outcome, retry_after)
         return ok
 
-    async def _probe_once(
-        self, b: BackendConfig
-    ) -> tuple[bool, float, str, Outcome | None, float]:
+    async def _probe_once(self, b: BackendConfig) -> tuple[bool, float, str, Outcome | None, float]:
         adapter = get_adapter(b.provider)
         key = self.env.get(b.api_key_env) if b.api_key_env else None
         req = adapter.probe_request(b, key)
@@ -94,7 +93,9 @@ class Prober:
         try:
             async with asyncio.timeout(timeout):
                 resp = await self.client.request(
-                    req.method, req.url, headers=req.headers,
+                    req.method,
+                    req.url,
+                    headers=req.headers,
                     timeout=httpx.Timeout(timeout, connect=min(timeout, b.connect_timeout)),
                 )
         except (TimeoutError, httpx.TimeoutException):
@@ -102,7 +103,13 @@ class Prober:
         except httpx.ConnectError:
             return False, _ms(started), "connection refused or unreachable", Outcome.NETWORK, 0.0
         except httpx.TransportError as exc:
-            return False, _ms(started), f"transport error ({type(exc).__name__})", Outcome.NETWORK, 0.0
+            return (
+                False,
+                _ms(started),
+                f"transport error ({type(exc).__name__})",
+                Outcome.NETWORK,
+                0.0,
+            )
         latency = _ms(started)
         if resp.status_code < 400:
             return True, latency, "", None, 0.0

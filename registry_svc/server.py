@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-probes", action="store_true", help="disable active probes")
     args = p.parse_args(argv)
     return main_entry(
-        lambda: build_registry(args.config, args.address, state_path=args.state,
-                               probes=not args.no_probes),
+        lambda: build_registry(
+            args.config, args.address, state_path=args.state, probes=not args.no_probes
+        ),
         "registry_svc",
     )

@@ -71,11 +71,16 @@ class Registry:
     def report(self, key: str, outcome: Outcome, retry_after_s: float, detail: str) -> None:
         self._broadcast(self.book.record_outcome(key, outcome, retry_after_s, detail))
 
-    def probed(self, key: str, ok: bool, latency_ms: float, detail: str,
-               outcome: Outcome | None, retry_after_s: float = 0.0) -> None:
-        self._broadcast(
-            self.book.record_probe(key, ok, latency_ms, detail, outcome, retry_after_s)
-        )
+    def probed(
+        self,
+        key: str,
+        ok: bool,
+        latency_ms: float,
+        detail: str,
+        outcome: Outcome | None,
+        retry_after_s: float = 0.0,
+    ) -> None:
+        self._broadcast(self.book.record_probe(key, ok, latency_ms, detail, outcome, retry_after_s))
 
     def set_enabled(self, key: str, enabled: bool, by: str, reason: str) -> None:
         changes = self.book.set_enabled(key, enabled, by, reason)
@@ -96,10 +101,16 @@ class Registry:
         result = self.book.reload(config.backends, self.env)
         self.config = config
         self._send(HealthChange(True, tuple(self.statuses()), tuple(result.removed)))
-        log.info("reloaded %s: %d added, %d changed, %d removed", config.path,
-                 len(result.added), len(result.changed), len(result.removed))
-        return ReloadOutcome(True, "", tuple(result.added), tuple(result.changed),
-                             tuple(result.removed))
+        log.info(
+            "reloaded %s: %d added, %d changed, %d removed",
+            config.path,
+            len(result.added),
+            len(result.changed),
+            len(result.removed),
+        )
+        return ReloadOutcome(
+            True, "", tuple(result.added), tuple(result.changed), tuple(result.removed)
+        )
 
     # -- watchers ----------------------------------------------------------------------------
 

@@ -54,8 +54,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
         if outcome is None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "outcome is required")
         await self._known(request.backend, context)
-        self.registry.report(request.backend, outcome, max(0.0, request.retry_after_s),
-                             request.detail[:200])
+        self.registry.report(
+            request.backend, outcome, max(0.0, request.retry_after_s), request.detail[:200]
+        )
         return registry_pb2.ReportOutcomeResponse(
             health=health_to_pb(self.registry.book.get(request.backend))
         )
@@ -63,8 +64,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     async def SetEnabled(self, request, context):  # type: ignore[no-untyped-def]
         await self._known(request.key, context)
         try:
-            self.registry.set_enabled(request.key, request.enabled, request.by[:100],
-                                      request.reason[:500])
+            self.registry.set_enabled(
+                request.key, request.enabled, request.by[:100], request.reason[:500]
+            )
         except (OSError, UnknownBackendError) as exc:
             await context.abort(grpc.StatusCode.INTERNAL, f"could not save operator state: {exc}")
         return status_pb(*self.registry.status(request.key))
@@ -96,8 +98,11 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
         if result.ok:
             self._on_reload()
         return registry_pb2.ReloadResponse(
-            ok=result.ok, error=result.error, added=list(result.added),
-            changed=list(result.changed), removed=list(result.removed),
+            ok=result.ok,
+            error=result.error,
+            added=list(result.added),
+            changed=list(result.changed),
+            removed=list(result.removed),
         )
 
     def _on_reload(self) -> None:

@@ -15,8 +15,9 @@ def decision_to_pb(d: Decision) -> router_pb2.RouteDecision:
         category=d.category,
         chain=list(d.chain),
         reasons=[router_pb2.Reason(rule=r.rule, evidence=r.evidence) for r in d.reasons],
-        skipped=[router_pb2.Skip(backend=s.backend, reason=s.reason, detail=s.detail)
-                 for s in d.skipped],
+        skipped=[
+            router_pb2.Skip(backend=s.backend, reason=s.reason, detail=s.detail) for s in d.skipped
+        ],
         estimated_input_tokens=d.estimated_input_tokens,
     )
 

@@ -78,8 +78,13 @@ class RouterCore:
         estimate = estimate_task_tokens(task)
         cls = classify(task, self.policy, estimate)
         decision = build_chain(
-            task, cls, self.policy, self.view.backends, self.view.health,
-            estimate=estimate, now=time.time(),
+            task,
+            cls,
+            self.policy,
+            self.view.backends,
+            self.view.health,
+            estimate=estimate,
+            now=time.time(),
         )
         if not pin:
             return decision
@@ -98,8 +103,13 @@ class RouterCore:
         elif h is not None and not h.routable:
             skipped.append(Skip(pin, h.state.value, h.reason or h.state.value))
         chain = () if skipped else (pin,)
-        return replace(decision, backend=chain[0] if chain else None, chain=chain,
-                       reasons=reasons + tuple(decision.reasons), skipped=tuple(skipped))
+        return replace(
+            decision,
+            backend=chain[0] if chain else None,
+            chain=chain,
+            reasons=reasons + tuple(decision.reasons),
+            skipped=tuple(skipped),
+        )
 
     def route(self, task: Task) -> Decision:
         with self.tracer.start_as_current_span("route") as span:
@@ -120,10 +130,13 @@ class RouterCore:
         self, task: Task, *, pin: str = "", deadline_s: float | None = None
     ) -> DispatchReport:
         """Run call_with_fallback; raises DispatchFailed with the report when nothing answered."""
+        report = None
+        # Run the walk to its end (never break out of it): its spans must close where they opened.
         async for item in self._walk(task, pin, deadline_s, stream=False):
             if isinstance(item, DispatchReport):
-                return item
-        raise AssertionError("unreachable: _walk always ends with a report")
+                report = item
+        assert report is not None, "_walk ends with a report or raises"
+        return report
 
     async def dispatch_stream(
         self, task: Task, *, pin: str = "", deadline_s: float | None = None
@@ -151,10 +164,13 @@ class RouterCore:
                 if b is None or (task.private and not b.private):
                     continue  # defence in depth: the chain was already filtered
                 if not await self._may_try(key):
-                    report.decision = replace(report.decision, skipped=(
-                        *report.decision.skipped,
-                        Skip(key, "half_open", "a half-open trial is already in flight"),
-                    ))
+                    report.decision = replace(
+                        report.decision,
+                        skipped=(
+                            *report.decision.skipped,
+                            Skip(key, "half_open", "a half-open trial is already in flight"),
+                        ),
+                    )
                     continue
                 tries = 0
                 while True:
@@ -204,7 +220,8 @@ class RouterCore:
                     if step.action is Action.NEXT_LARGER:
                         need = report.decision.estimated_input_tokens
                         chain[i:] = [
-                            k for k in chain[i:]
+                            k
+                            for k in chain[i:]
                             if k in self.view.backends
                             and self.view.backends[k].max_context > b.max_context
                             and fits_context(self.view.backends[k], need, 0)
@@ -274,9 +291,13 @@ class RouterCore:
             return
         finally:
             call.cancel()
-        yield CallResult(backend=key, model="", outcome=Outcome.TRUNCATED,
-                         error_message="caller stream ended without a result",
-                         latency_ms=(time.perf_counter() - started) * 1000)
+        yield CallResult(
+            backend=key,
+            model="",
+            outcome=Outcome.TRUNCATED,
+            error_message="caller stream ended without a result",
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
 
 
 def _caller_error(key: str, exc: grpc.aio.AioRpcError, started: float) -> CallResult:
@@ -288,7 +309,9 @@ def _caller_error(key: str, exc: grpc.aio.AioRpcError, started: float) -> CallRe
         grpc.StatusCode.NOT_FOUND: Outcome.BAD_REQUEST,
     }.get(code, Outcome.NETWORK)
     return CallResult(
-        backend=key, model="", outcome=outcome,
+        backend=key,
+        model="",
+        outcome=outcome,
         latency_ms=(time.perf_counter() - started) * 1000,
         error_message=f"caller_svc: {code.name}: {exc.details() or ''}"[:300],
     )
@@ -299,8 +322,7 @@ def _decision_attributes(span: Span, d: Decision) -> None:
     span.set_attribute("uniwizard.route.backend", d.backend or "")
     span.set_attribute("uniwizard.route.chain", list(d.chain))
     span.set_attribute("uniwizard.route.reasons", [f"{r.rule}: {r.evidence}" for r in d.reasons])
-    span.set_attribute("uniwizard.route.skipped",
-                       [f"{s.backend}: {s.reason}" for s in d.skipped])
+    span.set_attribute("uniwizard.route.skipped", [f"{s.backend}: {s.reason}" for s in d.skipped])
     span.set_attribute("uniwizard.route.estimated_input_tokens", d.estimated_input_tokens)
 
 

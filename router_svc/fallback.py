@@ -48,9 +48,7 @@ class FallbackPolicy:
     content_policy: str = "propagate"  # propagate | fallback
 
 
-def next_step(
-    result: CallResult, tries: int, remaining_s: float, policy: FallbackPolicy
-) -> Step:
+def next_step(result: CallResult, tries: int, remaining_s: float, policy: FallbackPolicy) -> Step:
     """``tries`` = attempts made on this backend so far (>= 1); ``remaining_s`` = deadline left."""
     o = result.outcome
     can_retry = tries < policy.max_tries_per_backend

@@ -82,8 +82,9 @@ class HealthView:
                 raise
             except grpc.aio.AioRpcError as exc:
                 if self.connected:
-                    log.warning("lost the registry (%s); routing on the last snapshot",
-                                exc.code().name)
+                    log.warning(
+                        "lost the registry (%s); routing on the last snapshot", exc.code().name
+                    )
             self.connected = False
             await self._notify()
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))

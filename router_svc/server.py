@@ -37,7 +37,10 @@ async def build_router(
     caller_channel = aio_channel(caller, "router_svc")
     registry_stub = registry_pb2_grpc.RegistryStub(registry_channel)
     core = RouterCore(
-        policy, view, caller_pb2_grpc.CallerStub(caller_channel), registry_stub,
+        policy,
+        view,
+        caller_pb2_grpc.CallerStub(caller_channel),
+        registry_stub,
         FallbackPolicy(content_policy=content_policy),
     )
     host = ServiceHost("router_svc", addr, [SERVICE_NAME])
@@ -61,12 +64,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--address", default=address("router"))
     p.add_argument("--registry", default=address("registry"))
     p.add_argument("--caller", default=address("caller"))
-    p.add_argument("--content-policy", choices=["propagate", "fallback"],
-                   default=os.environ.get("UNIWIZARD_CONTENT_POLICY", "propagate"),
-                   help="on a provider content-policy rejection: stop (default) or fall over")
+    p.add_argument(
+        "--content-policy",
+        choices=["propagate", "fallback"],
+        default=os.environ.get("UNIWIZARD_CONTENT_POLICY", "propagate"),
+        help="on a provider content-policy rejection: stop (default) or fall over",
+    )
     args = p.parse_args(argv)
     return main_entry(
-        lambda: build_router(args.config, args.policy, args.address, registry=args.registry,
-                             caller=args.caller, content_policy=args.content_policy),
+        lambda: build_router(
+            args.config,
+            args.policy,
+            args.address,
+            registry=args.registry,
+            caller=args.caller,
+            content_policy=args.content_policy,
+        ),
         "router_svc",
     )

@@ -38,8 +38,10 @@ def validate_task(pb: common_pb2.Task) -> str | None:
     for i, m in enumerate(msgs):
         for j, a in enumerate(m.attachments):
             if "/" not in a.media_type:
-                return (f"task.request.messages[{i}].attachments[{j}].media_type "
-                        f"{a.media_type!r} is not a media type like image/png")
+                return (
+                    f"task.request.messages[{i}].attachments[{j}].media_type "
+                    f"{a.media_type!r} is not a media type like image/png"
+                )
     if pb.latency_budget_ms < 0 or pb.max_cost_usd < 0:
         return "latency_budget_ms and max_cost_usd must not be negative"
     return None
@@ -49,9 +51,7 @@ def failure_status(report: DispatchReport) -> status_pb2.Status:
     detail = any_pb2.Any()
     detail.Pack(failure_to_pb(report))
     code = STATUS_FOR.get(report.failure or Outcome.NO_BACKEND, grpc.StatusCode.UNAVAILABLE)
-    return status_pb2.Status(
-        code=code.value[0], message=report.message[:1000], details=[detail]
-    )
+    return status_pb2.Status(code=code.value[0], message=report.message[:1000], details=[detail])
 
 
 assert code_pb2.UNAVAILABLE == grpc.StatusCode.UNAVAILABLE.value[0]

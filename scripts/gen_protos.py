@@ -44,7 +44,9 @@ def generate(out_root: Path) -> list[Path]:
     ]
     subprocess.run(cmd, check=True, cwd=PROTO_ROOT)
     init = out_root / PACKAGE / "__init__.py"
-    init.write_text('"""Generated from protos/uniwizard/v1 by scripts/gen_protos.py. Do not edit."""\n')
+    init.write_text(
+        '"""Generated from protos/uniwizard/v1 by scripts/gen_protos.py. Do not edit."""\n'
+    )
     return sorted(p for p in (out_root / PACKAGE).iterdir() if p.is_file())
 
 

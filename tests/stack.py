@@ -37,8 +37,14 @@ ROUTING_YAML = ROOT / "configs" / "routing.yaml"
 SIM_KEY = "sim-test-key"
 
 
-def task(text: str, *, private: bool = False, attachments: tuple[Attachment, ...] = (),
-         system: str = "", **kw: Any) -> Task:
+def task(
+    text: str,
+    *,
+    private: bool = False,
+    attachments: tuple[Attachment, ...] = (),
+    system: str = "",
+    **kw: Any,
+) -> Task:
     msg = Message(role=Role.USER, text=text, attachments=attachments)
     return Task(request=BlindRequest(messages=(msg,), system_prompt=system), private=private, **kw)
 
@@ -71,15 +77,15 @@ class Stack:
     def caller_stub(self) -> caller_pb2_grpc.CallerStub:
         return caller_pb2_grpc.CallerStub(self.channel(self.caller))
 
-    async def dispatch(self, t: Task, *, backend: str = "", timeout: float = 30.0
-                       ) -> router_pb2.DispatchResult:
+    async def dispatch(
+        self, t: Task, *, backend: str = "", timeout: float = 30.0
+    ) -> router_pb2.DispatchResult:
         return await self.router_stub.Dispatch(
             router_pb2.DispatchRequest(task=task_to_pb(t), backend=backend), timeout=timeout
         )
 
     async def route(self, t: Task) -> router_pb2.RouteDecision:
-        return await self.router_stub.Route(router_pb2.RouteRequest(task=task_to_pb(t)),
-                                            timeout=10)
+        return await self.router_stub.Route(router_pb2.RouteRequest(task=task_to_pb(t)), timeout=10)
 
     async def set_enabled(self, key: str, enabled: bool, reason: str = "test") -> None:
         await self.registry_stub.SetEnabled(
@@ -91,8 +97,12 @@ class Stack:
         await self.router.core.view.wait_for(predicate, timeout)  # type: ignore[attr-defined]
 
 
-def sim_config(sim_url: str, tmp: Path, tweak: Callable[[BackendConfig], BackendConfig] | None
-               = None, base: Path = BACKENDS_YAML) -> tuple[Config, str]:
+def sim_config(
+    sim_url: str,
+    tmp: Path,
+    tweak: Callable[[BackendConfig], BackendConfig] | None = None,
+    base: Path = BACKENDS_YAML,
+) -> tuple[Config, str]:
     config = rewrite_urls(load_config(base), lambda b: base_url(sim_url, b.key, b.provider))
     if tweak is not None:
         config = dataclasses.replace(
@@ -110,23 +120,33 @@ async def running_stack(
     tweak: Callable[[BackendConfig], BackendConfig] | None = None,
     probes: bool = False,
     content_policy: str = "propagate",
+    missing_keys: tuple[str, ...] = (),
 ) -> AsyncIterator[Stack]:
     """Start everything; API key variables are set to a placeholder the simulator accepts."""
     saved = dict(os.environ)
     async with running_simulator() as sim:
         config, path = sim_config(sim.url, tmp, tweak)
         for b in config.backends.values():
-            if b.api_key_env:
+            if b.api_key_env and b.api_key_env not in missing_keys:
                 os.environ[b.api_key_env] = SIM_KEY
-        registry = await build_registry(path, "127.0.0.1:0", state_path=str(tmp / "ops.json"),
-                                        probes=probes)
+        for name in missing_keys:
+            os.environ.pop(name, None)
+        registry = await build_registry(
+            path, "127.0.0.1:0", state_path=str(tmp / "ops.json"), probes=probes
+        )
         await registry.start()
-        caller = await build_caller(path, "127.0.0.1:0", ledger_path=str(tmp / "ledger.db"),
-                                    registry=registry.target)
+        caller = await build_caller(
+            path, "127.0.0.1:0", ledger_path=str(tmp / "ledger.db"), registry=registry.target
+        )
         await caller.start()
-        router = await build_router(path, str(ROUTING_YAML), "127.0.0.1:0",
-                                    registry=registry.target, caller=caller.target,
-                                    content_policy=content_policy)
+        router = await build_router(
+            path,
+            str(ROUTING_YAML),
+            "127.0.0.1:0",
+            registry=registry.target,
+            caller=caller.target,
+            content_policy=content_policy,
+        )
         await router.start()
         stack = Stack(sim, registry, caller, router, config, path, tmp)
         try:

@@ -89,8 +89,11 @@ def build_task(args: argparse.Namespace) -> Task:
         system_prompt=getattr(args, "system", "") or "",
         max_output_tokens=getattr(args, "max_tokens", 0) or 0,
     )
-    return Task(request=request, private=args.private,
-                latency_budget_ms=getattr(args, "latency_budget_ms", 0) or 0)
+    return Task(
+        request=request,
+        private=args.private,
+        latency_budget_ms=getattr(args, "latency_budget_ms", 0) or 0,
+    )
 
 
 def _print_json(data: Any) -> None:
@@ -103,8 +106,9 @@ def _decision_dict(d: router_pb2.RouteDecision) -> dict[str, Any]:
         "category": d.category,
         "chain": list(d.chain),
         "reasons": [{"rule": r.rule, "evidence": r.evidence} for r in d.reasons],
-        "skipped": [{"backend": s.backend, "reason": s.reason, "detail": s.detail}
-                    for s in d.skipped],
+        "skipped": [
+            {"backend": s.backend, "reason": s.reason, "detail": s.detail} for s in d.skipped
+        ],
         "estimated_input_tokens": d.estimated_input_tokens,
     }
 
@@ -157,8 +161,9 @@ def cmd_route(args: argparse.Namespace) -> int:
     task = build_task(args)
     with _channel("router") as ch:
         stub = router_pb2_grpc.RouterStub(ch)
-        d = _rpc("router", lambda: stub.Route(router_pb2.RouteRequest(task=task_to_pb(task)),
-                                              timeout=10))
+        d = _rpc(
+            "router", lambda: stub.Route(router_pb2.RouteRequest(task=task_to_pb(task)), timeout=10)
+        )
     if args.json:
         _print_json(_decision_dict(d))
     else:
@@ -173,8 +178,9 @@ def _result_dict(r: router_pb2.DispatchResult, text: str) -> dict[str, Any]:
         "model": r.model,
         "category": r.decision.category,
         "finish_reason": r.finish_reason,
-        "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments_json}
-                       for c in r.tool_calls],
+        "tool_calls": [
+            {"id": c.id, "name": c.name, "arguments": c.arguments_json} for c in r.tool_calls
+        ],
         "attempts": [_attempt_dict(a) for a in r.attempts],
         "cost_usd": round(r.cost_usd, 8),
         "trace_id": r.trace_id,
@@ -238,17 +244,21 @@ def _print_failure(exc: grpc.RpcError, args: argparse.Namespace) -> int:
         if code == grpc.StatusCode.UNAVAILABLE:
             raise CliError(
                 f"cannot reach router_svc at {address('router')}: is the stack running? "
-                "(start it with: uniwizard up --sim)", EXIT_UNREACHABLE,
+                "(start it with: uniwizard up --sim)",
+                EXIT_UNREACHABLE,
             ) from None
-        cls = {grpc.StatusCode.INVALID_ARGUMENT: "bad_request",
-               grpc.StatusCode.DEADLINE_EXCEEDED: "timeout"}.get(code, code.name.lower())
-        data: dict[str, Any] = {"error": {"class": cls, "message": exc.details()},  # type: ignore[attr-defined]
-                                "attempts": []}
+        cls = {
+            grpc.StatusCode.INVALID_ARGUMENT: "bad_request",
+            grpc.StatusCode.DEADLINE_EXCEEDED: "timeout",
+        }.get(code, code.name.lower())
+        data: dict[str, Any] = {
+            "error": {"class": cls, "message": exc.details()},  # type: ignore[attr-defined]
+            "attempts": [],
+        }
     else:
         outcome = outcome_from_pb(failure.outcome)
         data = {
-            "error": {"class": outcome.value if outcome else "unknown",
-                      "message": failure.message},
+            "error": {"class": outcome.value if outcome else "unknown", "message": failure.message},
             "attempts": [_attempt_dict(a) for a in failure.attempts],
             "trace_id": failure.trace_id,
         }
@@ -257,8 +267,7 @@ def _print_failure(exc: grpc.RpcError, args: argparse.Namespace) -> int:
     else:
         print(f"error: {data['error']['class']}: {data['error']['message']}", file=sys.stderr)
         for a in data["attempts"]:
-            print(f"  attempt {a['backend']}: {a['outcome']} {a.get('error', '')}",
-                  file=sys.stderr)
+            print(f"  attempt {a['backend']}: {a['outcome']} {a.get('error', '')}", file=sys.stderr)
     return EXIT_FAILED
 
 
@@ -274,7 +283,8 @@ def _health_dict(s: common_pb2.BackendStatus, now: float) -> dict[str, Any]:
         "state": state,
         "reason": h.reason,
         "cooldown_left_s": round(max(0.0, h.cooldown_until - now), 1)
-        if state == "cooling_down" else 0,
+        if state == "cooling_down"
+        else 0,
         "disabled_by": h.disabled_by,
         "disabled_reason": h.disabled_reason,
         "last_probe_ok": h.last_probe_ok if h.HasField("last_probe_ok") else None,
@@ -305,8 +315,9 @@ def _state_text(d: dict[str, Any]) -> str:
 def cmd_backends(args: argparse.Namespace) -> int:
     with _channel("registry") as ch:
         stub = registry_pb2_grpc.RegistryStub(ch)
-        resp = _rpc("registry", lambda: stub.ListBackends(registry_pb2.ListBackendsRequest(),
-                                                          timeout=10))
+        resp = _rpc(
+            "registry", lambda: stub.ListBackends(registry_pb2.ListBackendsRequest(), timeout=10)
+        )
     now = time.time()
     rows = [_health_dict(s, now) for s in resp.backends]
     if args.json:
@@ -314,10 +325,23 @@ def cmd_backends(args: argparse.Namespace) -> int:
         return 0
     table = [("BACKEND", "STATE", "PROBE", "LAST OUTCOME", "FAILS", "MODEL")]
     for d in rows:
-        probe = "-" if d["last_probe_ok"] is None else (
-            f"{d['last_probe_latency_ms']:.0f} ms" + ("" if d["last_probe_ok"] else " (failed)"))
-        table.append((d["key"], _state_text(d), probe, d["last_outcome"] or "-",
-                      str(d["failures_in_window"]), d["model"]))
+        probe = (
+            "-"
+            if d["last_probe_ok"] is None
+            else (
+                f"{d['last_probe_latency_ms']:.0f} ms" + ("" if d["last_probe_ok"] else " (failed)")
+            )
+        )
+        table.append(
+            (
+                d["key"],
+                _state_text(d),
+                probe,
+                d["last_outcome"] or "-",
+                str(d["failures_in_window"]),
+                d["model"],
+            )
+        )
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
@@ -329,8 +353,15 @@ def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:
     with _channel("registry") as ch:
         stub = registry_pb2_grpc.RegistryStub(ch)
         try:
-            s = _rpc("registry", lambda: stub.SetEnabled(registry_pb2.SetEnabledRequest(
-                key=args.key, enabled=enabled, by=by, reason=args.reason or ""), timeout=10))
+            s = _rpc(
+                "registry",
+                lambda: stub.SetEnabled(
+                    registry_pb2.SetEnabledRequest(
+                        key=args.key, enabled=enabled, by=by, reason=args.reason or ""
+                    ),
+                    timeout=10,
+                ),
+            )
         except grpc.RpcError as exc:
             raise CliError(exc.details(), EXIT_FAILED) from None  # type: ignore[attr-defined]
     d = _health_dict(s, time.time())
@@ -345,23 +376,32 @@ def cmd_usage(args: argparse.Namespace) -> int:
     since = time.time() - args.hours * 3600 if args.hours else 0.0
     with _channel("caller") as ch:
         stub = caller_pb2_grpc.CallerStub(ch)
-        resp = _rpc("caller", lambda: stub.Usage(caller_pb2.UsageRequest(since=since),
-                                                 timeout=10))
+        resp = _rpc("caller", lambda: stub.Usage(caller_pb2.UsageRequest(since=since), timeout=10))
 
     def row(u: caller_pb2.BackendUsage) -> dict[str, Any]:
-        return {"backend": u.backend, "attempts": u.attempts, "successes": u.successes,
-                "input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
-                "cost_usd": round(u.cost_usd, 8), "estimated_rows": u.estimated_rows}
+        return {
+            "backend": u.backend,
+            "attempts": u.attempts,
+            "successes": u.successes,
+            "input_tokens": u.input_tokens,
+            "output_tokens": u.output_tokens,
+            "cost_usd": round(u.cost_usd, 8),
+            "estimated_rows": u.estimated_rows,
+        }
 
     rows = [row(u) for u in resp.backends]
     total = row(resp.total)
     if args.json:
         _print_json({"since": since, "backends": rows, "total": total})
         return 0
-    print(f"{'BACKEND':<10} {'ATTEMPTS':>8} {'OK':>6} {'IN TOK':>10} {'OUT TOK':>10} {'COST USD':>12}")
+    print(
+        f"{'BACKEND':<10} {'ATTEMPTS':>8} {'OK':>6} {'IN TOK':>10} {'OUT TOK':>10} {'COST USD':>12}"
+    )
     for r in [*rows, total]:
-        print(f"{r['backend']:<10} {r['attempts']:>8} {r['successes']:>6} {r['input_tokens']:>10}"
-              f" {r['output_tokens']:>10} {r['cost_usd']:>12.6f}")
+        print(
+            f"{r['backend']:<10} {r['attempts']:>8} {r['successes']:>6} {r['input_tokens']:>10}"
+            f" {r['output_tokens']:>10} {r['cost_usd']:>12.6f}"
+        )
     return 0
 
 

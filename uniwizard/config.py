@@ -248,9 +248,7 @@ def parse_config(text: str, path: str = "<config>") -> Config:
     for key, (knode, vnode) in entries.items():
         kp = f"backends.{key}"
         if not KEY_RE.match(key):
-            raise reader.fail(
-                kp, "backend keys are lowercase letters, digits, '-' and '_'", knode
-            )
+            raise reader.fail(kp, "backend keys are lowercase letters, digits, '-' and '_'", knode)
         values, _ = reader.section(vnode, kp, BACKEND_FIELDS)
         backends[key] = _backend(key, values)
     identity = None
@@ -263,8 +261,10 @@ def parse_config(text: str, path: str = "<config>") -> Config:
                 "identity.on_detect", f"must be redact or reject, got {mode!r}", nodes["on_detect"]
             )
         base = Path(path).parent
-        souls = tuple(str((base / p) if not os.path.isabs(p) else Path(p))
-                      for p in values.get("soul_files", ()))
+        souls = tuple(
+            str((base / p) if not os.path.isabs(p) else Path(p))
+            for p in values.get("soul_files", ())
+        )
         values["soul_files"] = souls
         identity = IdentityConfig(**values)
         if not identity.names and not identity.soul_files:
@@ -273,8 +273,9 @@ def parse_config(text: str, path: str = "<config>") -> Config:
     if "probes" in top:
         values, nodes = reader.section(top["probes"][1], "probes", PROBE_FIELDS)
         if values.get("jitter", 0.0) >= 1:
-            raise reader.fail("probes.jitter", "is a fraction of the interval, below 1",
-                              nodes["jitter"])
+            raise reader.fail(
+                "probes.jitter", "is a fraction of the interval, below 1", nodes["jitter"]
+            )
         probes = ProbeConfig(**values)
     return Config(path=path, backends=backends, identity=identity, probes=probes)
 

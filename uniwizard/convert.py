@@ -67,8 +67,9 @@ def request_to_pb(r: BlindRequest) -> common_pb2.BlindRequest:
         system_prompt=r.system_prompt,
         max_output_tokens=r.max_output_tokens,
         tools=[
-            common_pb2.ToolDef(name=t.name, description=t.description,
-                               parameters_json=t.parameters_json)
+            common_pb2.ToolDef(
+                name=t.name, description=t.description, parameters_json=t.parameters_json
+            )
             for t in r.tools
         ],
         messages=[
@@ -97,8 +98,9 @@ def request_from_pb(pb: common_pb2.BlindRequest) -> BlindRequest:
         max_output_tokens=max(0, pb.max_output_tokens),
         temperature=pb.temperature if pb.HasField("temperature") else None,
         tools=tuple(
-            ToolDef(name=t.name, description=t.description,
-                    parameters_json=t.parameters_json or "{}")
+            ToolDef(
+                name=t.name, description=t.description, parameters_json=t.parameters_json or "{}"
+            )
             for t in pb.tools
         ),
         messages=tuple(

@@ -41,5 +41,7 @@ def data_dir() -> str:
     explicit = os.environ.get("UNIWIZARD_DATA_DIR")
     if explicit:
         return explicit
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
     return os.path.join(base, "uniwizard")

@@ -115,6 +115,9 @@ def main_entry(build: Callable[[], Awaitable[ServiceHost]], name: str) -> int:
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s"
     )
+    # Per-request HTTP logs would be noise on the hot path (and URLs are not for logs).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
 
     async def _run() -> None:
         host = await build()

@@ -102,7 +102,9 @@ def server_interceptors(service_name: str) -> list[Any]:
         return []
     from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 
-    return [aio_server_interceptor(tracer_provider=tp, filter_=filters.negate(filters.health_check()))]
+    return [
+        aio_server_interceptor(tracer_provider=tp, filter_=filters.negate(filters.health_check()))
+    ]
 
 
 def client_interceptors(service_name: str) -> list[Any]:

@@ -33,41 +33,90 @@ backends:
 # (name, yaml text, expected fragment of the message, expected line or None)
 BROKEN = [
     ("yaml syntax", GOOD.replace("    timeout: 30", "    timeout: [30"), "invalid YAML", None),
-    ("unknown key", GOOD.replace("    timeout: 30", "    timeuot: 30"),
-     "backends.claude.timeuot: unknown key", 15),
-    ("wrong type", GOOD.replace("timeout: 30", "timeout: thirty"),
-     "backends.claude.timeout: must be a number, got 'thirty'", 15),
-    ("missing field", GOOD.replace("    model: hermes-4-14b\n", ""),
-     "backends.local.model: required key is missing", 3),
-    ("unknown provider", GOOD.replace("provider: anthropic", "provider: anthropik"),
-     "backends.claude.provider: unknown provider 'anthropik'", 10),
-    ("non-positive timeout", GOOD.replace("timeout: 30", "timeout: 0"),
-     "backends.claude.timeout: must be a positive number, got 0", 15),
-    ("negative timeout", GOOD.replace("timeout: 120", "timeout: -5"),
-     "backends.local.timeout: must be a positive number, got -5", 8),
-    ("inline api key", GOOD.replace("api_key_env: ANTHROPIC_API_KEY",
-                                    "api_key_env: sk-ant-api03-abcdefghijklmnop"),
-     "backends.claude.api_key_env: looks like an API key written inline", 13),
-    ("api_key field", GOOD.replace("    api_key_env: ANTHROPIC_API_KEY",
-                                   "    api_key: sk-ant-secret"),
-     "backends.claude.api_key: API keys must not be written in the config", 13),
-    ("bad url", GOOD.replace("url: https://api.anthropic.com/v1", "url: api.anthropic.com"),
-     "backends.claude.url: must be an http(s) URL", 11),
+    (
+        "unknown key",
+        GOOD.replace("    timeout: 30", "    timeuot: 30"),
+        "backends.claude.timeuot: unknown key",
+        15,
+    ),
+    (
+        "wrong type",
+        GOOD.replace("timeout: 30", "timeout: thirty"),
+        "backends.claude.timeout: must be a number, got 'thirty'",
+        15,
+    ),
+    (
+        "missing field",
+        GOOD.replace("    model: hermes-4-14b\n", ""),
+        "backends.local.model: required key is missing",
+        3,
+    ),
+    (
+        "unknown provider",
+        GOOD.replace("provider: anthropic", "provider: anthropik"),
+        "backends.claude.provider: unknown provider 'anthropik'",
+        10,
+    ),
+    (
+        "non-positive timeout",
+        GOOD.replace("timeout: 30", "timeout: 0"),
+        "backends.claude.timeout: must be a positive number, got 0",
+        15,
+    ),
+    (
+        "negative timeout",
+        GOOD.replace("timeout: 120", "timeout: -5"),
+        "backends.local.timeout: must be a positive number, got -5",
+        8,
+    ),
+    (
+        "inline api key",
+        GOOD.replace(
+            "api_key_env: ANTHROPIC_API_KEY", "api_key_env: sk-ant-api03-abcdefghijklmnop"
+        ),
+        "backends.claude.api_key_env: looks like an API key written inline",
+        13,
+    ),
+    (
+        "api_key field",
+        GOOD.replace("    api_key_env: ANTHROPIC_API_KEY", "    api_key: sk-ant-secret"),
+        "backends.claude.api_key: API keys must not be written in the config",
+        13,
+    ),
+    (
+        "bad url",
+        GOOD.replace("url: https://api.anthropic.com/v1", "url: api.anthropic.com"),
+        "backends.claude.url: must be an http(s) URL",
+        11,
+    ),
     ("no backends", "identity:\n  names: [Timmy]\n", "backends: required key is missing", 1),
     ("unknown top-level", GOOD + "extra: 1\n", "extra: unknown key", 16),
-    ("bad modality", GOOD.replace("    timeout: 30", "    timeout: 30\n    modalities: [smell]"),
-     "backends.claude.modalities: unknown modality 'smell'", 16),
-    ("bad on_detect", GOOD + "identity:\n  names: [Timmy]\n  on_detect: shout\n",
-     "identity.on_detect: must be redact or reject", 18),
+    (
+        "bad modality",
+        GOOD.replace("    timeout: 30", "    timeout: 30\n    modalities: [smell]"),
+        "backends.claude.modalities: unknown modality 'smell'",
+        16,
+    ),
+    (
+        "bad on_detect",
+        GOOD + "identity:\n  names: [Timmy]\n  on_detect: shout\n",
+        "identity.on_detect: must be redact or reject",
+        18,
+    ),
     ("empty file", "", "the file is empty", None),
-    ("bad key name", GOOD.replace("  claude:", "  Claude Sonnet:"),
-     "backends.Claude Sonnet: backend keys are lowercase", 9),
+    (
+        "bad key name",
+        GOOD.replace("  claude:", "  Claude Sonnet:"),
+        "backends.Claude Sonnet: backend keys are lowercase",
+        9,
+    ),
 ]
 
 
 @pytest.mark.parametrize(("name", "text", "fragment", "line"), BROKEN, ids=[b[0] for b in BROKEN])
-def test_broken_config_gives_one_clear_message(name: str, text: str, fragment: str,
-                                               line: int | None) -> None:
+def test_broken_config_gives_one_clear_message(
+    name: str, text: str, fragment: str, line: int | None
+) -> None:
     with pytest.raises(ConfigError) as err:
         parse_config(text, "configs/bad.yaml")
     message = str(err.value)
@@ -92,11 +141,24 @@ def test_shipped_config_has_the_six_seed_backends() -> None:
     assert list(config.backends) == ["local", "claude", "kimi", "gpt", "gemini", "grok"]
     local, claude, kimi = (config.backends[k] for k in ("local", "claude", "kimi"))
     assert (local.url, local.model, local.max_context, local.timeout, local.private) == (
-        "http://localhost:8081/v1", "hermes-4-14b", 8192, 120.0, True)
-    assert (claude.provider, claude.model, claude.cost_per_1k_input, claude.max_context,
-            claude.timeout) == ("anthropic", "claude-sonnet-4-20250514", 0.003, 200000, 30.0)
+        "http://localhost:8081/v1",
+        "hermes-4-14b",
+        8192,
+        120.0,
+        True,
+    )
+    assert (
+        claude.provider,
+        claude.model,
+        claude.cost_per_1k_input,
+        claude.max_context,
+        claude.timeout,
+    ) == ("anthropic", "claude-sonnet-4-20250514", 0.003, 200000, 30.0)
     assert (kimi.provider, kimi.model, kimi.cost_per_1k_input) == (
-        "openai_compatible", "kimi-2.5", 0.001)
+        "openai_compatible",
+        "kimi-2.5",
+        0.001,
+    )
     assert config.backends["gemini"].provider == "gemini"
     assert config.backends["gpt"].provider == "openai"
     assert config.backends["grok"].url == "https://api.x.ai/v1"
@@ -120,7 +182,10 @@ def test_service_refuses_bad_config_with_one_line_and_exit_2(tmp_path: Path, mod
     bad.write_text(GOOD.replace("provider: anthropic", "provider: anthropik"))
     proc = subprocess.run(
         [sys.executable, "-m", module, "--config", str(bad), "--address", "127.0.0.1:0"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

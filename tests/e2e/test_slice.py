@@ -57,8 +57,11 @@ async def test_failure_carries_typed_details(tmp_path: Path) -> None:
         stack.sim.add_fault("local", {"kind": "status", "status": 400})
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stack.router_stub.Dispatch(
-                router_pb2.DispatchRequest(task=task_to_pb(task("What's the status of the job?")),
-                                           backend="local"), timeout=10)
+                router_pb2.DispatchRequest(
+                    task=task_to_pb(task("What's the status of the job?")), backend="local"
+                ),
+                timeout=10,
+            )
         status = rpc_status.from_call(err.value)
         assert status is not None
         failure = router_pb2.DispatchFailure()

@@ -25,7 +25,9 @@ COMPOSE = str(Path(compose.__file__).parent / "docker-compose")
 
 async def run(*args: str, stdin: str | None = None, timeout: float = 30) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin else None), timeout)
@@ -50,39 +52,73 @@ async def test_grpcurl_lists_describes_checks_and_calls_every_service(tmp_path: 
             rc, out, err = await run(GRPCURL, "-plaintext", target, "describe", service)
             assert rc == 0, err
             assert f"service {service.split('.')[-1]} {{" in out
-            rc, out, err = await run(GRPCURL, "-plaintext", "-d", f'{{"service": "{service}"}}',
-                                     target, "grpc.health.v1.Health/Check")
+            rc, out, err = await run(
+                GRPCURL,
+                "-plaintext",
+                "-d",
+                f'{{"service": "{service}"}}',
+                target,
+                "grpc.health.v1.Health/Check",
+            )
             assert rc == 0, err
             assert json.loads(out) == {"status": "SERVING"}
 
-        body = json.dumps({"task": {"request": {"messages": [
-            {"role": "ROLE_USER", "text": "Who was the first emperor of Rome?"}]}}})
-        rc, out, err = await run(GRPCURL, "-plaintext", "-d", body, stack.router.target,
-                                 "uniwizard.v1.Router/Dispatch")
+        body = json.dumps(
+            {
+                "task": {
+                    "request": {
+                        "messages": [
+                            {"role": "ROLE_USER", "text": "Who was the first emperor of Rome?"}
+                        ]
+                    }
+                }
+            }
+        )
+        rc, out, err = await run(
+            GRPCURL, "-plaintext", "-d", body, stack.router.target, "uniwizard.v1.Router/Dispatch"
+        )
         assert rc == 0, err
         answer = json.loads(out)
         assert answer["backend"] == "gpt"
         assert answer["text"]
         assert answer["attempts"][0]["outcome"] == "OUTCOME_CLASS_SUCCESS"
 
-        rc, out, err = await run(GRPCURL, "-plaintext", "-d", "{}", stack.registry.target,
-                                 "uniwizard.v1.Registry/ListBackends")
+        rc, out, err = await run(
+            GRPCURL,
+            "-plaintext",
+            "-d",
+            "{}",
+            stack.registry.target,
+            "uniwizard.v1.Registry/ListBackends",
+        )
         assert rc == 0, err
         assert [b["backend"]["key"] for b in json.loads(out)["backends"]] == list(
-            stack.config.backends)
+            stack.config.backends
+        )
 
 
 def test_compose_file_validates_with_a_real_compose_binary(tmp_path: Path) -> None:
     import subprocess
 
-    ok = subprocess.run([COMPOSE, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
-                        capture_output=True, text=True, cwd=ROOT)
+    ok = subprocess.run(
+        [COMPOSE, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert ok.returncode == 0, ok.stderr
     broken = tmp_path / "docker-compose.yml"
-    broken.write_text((ROOT / "docker-compose.yml").read_text().replace(
-        "condition: service_healthy", "condition: service_happy", 1))
-    bad = subprocess.run([COMPOSE, "-f", str(broken), "--project-directory", str(ROOT),
-                          "config", "-q"], capture_output=True, text=True, cwd=ROOT)
+    broken.write_text(
+        (ROOT / "docker-compose.yml")
+        .read_text()
+        .replace("condition: service_healthy", "condition: service_happy", 1)
+    )
+    bad = subprocess.run(
+        [COMPOSE, "-f", str(broken), "--project-directory", str(ROOT), "config", "-q"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert bad.returncode != 0
 
 
@@ -92,9 +128,20 @@ async def test_sigterm_lets_the_in_flight_call_finish_then_exits_0(tmp_path: Pat
         env = dict(os.environ, UNIWIZARD_DATA_DIR=str(tmp_path))
         env.update({b.api_key_env: SIM_KEY for b in config.backends.values() if b.api_key_env})
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "caller_svc", "--config", path, "--address", "127.0.0.1:0",
-            "--registry", "", "--ledger", str(tmp_path / "ledger.db"),
-            stdout=asyncio.subprocess.PIPE, env=env, cwd=ROOT,
+            sys.executable,
+            "-m",
+            "caller_svc",
+            "--config",
+            path,
+            "--address",
+            "127.0.0.1:0",
+            "--registry",
+            "",
+            "--ledger",
+            str(tmp_path / "ledger.db"),
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=ROOT,
         )
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
@@ -103,9 +150,12 @@ async def test_sigterm_lets_the_in_flight_call_finish_then_exits_0(tmp_path: Pat
         sim.add_fault("gpt", {"kind": "delay", "seconds": 1.5}, times=1)
         async with grpc.aio.insecure_channel(target) as ch:
             stub = caller_pb2_grpc.CallerStub(ch)
-            call = stub.Call(caller_pb2.CallRequest(
-                backend="gpt", request=request_to_pb(task("Who was the first emperor?").request)),
-                timeout=20)
+            call = stub.Call(
+                caller_pb2.CallRequest(
+                    backend="gpt", request=request_to_pb(task("Who was the first emperor?").request)
+                ),
+                timeout=20,
+            )
             while not sim.requests("gpt"):  # the call has reached the provider
                 await asyncio.sleep(0.02)
             proc.send_signal(signal.SIGTERM)
@@ -116,15 +166,25 @@ async def test_sigterm_lets_the_in_flight_call_finish_then_exits_0(tmp_path: Pat
         assert "caller_svc stopped" in rest
 
 
-@pytest.mark.parametrize(("module", "extra"), [("registry_svc", ["--no-probes"]),
-                                             ("router_svc", [])])
+@pytest.mark.parametrize(
+    ("module", "extra"), [("registry_svc", ["--no-probes"]), ("router_svc", [])]
+)
 async def test_each_service_runs_on_its_own_and_stops_on_sigterm(
     tmp_path: Path, module: str, extra: list[str]
 ) -> None:
     env = dict(os.environ, UNIWIZARD_DATA_DIR=str(tmp_path))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", module, "--config", str(ROOT / "configs" / "backends.yaml"),
-        "--address", "127.0.0.1:0", *extra, stdout=asyncio.subprocess.PIPE, env=env, cwd=ROOT,
+        sys.executable,
+        "-m",
+        module,
+        "--config",
+        str(ROOT / "configs" / "backends.yaml"),
+        "--address",
+        "127.0.0.1:0",
+        *extra,
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=ROOT,
     )
     assert proc.stdout is not None
     line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()

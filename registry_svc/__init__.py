@@ -1,0 +1,1 @@
+"""registry_svc: backend configuration and the truth about health."""
