@@ -163,7 +163,8 @@ class RouterCore:
                 b = self.view.backends.get(key)
                 if b is None or (task.private and not b.private):
                     continue  # defence in depth: the chain was already filtered
-                if not await self._may_try(key):
+                trial = self._is_half_open(key)
+                if trial and not await self._acquire_trial(key):
                     report.decision = replace(
                         report.decision,
                         skipped=(
@@ -209,7 +210,9 @@ class RouterCore:
                         raise DispatchFailed(_finish_span(span, report))
                     if stream:
                         yield result
-                    step = next_step(result, tries, deadline - time.monotonic(), self.fallback)
+                    # A half-open trial is exactly one request: no retry on the same backend.
+                    used = self.fallback.max_tries_per_backend if trial else tries
+                    step = next_step(result, used, deadline - time.monotonic(), self.fallback)
                     if step.action is Action.RETRY:
                         await asyncio.sleep(step.delay_s)
                         continue
@@ -240,9 +243,12 @@ class RouterCore:
         tried = ", ".join(f"{a.backend}: {a.outcome.value}" for a in report.attempts)
         return report.attempts[-1].outcome, f"every backend failed ({tried})"
 
-    async def _may_try(self, key: str) -> bool:
+    def _is_half_open(self, key: str) -> bool:
         h = self.view.health.get(key)
-        if h is None or h.state is not HealthState.HALF_OPEN or self.registry is None:
+        return h is not None and h.state is HealthState.HALF_OPEN
+
+    async def _acquire_trial(self, key: str) -> bool:
+        if self.registry is None:
             return True
         try:
             resp = await self.registry.AcquireTrial(
