@@ -35,7 +35,8 @@ class CallerServicer(caller_pb2_grpc.CallerServicer):
             request_id=request.request_id,
             category=request.category,
             attempt=max(1, request.attempt),
-            trace_id=telemetry.current_trace_id(),
+            trace_id=telemetry.current_trace_id()
+            or telemetry.trace_id_from_metadata(context.invocation_metadata()),
             budget_s=context.time_remaining(),
         )
 

@@ -124,7 +124,7 @@ class BackendTransport:
                     body = b""
                 yield self.adapter.parse_error(resp.status_code, resp.headers, body)
                 return
-            chunks = resp.aiter_raw()
+            chunks = resp.aiter_bytes()  # decoded (gzip) bytes
             while True:
                 limit = b.stream_idle_timeout if started else b.first_token_timeout
                 limit = min(limit, deadline - time.monotonic())
@@ -134,6 +134,11 @@ class BackendTransport:
                     async with asyncio.timeout(limit):
                         chunk = await anext(chunks)
                 except StopAsyncIteration:
+                    for event in decoder.close():  # a last event without its blank line
+                        try:
+                            state.feed(event)
+                        except (MalformedResponse, ProviderStreamError):
+                            break
                     break
                 except (TimeoutError, httpx.TimeoutException):
                     what = "stream stalled" if started else "no first token"
@@ -164,7 +169,7 @@ class BackendTransport:
                         if d.text:
                             text.append(d.text)
                         yield d
-                if state.done:
+                if state.complete:  # end marker, or finish reason + usage: nothing more comes
                     break
             try:
                 yield state.finish()

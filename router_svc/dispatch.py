@@ -119,38 +119,38 @@ class RouterCore:
 
     # -- Dispatch ----------------------------------------------------------------------------
 
-    def _start(self, task: Task, pin: str) -> tuple[Task, DispatchReport]:
+    def _start(self, task: Task, pin: str, trace_id: str) -> tuple[Task, DispatchReport]:
         if not task.request_id:
             task = replace(task, request_id=uuid.uuid4().hex)
         decision = self.decide(task, pin)
-        trace_id = telemetry.current_trace_id() or uuid.uuid4().hex
+        trace_id = telemetry.current_trace_id() or trace_id or uuid.uuid4().hex
         return task, DispatchReport(decision, task.request_id, trace_id)
 
     async def dispatch(
-        self, task: Task, *, pin: str = "", deadline_s: float | None = None
+        self, task: Task, *, pin: str = "", deadline_s: float | None = None, trace_id: str = ""
     ) -> DispatchReport:
         """Run call_with_fallback; raises DispatchFailed with the report when nothing answered."""
         report = None
         # Run the walk to its end (never break out of it): its spans must close where they opened.
-        async for item in self._walk(task, pin, deadline_s, stream=False):
+        async for item in self._walk(task, pin, deadline_s, trace_id, stream=False):
             if isinstance(item, DispatchReport):
                 report = item
         assert report is not None, "_walk ends with a report or raises"
         return report
 
     async def dispatch_stream(
-        self, task: Task, *, pin: str = "", deadline_s: float | None = None
+        self, task: Task, *, pin: str = "", deadline_s: float | None = None, trace_id: str = ""
     ) -> AsyncIterator[Decision | Delta | CallResult | DispatchReport]:
         """Decision first; then deltas and failed attempts (CallResult); the report last."""
-        async for item in self._walk(task, pin, deadline_s, stream=True):
+        async for item in self._walk(task, pin, deadline_s, trace_id, stream=True):
             yield item
 
     async def _walk(
-        self, task: Task, pin: str, deadline_s: float | None, *, stream: bool
+        self, task: Task, pin: str, deadline_s: float | None, trace_id: str, *, stream: bool
     ) -> AsyncIterator[Decision | Delta | CallResult | DispatchReport]:
         deadline = time.monotonic() + (deadline_s if deadline_s else DEFAULT_DEADLINE_S)
         with self.tracer.start_as_current_span("dispatch") as span:
-            task, report = self._start(task, pin)
+            task, report = self._start(task, pin, trace_id)
             _decision_attributes(span, report.decision)
             span.set_attribute("uniwizard.request_id", report.request_id)
             yield report.decision
@@ -272,7 +272,11 @@ class RouterCore:
     ) -> CallResult:
         started = time.perf_counter()
         try:
-            pb = await self.caller.Call(self._call_request(task, report, key), timeout=remaining)
+            pb = await self.caller.Call(
+                self._call_request(task, report, key),
+                timeout=remaining,
+                metadata=telemetry.traceparent_metadata(report.trace_id),
+            )
         except grpc.aio.AioRpcError as exc:
             return _caller_error(key, exc, started)
         return call_result_from_pb(pb)
@@ -281,7 +285,11 @@ class RouterCore:
         self, task: Task, report: DispatchReport, key: str, remaining: float
     ) -> AsyncIterator[Delta | CallResult]:
         started = time.perf_counter()
-        call = self.caller.CallStream(self._call_request(task, report, key), timeout=remaining)
+        call = self.caller.CallStream(
+            self._call_request(task, report, key),
+            timeout=remaining,
+            metadata=telemetry.traceparent_metadata(report.trace_id),
+        )
         try:
             async for ev in call:
                 which = ev.WhichOneof("event")

@@ -10,6 +10,7 @@ from grpc_status import rpc_status
 from router_svc.chain import Decision
 from router_svc.convert import decision_to_pb, failure_to_pb, result_to_pb
 from router_svc.dispatch import Delta, DispatchFailed, DispatchReport, RouterCore
+from uniwizard import telemetry
 from uniwizard.convert import attempt_to_pb, task_from_pb, tool_call_to_pb
 from uniwizard.types import CallResult, Outcome, Task
 from uniwizard.v1 import common_pb2, router_pb2, router_pb2_grpc
@@ -57,6 +58,10 @@ def failure_status(report: DispatchReport) -> status_pb2.Status:
 assert code_pb2.UNAVAILABLE == grpc.StatusCode.UNAVAILABLE.value[0]
 
 
+def incoming_trace_id(context: grpc.aio.ServicerContext) -> str:
+    return telemetry.trace_id_from_metadata(context.invocation_metadata())
+
+
 class RouterServicer(router_pb2_grpc.RouterServicer):
     def __init__(self, core: RouterCore):
         self.core = core
@@ -79,7 +84,10 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         task = await self._task(request.task, context)
         try:
             report = await self.core.dispatch(
-                task, pin=request.backend, deadline_s=self._deadline(context)
+                task,
+                pin=request.backend,
+                deadline_s=self._deadline(context),
+                trace_id=incoming_trace_id(context),
             )
         except DispatchFailed as failed:
             await context.abort_with_status(rpc_status.to_status(failure_status(failed.report)))
@@ -88,7 +96,10 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
     async def DispatchStream(self, request, context):  # type: ignore[no-untyped-def]
         task = await self._task(request.task, context)
         stream = self.core.dispatch_stream(
-            task, pin=request.backend, deadline_s=self._deadline(context)
+            task,
+            pin=request.backend,
+            deadline_s=self._deadline(context),
+            trace_id=incoming_trace_id(context),
         )
         try:
             async for item in stream:

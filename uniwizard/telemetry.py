@@ -96,26 +96,31 @@ def tracer(service_name: str) -> trace.Tracer:
     return tp.get_tracer(TRACER_NAME) if tp is not None else trace.NoOpTracer()
 
 
+def _untraced() -> Any:
+    """Health checks and the long-lived WatchHealth stream are not request traces."""
+    from opentelemetry.instrumentation.grpc import filters
+
+    return filters.negate(
+        filters.any_of(filters.health_check(), filters.method_name("WatchHealth"))
+    )
+
+
 def server_interceptors(service_name: str) -> list[Any]:
     tp = provider(service_name)
     if tp is None:
         return []
-    from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-    return [
-        aio_server_interceptor(tracer_provider=tp, filter_=filters.negate(filters.health_check()))
-    ]
+    return [aio_server_interceptor(tracer_provider=tp, filter_=_untraced())]
 
 
 def client_interceptors(service_name: str) -> list[Any]:
     tp = provider(service_name)
     if tp is None:
         return []
-    from opentelemetry.instrumentation.grpc import aio_client_interceptors, filters
+    from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
-    return list(
-        aio_client_interceptors(tracer_provider=tp, filter_=filters.negate(filters.health_check()))
-    )
+    return list(aio_client_interceptors(tracer_provider=tp, filter_=_untraced()))
 
 
 def current_trace_id() -> str:
@@ -129,3 +134,24 @@ def shutdown() -> None:
         providers = list(_providers.values())
     for tp in providers:
         tp.force_flush()
+
+
+def trace_id_from_metadata(metadata: Any) -> str:
+    """The trace id of a W3C ``traceparent`` in gRPC metadata, or "".
+
+    With tracing off there is no SDK to extract context, but request correlation still follows
+    the standard header: the router sends one and the caller records its trace id in the ledger.
+    """
+    for key, value in metadata or ():
+        if key == "traceparent" and isinstance(value, str):
+            parts = value.split("-")
+            if len(parts) == 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
+                return parts[1]
+    return ""
+
+
+def traceparent_metadata(trace_id: str) -> tuple[tuple[str, str], ...]:
+    """``traceparent`` metadata for a trace id when no SDK propagates context (tracing off)."""
+    if enabled() or not trace_id:
+        return ()
+    return (("traceparent", f"00-{trace_id}-{os.urandom(8).hex()}-00"),)

@@ -1,0 +1,503 @@
+"""Anthropic Messages API (``POST {url}/messages``, ``anthropic-version: 2023-06-01``).
+
+The version is pinned to 2023-06-01, the one whose request/response format this adapter writes
+and reads; the API still serves it. (Anthropic's SDK 2.x defaults to 2026-10-21 and sends the key
+as ``authorization: Bearer``; the API accepts ``x-api-key`` too and prefers it when both come.)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from caller_svc.outcomes import classify_error, outcome_for_status, parse_retry_after, truncate
+from caller_svc.providers._common import (
+    as_int,
+    as_str,
+    b64,
+    base_url,
+    load_json_object,
+    max_output_tokens,
+    plain_error_message,
+    text_attachment,
+    tool_arguments,
+    tool_schema,
+    try_json,
+)
+from caller_svc.providers.base import (
+    FINISH_LENGTH,
+    FINISH_OTHER,
+    FINISH_REFUSAL,
+    FINISH_STOP,
+    FINISH_TOOL_CALLS,
+    MAX_ERROR_MESSAGE,
+    HttpRequest,
+    MalformedResponse,
+    ParsedResponse,
+    ProviderError,
+    ProviderStreamError,
+    StreamDelta,
+    StreamIncomplete,
+    UnsupportedInput,
+)
+from uniwizard.config_types import BackendConfig
+from uniwizard.types import Attachment, BlindRequest, Message, Outcome, Role, ToolCall, Usage
+
+if TYPE_CHECKING:
+    from caller_svc.sse import SSEEvent
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+_FINISH_MAP = {
+    "end_turn": FINISH_STOP,
+    "stop_sequence": FINISH_STOP,
+    "max_tokens": FINISH_LENGTH,
+    "model_context_window_exceeded": FINISH_LENGTH,
+    "tool_use": FINISH_TOOL_CALLS,
+    "refusal": FINISH_REFUSAL,
+    "pause_turn": FINISH_OTHER,  # a server tool's long turn was paused; not used here
+}
+
+_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+
+_ERROR_TYPES: dict[str, Outcome] = {
+    "rate_limit_error": Outcome.RATE_LIMITED,
+    "overloaded_error": Outcome.OVERLOADED,
+    "api_error": Outcome.SERVER_ERROR,
+    "timeout_error": Outcome.TIMEOUT,
+    "authentication_error": Outcome.AUTH,
+    "permission_error": Outcome.AUTH,
+    "billing_error": Outcome.AUTH,  # no credit: down until someone fixes it
+    "request_too_large": Outcome.CONTEXT_WINDOW,
+    "not_found_error": Outcome.BAD_REQUEST,
+}
+
+# The HTTP status each error type is sent with, for errors that arrive inside a stream.
+_ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _usage(value: Any) -> Usage | None:
+    """Anthropic's ``input_tokens`` excludes cache reads and writes; ours includes them."""
+    if not isinstance(value, dict):
+        return None
+    cache_read = as_int(value.get("cache_read_input_tokens"))
+    cache_write = as_int(value.get("cache_creation_input_tokens"))
+    return Usage(
+        input_tokens=as_int(value.get("input_tokens")) + cache_read + cache_write,
+        output_tokens=as_int(value.get("output_tokens")),
+        cached_input_tokens=cache_read,
+    )
+
+
+def _refusal(raw: str) -> tuple[bool, str]:
+    if raw == "refusal":
+        return True, "anthropic stop_reason=refusal"
+    return False, ""
+
+
+class AnthropicAdapter:
+    name: str = "anthropic"
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def _headers(
+        self, api_key: str | None, *, json_body: bool, stream: bool = False
+    ) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if api_key is not None:
+            headers["x-api-key"] = api_key
+        headers["anthropic-version"] = ANTHROPIC_VERSION
+        if json_body:
+            headers["content-type"] = "application/json"
+            headers["accept"] = "text/event-stream" if stream else "application/json"
+        return headers
+
+    def build_request(
+        self, backend: BackendConfig, request: BlindRequest, api_key: str | None, *, stream: bool
+    ) -> HttpRequest:
+        body: dict[str, Any] = {
+            "model": backend.model,
+            "max_tokens": max_output_tokens(backend, request),
+        }
+        if request.system_prompt:
+            body["system"] = request.system_prompt
+        body["messages"] = self._messages(request)
+        # request.temperature is deliberately not sent: Anthropic has retired the sampling
+        # parameters (API version 2026-10-21 rejects temperature/top_p/top_k, newer models reject
+        # temperature on every version with "temperature is deprecated for this model", and the
+        # official SDK 2.x no longer offers them). A hint is not worth a 400.
+        if request.tools:
+            tools: list[dict[str, Any]] = []
+            for tool in request.tools:
+                entry: dict[str, Any] = {"name": tool.name}
+                if tool.description:
+                    entry["description"] = tool.description
+                entry["input_schema"] = tool_schema(tool.parameters_json, tool.name)
+                tools.append(entry)
+            body["tools"] = tools
+        if stream:
+            body["stream"] = True
+        return HttpRequest(
+            method="POST",
+            url=f"{base_url(backend)}/messages",
+            headers=self._headers(api_key, json_body=True, stream=stream),
+            json=body,
+        )
+
+    def probe_request(self, backend: BackendConfig, api_key: str | None) -> HttpRequest:
+        return HttpRequest(
+            method="GET",
+            url=f"{base_url(backend)}/models",
+            headers=self._headers(api_key, json_body=False),
+        )
+
+    def _messages(self, request: BlindRequest) -> list[dict[str, Any]]:
+        """Alternating user/assistant turns, starting with user.
+
+        Consecutive messages of the same role merge into one turn with several content blocks;
+        tool results are ``tool_result`` blocks in a user turn, placed before any other block of
+        that turn (the API requires it).
+        """
+        turns: list[tuple[str, list[dict[str, Any]]]] = []
+        for index, message in enumerate(request.messages):
+            role = "assistant" if message.role is Role.ASSISTANT else "user"
+            blocks = self._blocks(message, index)
+            if turns and turns[-1][0] == role:
+                turns[-1][1].extend(blocks)
+            else:
+                turns.append((role, blocks))
+        if turns and turns[0][0] != "user":
+            raise UnsupportedInput("anthropic: the conversation must start with a user message")
+        out: list[dict[str, Any]] = []
+        for role, blocks in turns:
+            if role == "user":
+                blocks = [b for b in blocks if b["type"] == "tool_result"] + [
+                    b for b in blocks if b["type"] != "tool_result"
+                ]
+            content: str | list[dict[str, Any]]
+            if len(blocks) == 1 and blocks[0]["type"] == "text":
+                content = blocks[0]["text"]
+            elif not blocks:
+                content = ""
+            else:
+                content = blocks
+            out.append({"role": role, "content": content})
+        return out
+
+    def _blocks(self, message: Message, index: int) -> list[dict[str, Any]]:
+        if message.role is Role.TOOL:
+            attachment_blocks = [self._attachment_block(a) for a in message.attachments]
+            result: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
+            if attachment_blocks:
+                text_blocks = [{"type": "text", "text": message.text}] if message.text else []
+                result["content"] = text_blocks + attachment_blocks
+            else:
+                result["content"] = message.text
+            return [result]
+        if message.role is Role.ASSISTANT:
+            if message.attachments:
+                raise UnsupportedInput("anthropic: assistant messages cannot carry attachments")
+            blocks: list[dict[str, Any]] = []
+            if message.text:
+                blocks.append({"type": "text", "text": message.text})
+            for call in message.tool_calls:
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": call.id,
+                        "name": call.name,
+                        "input": tool_arguments(call.arguments_json, call.name),
+                    }
+                )
+            return blocks
+        # User: attachments first (Anthropic recommends images before the question), then text.
+        blocks = [self._attachment_block(a) for a in message.attachments]
+        if message.text or not blocks:
+            blocks.append({"type": "text", "text": message.text})
+        return blocks
+
+    def _attachment_block(self, attachment: Attachment) -> dict[str, Any]:
+        media = attachment.media_type.lower()
+        inline = text_attachment(attachment)
+        if inline is not None:
+            return {"type": "text", "text": inline}
+        if media in _IMAGE_TYPES:
+            return {
+                "type": "image",
+                "source": {"type": "base64", "media_type": media, "data": b64(attachment.data)},
+            }
+        if media == "application/pdf":
+            return {
+                "type": "document",
+                "source": {"type": "base64", "media_type": media, "data": b64(attachment.data)},
+            }
+        raise UnsupportedInput(
+            f"anthropic: {attachment.modality} attachments are not supported "
+            f"(media type {attachment.media_type})"
+        )
+
+    # -- complete responses --------------------------------------------------------------------
+
+    def parse_response(self, body: bytes) -> ParsedResponse:
+        data = load_json_object(body, "anthropic response body")
+        if data.get("type") == "error":
+            raise MalformedResponse("anthropic response body is an error object")
+        content = data.get("content")
+        if not isinstance(content, list):
+            raise MalformedResponse("anthropic response body has no content list")
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        for block in content:
+            if not isinstance(block, dict):
+                raise MalformedResponse("anthropic response content block is not an object")
+            btype = block.get("type")
+            if btype == "text":
+                texts.append(as_str(block.get("text")))
+            elif btype == "tool_use":
+                if not as_str(block.get("id")) or not as_str(block.get("name")):
+                    raise MalformedResponse("anthropic tool_use block lacks id or name")
+                calls.append(
+                    ToolCall(
+                        id=block["id"],
+                        name=block["name"],
+                        arguments_json=_dump(block.get("input") or {}),
+                    )
+                )
+            # thinking / redacted_thinking / server tool blocks are not part of the answer
+        raw = as_str(data.get("stop_reason"))
+        refused, detail = _refusal(raw)
+        return ParsedResponse(
+            text="".join(texts),
+            tool_calls=tuple(calls),
+            finish_reason=_FINISH_MAP.get(raw, FINISH_OTHER),
+            raw_finish_reason=raw,
+            usage=_usage(data.get("usage")),
+            response_model=as_str(data.get("model")),
+            provider_refusal=refused,
+            refusal_detail=detail,
+        )
+
+    # -- errors --------------------------------------------------------------------------------
+
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
+        value = try_json(body)
+        if isinstance(value, dict):
+            error = error_from_object(value, status)
+        else:
+            error = ProviderError(
+                outcome=outcome_for_status(status),
+                message=plain_error_message(status, body),
+                http_status=status,
+            )
+        retry_after = parse_retry_after(headers)
+        if retry_after <= 0:
+            return error
+        return ProviderError(
+            outcome=error.outcome,
+            message=error.message,
+            http_status=error.http_status,
+            retry_after_s=retry_after,
+            provider_code=error.provider_code,
+        )
+
+    # -- streams -------------------------------------------------------------------------------
+
+    def new_stream(self) -> AnthropicStream:
+        return AnthropicStream()
+
+
+def error_from_object(value: dict[str, Any], status: int) -> ProviderError:
+    """``{"type": "error", "error": {"type", "message"}}`` (a body or a stream event)."""
+    err = value.get("error")
+    etype = message = ""
+    if isinstance(err, dict):
+        etype = as_str(err.get("type"))
+        message = as_str(err.get("message"))
+    message = message or (f"HTTP {status}" if status else "provider error")
+    outcome = _ERROR_TYPES.get(etype)
+    if outcome is None:
+        effective = status or _ERROR_STATUS.get(etype, 500)
+        outcome = classify_error(effective, message, (etype,))
+    return ProviderError(
+        outcome=outcome,
+        message=truncate(message, MAX_ERROR_MESSAGE),
+        http_status=status,
+        provider_code=etype,
+    )
+
+
+@dataclass(slots=True)
+class _Block:
+    type: str
+    id: str = ""
+    name: str = ""
+    initial_input: Any = None
+    json_parts: list[str] = field(default_factory=list)
+
+
+class AnthropicStream:
+    """Accumulates Messages API stream events.
+
+    ``message_start`` gives the model and input usage; ``content_block_*`` events build text and
+    ``tool_use`` blocks (a tool call is emitted, complete, at its ``content_block_stop``);
+    ``message_delta`` gives ``stop_reason`` and the cumulative output usage; ``message_stop`` ends
+    the stream; ``error`` raises :class:`ProviderStreamError`.
+    """
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._calls: list[ToolCall] = []
+        self._blocks: dict[int, _Block] = {}
+        self._raw_usage: dict[str, Any] = {}
+        self._stop_reason: str | None = None
+        self._model = ""
+        self._done = False
+        self._started = False
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    @property
+    def finish_seen(self) -> bool:
+        return self._done or self._stop_reason is not None
+
+    @property
+    def complete(self) -> bool:
+        # message_delta carries both the stop reason and the final usage.
+        return self.finish_seen
+
+    def feed(self, event: SSEEvent) -> list[StreamDelta]:
+        data = event.data.strip()
+        if not data:
+            return []
+        obj = load_json_object(data, "anthropic stream event")
+        etype = as_str(obj.get("type")) or event.event
+        if etype == "error":
+            raise ProviderStreamError(error_from_object(obj, 0))
+        if etype == "ping":
+            return []
+        if etype == "message_start":
+            message = obj.get("message")
+            if not isinstance(message, dict):
+                raise MalformedResponse("anthropic message_start has no message object")
+            self._started = True
+            self._model = as_str(message.get("model"))
+            if isinstance(message.get("usage"), dict):
+                self._raw_usage.update(message["usage"])
+            return []
+        if etype == "content_block_start":
+            return self._block_start(obj)
+        if etype == "content_block_delta":
+            return self._block_delta(obj)
+        if etype == "content_block_stop":
+            return self._block_stop(obj)
+        if etype == "message_delta":
+            delta = obj.get("delta")
+            if isinstance(delta, dict) and isinstance(delta.get("stop_reason"), str):
+                self._stop_reason = delta["stop_reason"]
+            usage = obj.get("usage")
+            if isinstance(usage, dict):
+                # Cumulative counts; newer API versions also repeat the input counts here.
+                self._raw_usage.update({k: v for k, v in usage.items() if v is not None})
+            return []
+        if etype == "message_stop":
+            self._done = True
+            return []
+        return []  # unknown event types are ignored, as Anthropic's versioning policy asks
+
+    def _index(self, obj: dict[str, Any], what: str) -> int:
+        index = obj.get("index")
+        if not isinstance(index, int):
+            raise MalformedResponse(f"anthropic {what} has no index")
+        return index
+
+    def _block_start(self, obj: dict[str, Any]) -> list[StreamDelta]:
+        index = self._index(obj, "content_block_start")
+        block = obj.get("content_block")
+        if not isinstance(block, dict):
+            raise MalformedResponse("anthropic content_block_start has no content_block")
+        btype = as_str(block.get("type"))
+        self._blocks[index] = _Block(
+            type=btype,
+            id=as_str(block.get("id")),
+            name=as_str(block.get("name")),
+            initial_input=block.get("input"),
+        )
+        if btype == "text" and as_str(block.get("text")):
+            self._text.append(block["text"])
+            return [StreamDelta(text=block["text"])]
+        return []
+
+    def _block_delta(self, obj: dict[str, Any]) -> list[StreamDelta]:
+        index = self._index(obj, "content_block_delta")
+        delta = obj.get("delta")
+        if not isinstance(delta, dict):
+            raise MalformedResponse("anthropic content_block_delta has no delta")
+        block = self._blocks.get(index)
+        if block is None:
+            raise MalformedResponse("anthropic content_block_delta for a block that never started")
+        dtype = delta.get("type")
+        if dtype == "text_delta":
+            text = as_str(delta.get("text"))
+            if text:
+                self._text.append(text)
+                return [StreamDelta(text=text)]
+        elif dtype == "input_json_delta":
+            block.json_parts.append(as_str(delta.get("partial_json")))
+        # thinking_delta, signature_delta, citations_delta: not part of the answer's text
+        return []
+
+    def _block_stop(self, obj: dict[str, Any]) -> list[StreamDelta]:
+        index = self._index(obj, "content_block_stop")
+        block = self._blocks.get(index)
+        if block is None or block.type != "tool_use":
+            return []
+        raw = "".join(block.json_parts)
+        if raw.strip():
+            try:
+                arguments = json.loads(raw)
+            except ValueError as exc:
+                raise MalformedResponse("anthropic tool_use input JSON is invalid") from exc
+        else:
+            arguments = block.initial_input if isinstance(block.initial_input, dict) else {}
+        if not block.id or not block.name:
+            raise MalformedResponse("anthropic tool_use block lacks id or name")
+        call = ToolCall(id=block.id, name=block.name, arguments_json=_dump(arguments))
+        self._calls.append(call)
+        return [StreamDelta(tool_call=call)]
+
+    def finish(self) -> ParsedResponse:
+        if not self.finish_seen:
+            raise StreamIncomplete(
+                "anthropic stream ended before message_delta stop_reason / message_stop"
+            )
+        raw = self._stop_reason or ""
+        refused, detail = _refusal(raw)
+        return ParsedResponse(
+            text="".join(self._text),
+            tool_calls=tuple(self._calls),
+            finish_reason=_FINISH_MAP.get(raw, FINISH_OTHER),
+            raw_finish_reason=raw,
+            usage=_usage(self._raw_usage) if self._raw_usage else None,
+            response_model=self._model,
+            provider_refusal=refused,
+            refusal_detail=detail,
+        )

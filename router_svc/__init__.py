@@ -1,0 +1,1 @@
+"""router_svc: classifies tasks, builds fallback chains and dispatches them."""
