@@ -1,0 +1,160 @@
+"""The command line against `uniwizard up --sim` run as a user would: separate processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.stack import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    tmp = tmp_path_factory.mktemp("up")
+    env = dict(os.environ)
+    env.update(
+        {
+            "UNIWIZARD_REGISTRY_ADDR": f"127.0.0.1:{free_port()}",
+            "UNIWIZARD_ROUTER_ADDR": f"127.0.0.1:{free_port()}",
+            "UNIWIZARD_CALLER_ADDR": f"127.0.0.1:{free_port()}",
+            "UNIWIZARD_SIM_ADDR": f"127.0.0.1:{free_port()}",
+            "UNIWIZARD_DATA_DIR": str(tmp),
+        }
+    )
+    for key in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
+        env.pop(key, None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uniwizard.cli", "up", "--sim"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines = []
+    started = time.monotonic()
+    for line in proc.stdout:
+        lines.append(line)
+        if "all services serving" in line:
+            break
+        assert time.monotonic() - started < 30, "".join(lines)
+    else:
+        pytest.fail("uniwizard up ended early:\n" + "".join(lines))
+    env["UP_LOG"] = "".join(lines)
+    yield env
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, rest
+    assert "uniwizard: stopped" in rest
+    assert "Traceback" not in rest
+
+
+def cli(
+    env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "uniwizard.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        input=stdin,
+    )
+
+
+def test_up_reports_all_services_and_the_simulator(up: dict[str, str]) -> None:
+    log = up["UP_LOG"]
+    assert f"simulator serving on http://{up['UNIWIZARD_SIM_ADDR']}" in log
+    for name in ("registry", "router", "caller"):
+        assert up[f"UNIWIZARD_{name.upper()}_ADDR"] in log
+
+
+def test_route_json_has_the_design_brief_shape(up: dict[str, str]) -> None:
+    r = cli(up, "route", "--json", "Analyze the trade-offs between event sourcing and CRUD")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert {"backend", "category", "chain", "reasons", "skipped"} <= set(data)
+    assert (data["backend"], data["category"]) == ("claude", "reasoning")
+    assert data["chain"][0] == "claude"
+    plain = cli(up, "route", "-", stdin="What's the status of the nightly backup job?")
+    assert plain.returncode == 0
+    assert "backend:  local" in plain.stdout and "chain:" in plain.stdout
+
+
+def test_think_json_names_backend_attempts_cost_and_trace(up: dict[str, str]) -> None:
+    r = cli(up, "think", "--json", "Who was the first emperor of Rome?")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert {"text", "backend", "attempts", "cost_usd", "trace_id"} <= set(data)
+    assert data["backend"] == "gpt" and data["text"]
+    attempt = data["attempts"][0]
+    assert {"backend", "outcome", "latency_ms", "input_tokens", "output_tokens", "cost_usd"} <= set(
+        attempt
+    )
+    assert attempt["outcome"] == "success"
+    assert data["cost_usd"] == pytest.approx(attempt["cost_usd"])
+    assert len(data["trace_id"]) == 32
+    streamed = cli(up, "think", "--stream", "Who was the first emperor of Rome?")
+    assert streamed.returncode == 0, streamed.stderr
+    assert "Simulated answer" in streamed.stdout
+    pinned = cli(up, "think", "--json", "--backend", "grok", "hello there")
+    assert json.loads(pinned.stdout)["backend"] == "grok"
+
+
+def test_disable_enable_and_backends(up: dict[str, str]) -> None:
+    r = cli(up, "disable", "gpt", "--reason", "maintenance", "--by", "ops")
+    assert r.returncode == 0, r.stderr
+    assert "disabled by ops: maintenance" in r.stdout
+    table = cli(up, "backends")
+    assert "disabled by ops: maintenance" in table.stdout
+    rows = {b["key"]: b for b in json.loads(cli(up, "backends", "--json").stdout)["backends"]}
+    assert rows["gpt"]["state"] == "disabled" and rows["gpt"]["disabled_by"] == "ops"
+    assert set(rows) == {"local", "claude", "kimi", "gpt", "gemini", "grok"}
+    moved = json.loads(cli(up, "think", "--json", "Who was the first emperor of Rome?").stdout)
+    assert moved["backend"] != "gpt"
+    assert cli(up, "enable", "gpt").returncode == 0
+    rows = {b["key"]: b for b in json.loads(cli(up, "backends", "--json").stdout)["backends"]}
+    assert rows["gpt"]["state"] != "disabled"
+    unknown = cli(up, "disable", "nope")
+    assert unknown.returncode == 1 and "unknown backend 'nope'" in unknown.stderr
+
+
+def test_usage_totals(up: dict[str, str]) -> None:
+    cli(up, "think", "Who was the first emperor of Rome?")
+    data = json.loads(cli(up, "usage", "--json").stdout)
+    assert data["total"]["attempts"] >= 1
+    assert data["total"]["cost_usd"] == pytest.approx(sum(b["cost_usd"] for b in data["backends"]))
+
+
+def test_failures_exit_non_zero_with_the_typed_error(up: dict[str, str]) -> None:
+    r = cli(up, "think", "--json", "--private", "--backend", "gpt", "my secret diary")
+    assert r.returncode == 1
+    data = json.loads(r.stdout)
+    assert data["error"]["class"] == "no_backend"
+    assert data["attempts"] == []
+    empty = cli(up, "think", "   ")
+    assert empty.returncode == 2 and "empty" in empty.stderr
+
+
+def test_unreachable_router_is_a_clear_error(tmp_path: Path) -> None:
+    env = dict(os.environ, UNIWIZARD_ROUTER_ADDR=f"127.0.0.1:{free_port()}")
+    r = cli(env, "route", "hello")
+    assert r.returncode == 3
+    assert "cannot reach router_svc" in r.stderr and "Traceback" not in r.stderr
