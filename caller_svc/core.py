@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -338,8 +339,9 @@ class CallerCore:
         """Deltas (after the held-back opening passed the refusal check), then one CallResult."""
         transport = self._backend(key)
         with self._span(transport.backend, stream=True):
-            async for item in self._call_stream(transport, request, ctx):
-                yield item
+            async with aclosing(self._call_stream(transport, request, ctx)) as items:
+                async for item in items:
+                    yield item
 
     async def _call_stream(
         self, transport: BackendTransport, request: BlindRequest, ctx: CallContext
@@ -363,50 +365,51 @@ class CallerCore:
         holding = True
         recorded = False
         try:
-            async for item in transport.stream(http, self._budget(b, ctx)):
-                if isinstance(item, StreamDelta):
-                    if not holding:
-                        yield item
+            async with aclosing(transport.stream(http, self._budget(b, ctx))) as items:
+                async for item in items:
+                    if isinstance(item, StreamDelta):
+                        if not holding:
+                            yield item
+                            continue
+                        held.append(item)
+                        held_chars += len(item.text)
+                        if held_chars < HOLD_BACK_CHARS and item.tool_call is None:
+                            continue
+                        opening = "".join(d.text for d in held)
+                        if item.tool_call is None and self.refusals.detect(opening).is_refusal:
+                            # The opening alone is judged; the rest is never read.
+                            result = self._finish(
+                                b,
+                                request,
+                                ParsedResponse(
+                                    text=opening,
+                                    tool_calls=(),
+                                    finish_reason="refusal",
+                                    raw_finish_reason="",
+                                    usage=None,
+                                    response_model="",
+                                    provider_refusal=False,
+                                ),
+                                started,
+                                scrubbed,
+                            )
+                            self._record(result, ctx)
+                            recorded = True
+                            yield result
+                            return
+                        holding = False
+                        for d in held:
+                            yield d
+                        held = []
                         continue
-                    held.append(item)
-                    held_chars += len(item.text)
-                    if held_chars < HOLD_BACK_CHARS and item.tool_call is None:
-                        continue
-                    opening = "".join(d.text for d in held)
-                    if item.tool_call is None and self.refusals.detect(opening).is_refusal:
-                        # The opening alone is judged; the rest is never read.
-                        result = self._finish(
-                            b,
-                            request,
-                            ParsedResponse(
-                                text=opening,
-                                tool_calls=(),
-                                finish_reason="refusal",
-                                raw_finish_reason="",
-                                usage=None,
-                                response_model="",
-                                provider_refusal=False,
-                            ),
-                            started,
-                            scrubbed,
-                        )
-                        self._record(result, ctx)
-                        recorded = True
-                        yield result
-                        return
-                    holding = False
-                    for d in held:
-                        yield d
-                    held = []
-                    continue
-                result = self._finish(b, request, item, started, scrubbed)
-                if holding and result.outcome is Outcome.SUCCESS:
-                    for d in held:
-                        yield d
-                self._record(result, ctx)
-                recorded = True
-                yield result
-                return
+                    result = self._finish(b, request, item, started, scrubbed)
+                    if holding and result.outcome is Outcome.SUCCESS:
+                        for d in held:
+                            yield d
+                    self._record(result, ctx)
+                    recorded = True
+                    yield result
+                    return
         except (asyncio.CancelledError, GeneratorExit):
             if not recorded:
                 self._record(self._cancelled(b, started), ctx)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
+
 import grpc
 
 from caller_svc.core import CallContext, CallerCore, UnknownBackend
@@ -53,14 +55,16 @@ class CallerServicer(caller_pb2_grpc.CallerServicer):
     async def CallStream(self, request: caller_pb2.CallRequest, context: grpc.aio.ServicerContext):  # type: ignore[no-untyped-def]
         ctx = await self._context(request, context)
         stream = self.core.call_stream(request.backend, request_from_pb(request.request), ctx)
-        async for item in stream:
-            if isinstance(item, CallResult):
-                yield caller_pb2.CallEvent(result=call_result_to_pb(item))
-            elif isinstance(item, StreamDelta):
-                if item.text:
-                    yield caller_pb2.CallEvent(text_delta=item.text)
-                if item.tool_call is not None:
-                    yield caller_pb2.CallEvent(tool_call=tool_call_to_pb(item.tool_call))
+        # aclosing: a cancelled call closes the stream here, in this task (spans, ledger row).
+        async with aclosing(stream) as items:
+            async for item in items:
+                if isinstance(item, CallResult):
+                    yield caller_pb2.CallEvent(result=call_result_to_pb(item))
+                elif isinstance(item, StreamDelta):
+                    if item.text:
+                        yield caller_pb2.CallEvent(text_delta=item.text)
+                    if item.tool_call is not None:
+                        yield caller_pb2.CallEvent(tool_call=tool_call_to_pb(item.tool_call))
 
     async def Usage(
         self, request: caller_pb2.UsageRequest, context: grpc.aio.ServicerContext

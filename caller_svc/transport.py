@@ -5,7 +5,8 @@ feeds back what arrives, classifying transport failures into outcome classes:
 
 * connect timeout, first-token timeout, stalled stream, whole-call timeout → ``timeout``
 * connection refused / reset / closed before a response → ``network``
-* a stream that ends or breaks after it started, without its end marker → ``truncated``
+* a stream that ends or breaks after it started, without its end marker, or a unary response
+  body cut after its headers → ``truncated``
 """
 
 from __future__ import annotations
@@ -76,14 +77,32 @@ class BackendTransport:
 
     async def send(self, req: HttpRequest, budget_s: float) -> Exchange:
         """A unary exchange bounded by ``budget_s`` seconds in all."""
+        resp: httpx.Response | None = None
         try:
             async with asyncio.timeout(budget_s):
-                resp = await self.client.send(self._build(req))
+                # stream=True so that a failure while reading the body can be told apart from a
+                # failure before any response (see below).
+                resp = await self.client.send(self._build(req), stream=True)
                 body = await resp.aread()
         except (TimeoutError, httpx.TimeoutException) as exc:
             return Failure(Outcome.TIMEOUT, _timeout_message(exc, budget_s))
         except httpx.TransportError as exc:
-            return Failure(Outcome.NETWORK, _network_message(exc))
+            if resp is None:
+                return Failure(Outcome.NETWORK, _network_message(exc))
+            # Fix (e2e test_caller_faults, unary "cut"): the status line and headers arrived,
+            # then the connection closed mid-body. That is an answer cut before its end
+            # (truncated, as on a stream), not a connection failure (network, which the router
+            # retries); an error status keeps its own classification.
+            if resp.status_code >= 400:
+                return self.adapter.parse_error(resp.status_code, resp.headers, b"")
+            return Failure(
+                Outcome.TRUNCATED,
+                "response body cut: " + _network_message(exc),
+                http_status=resp.status_code,
+            )
+        finally:
+            if resp is not None:
+                await resp.aclose()
         if resp.status_code >= 400:
             return self.adapter.parse_error(resp.status_code, resp.headers, body)
         try:

@@ -10,6 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 
 import grpc
@@ -142,8 +143,9 @@ class RouterCore:
         self, task: Task, *, pin: str = "", deadline_s: float | None = None, trace_id: str = ""
     ) -> AsyncIterator[Decision | Delta | CallResult | DispatchReport]:
         """Decision first; then deltas and failed attempts (CallResult); the report last."""
-        async for item in self._walk(task, pin, deadline_s, trace_id, stream=True):
-            yield item
+        async with aclosing(self._walk(task, pin, deadline_s, trace_id, stream=True)) as items:
+            async for item in items:
+                yield item
 
     async def _walk(
         self, task: Task, pin: str, deadline_s: float | None, trace_id: str, *, stream: bool
@@ -185,12 +187,14 @@ class RouterCore:
                         aspan.set_attribute("uniwizard.backend", key)
                         aspan.set_attribute("uniwizard.attempt", len(report.attempts) + 1)
                         if stream:
-                            async for ev in self._stream_once(task, report, key, remaining):
-                                if isinstance(ev, Delta):
-                                    committed = True
-                                    yield ev
-                                else:
-                                    result = ev
+                            once = self._stream_once(task, report, key, remaining)
+                            async with aclosing(once) as events:
+                                async for ev in events:
+                                    if isinstance(ev, Delta):
+                                        committed = True
+                                        yield ev
+                                    else:
+                                        result = ev
                         else:
                             result = await self._call_once(task, report, key, remaining)
                         assert result is not None
@@ -290,22 +294,21 @@ class RouterCore:
             timeout=remaining,
             metadata=telemetry.traceparent_metadata(report.trace_id),
         )
+        result: CallResult | None = None
         try:
-            async for ev in call:
+            async for ev in call:  # read to the end: the caller closes right after its result
                 which = ev.WhichOneof("event")
                 if which == "text_delta":
                     yield Delta(text=ev.text_delta)
                 elif which == "tool_call":
                     yield Delta(tool_call=tool_call_from_pb(ev.tool_call))
                 elif which == "result":
-                    yield call_result_from_pb(ev.result)
-                    return
+                    result = call_result_from_pb(ev.result)
         except grpc.aio.AioRpcError as exc:
-            yield _caller_error(key, exc, started)
-            return
+            result = _caller_error(key, exc, started)
         finally:
-            call.cancel()
-        yield CallResult(
+            call.cancel()  # a no-op once the stream has ended
+        yield result or CallResult(
             backend=key,
             model="",
             outcome=Outcome.TRUNCATED,

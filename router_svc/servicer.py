@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
+
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, status_pb2
@@ -102,17 +104,20 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             trace_id=incoming_trace_id(context),
         )
         try:
-            async for item in stream:
-                if isinstance(item, Decision):
-                    yield router_pb2.DispatchEvent(decision=decision_to_pb(item))
-                elif isinstance(item, Delta):
-                    if item.text:
-                        yield router_pb2.DispatchEvent(text_delta=item.text)
-                    if item.tool_call is not None:
-                        yield router_pb2.DispatchEvent(tool_call=tool_call_to_pb(item.tool_call))
-                elif isinstance(item, CallResult):
-                    yield router_pb2.DispatchEvent(attempt_failed=attempt_to_pb(item))
-                elif isinstance(item, DispatchReport):
-                    yield router_pb2.DispatchEvent(done=result_to_pb(item, with_text=False))
+            async with aclosing(stream) as items:  # closed in this task if the client cancels
+                async for item in items:
+                    if isinstance(item, Decision):
+                        yield router_pb2.DispatchEvent(decision=decision_to_pb(item))
+                    elif isinstance(item, Delta):
+                        if item.text:
+                            yield router_pb2.DispatchEvent(text_delta=item.text)
+                        if item.tool_call is not None:
+                            yield router_pb2.DispatchEvent(
+                                tool_call=tool_call_to_pb(item.tool_call)
+                            )
+                    elif isinstance(item, CallResult):
+                        yield router_pb2.DispatchEvent(attempt_failed=attempt_to_pb(item))
+                    elif isinstance(item, DispatchReport):
+                        yield router_pb2.DispatchEvent(done=result_to_pb(item, with_text=False))
         except DispatchFailed as failed:
             await context.abort_with_status(rpc_status.to_status(failure_status(failed.report)))

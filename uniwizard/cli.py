@@ -17,6 +17,7 @@ from grpc_status import rpc_status
 
 from uniwizard.convert import outcome_from_pb, task_to_pb
 from uniwizard.net import CHANNEL_OPTIONS, address
+from uniwizard.security import SecurityError, sync_channel
 from uniwizard.types import Attachment, BlindRequest, Message, Role, Task
 from uniwizard.v1 import (
     caller_pb2,
@@ -43,7 +44,10 @@ class CliError(Exception):
 
 
 def _channel(service: str) -> grpc.Channel:
-    return grpc.insecure_channel(address(service), options=CHANNEL_OPTIONS)
+    try:
+        return sync_channel(address(service), options=CHANNEL_OPTIONS)
+    except SecurityError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _rpc(service: str, fn: Callable[[], Any]) -> Any:

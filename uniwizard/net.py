@@ -7,6 +7,7 @@ import os
 import grpc
 
 from uniwizard import telemetry
+from uniwizard.security import client_interceptors, load_security
 
 DEFAULT_ADDRS = {
     "registry": "127.0.0.1:50051",
@@ -28,12 +29,16 @@ def address(service: str) -> str:
 
 
 def aio_channel(target: str, client_service: str) -> grpc.aio.Channel:
-    """An aio channel from one of our services (traced when telemetry is on)."""
-    return grpc.aio.insecure_channel(
-        target,
-        options=CHANNEL_OPTIONS,
-        interceptors=telemetry.client_interceptors(client_service),
-    )
+    """An aio channel from one of our services: traced when telemetry is on, with this process's
+    TLS settings and bearer token (see ``uniwizard.security``)."""
+    security = load_security()
+    interceptors = [*telemetry.client_interceptors(client_service), *client_interceptors(security)]
+    creds = security.channel_credentials()
+    if creds is not None:
+        return grpc.aio.secure_channel(
+            target, creds, options=CHANNEL_OPTIONS, interceptors=interceptors
+        )
+    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
 
 
 def data_dir() -> str:

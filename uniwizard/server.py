@@ -21,6 +21,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from uniwizard import telemetry
+from uniwizard.security import BearerTokenInterceptor, Security, check_listen, load_security
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,14 @@ class ServiceHost:
     # Called when shutdown begins, before draining: end long-lived streams here.
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
 
+    security: Security = field(default_factory=load_security)
+
     def __post_init__(self) -> None:
+        interceptors = list(telemetry.server_interceptors(self.name))
+        if self.security.token:
+            interceptors.insert(0, BearerTokenInterceptor(self.security.token))
         self.server = grpc.aio.server(
-            interceptors=telemetry.server_interceptors(self.name),
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -57,8 +63,13 @@ class ServiceHost:
         reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], self.server)
 
     async def start(self) -> int:
+        check_listen(self.address, self.security)
+        creds = self.security.server_credentials()
         try:
-            self.port = self.server.add_insecure_port(self.address)
+            if creds is not None:
+                self.port = self.server.add_secure_port(self.address, creds)
+            else:
+                self.port = self.server.add_insecure_port(self.address)
         except RuntimeError as exc:
             raise OSError(f"{self.name}: cannot listen on {self.address}: {exc}") from None
         await self.server.start()
@@ -111,6 +122,7 @@ async def run_until_signal(host: ServiceHost, grace: float = GRACE_SECONDS) -> N
 def main_entry(build: Callable[[], Awaitable[ServiceHost]], name: str) -> int:
     """Run a service from ``python -m``: config errors print one line and exit 2."""
     from uniwizard.config import ConfigError
+    from uniwizard.security import SecurityError
 
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s"
@@ -125,7 +137,7 @@ def main_entry(build: Callable[[], Awaitable[ServiceHost]], name: str) -> int:
 
     try:
         asyncio.run(_run())
-    except (ConfigError, OSError, StartupError) as exc:
+    except (ConfigError, OSError, StartupError, SecurityError) as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
     return 0

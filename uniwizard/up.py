@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from uniwizard.config import ConfigError, dump_config, load_config, rewrite_urls
 from uniwizard.net import address, data_dir
+from uniwizard.security import sync_channel
 
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 15.0
@@ -31,7 +32,7 @@ def sim_address() -> str:
 def wait_serving(target: str, timeout: float = READY_TIMEOUT_S) -> bool:
     """Poll grpc.health.v1 Check until SERVING."""
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(target) as ch:
+    with sync_channel(target) as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         while time.monotonic() < deadline:
             try:
