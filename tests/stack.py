@@ -18,6 +18,7 @@ from registry_svc.server import build_registry
 from router_svc.server import build_router
 from uniwizard.config import dump_config, load_config, rewrite_urls
 from uniwizard.config_types import BackendConfig, Config
+from uniwizard.net import aio_channel
 from uniwizard.convert import task_to_pb
 from uniwizard.server import ServiceHost
 from uniwizard.types import Attachment, BlindRequest, Message, Role, Task
@@ -61,7 +62,8 @@ class Stack:
     channels: list[grpc.aio.Channel] = dataclasses.field(default_factory=list)
 
     def channel(self, host: ServiceHost) -> grpc.aio.Channel:
-        ch = grpc.aio.insecure_channel(host.target)
+        """A client channel with this process's token/TLS settings, like any of our clients."""
+        ch = aio_channel(host.target, "tests")
         self.channels.append(ch)
         return ch
 

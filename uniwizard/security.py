@@ -178,10 +178,7 @@ def _rejecting(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler:
 # -- client side ---------------------------------------------------------------------------------
 
 
-class _AddToken(
-    grpc.aio.UnaryUnaryClientInterceptor,
-    grpc.aio.UnaryStreamClientInterceptor,
-):
+class _TokenDetails:
     def __init__(self, metadata: tuple[tuple[str, str], ...]):
         self._metadata = metadata
 
@@ -191,15 +188,22 @@ class _AddToken(
             details.method, details.timeout, md, details.credentials, details.wait_for_ready
         )
 
+
+# grpc.aio files each interceptor under ONE call type, so each type gets its own class.
+class _AddTokenUnary(_TokenDetails, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
         return await continuation(self._details(details), request)
 
+
+class _AddTokenStream(_TokenDetails, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation, details, request):  # type: ignore[no-untyped-def]
         return await continuation(self._details(details), request)
 
 
 def client_interceptors(security: Security) -> list[Any]:
-    return [_AddToken(security.metadata())] if security.token else []
+    if not security.token:
+        return []
+    return [_AddTokenUnary(security.metadata()), _AddTokenStream(security.metadata())]
 
 
 class _AddTokenSync(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
