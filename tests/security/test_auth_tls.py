@@ -181,7 +181,7 @@ def test_non_loopback_without_token_or_tls_is_refused() -> None:
     check_listen("127.0.0.1:50051", bare)
     check_listen("[::1]:50051", bare)
     check_listen("localhost:50051", bare)
-    with pytest.raises(SecurityError, match="refusing to listen on 0.0.0.0:50051"):
+    with pytest.raises(SecurityError, match=r"refusing to listen on 0\.0\.0\.0:50051"):
         check_listen("0.0.0.0:50051", bare)
     check_listen("0.0.0.0:50051", load_security({"UNIWIZARD_TOKEN": TOKEN}))
     check_listen("0.0.0.0:50051", load_security({"UNIWIZARD_ALLOW_INSECURE": "1"}))
