@@ -33,7 +33,9 @@ with the ``charset`` parameter, UTF-8 by default, undecodable bytes preserved). 
 (arguments, schemas) are parsed; keys and string values are redacted one by one (so ``\\u0054``
 escapes cannot hide a name), then the string values are scanned joined together (a passage
 spread over several values replaces every value it touches), then the re-serialised document
-is scanned as text. Image, audio and video data are not inspected.
+is scanned as text. Image, audio and video data are not inspected. Tool names and tool-call ids
+are redacted with the placeholder reduced to ``[A-Za-z0-9_-]`` (``redacted``), so they stay valid
+identifiers for the providers.
 
 **Soul passages.** Any run of at least 8 consecutive words of a soul file (words in canonical
 form, apostrophes ignored, so whitespace, line breaks, punctuation and case do not matter).
@@ -180,6 +182,11 @@ class IdentityGuard:
             )
         self.on_detect = on_detect
         self.placeholder = placeholder
+        # Fix (e2e test_blind_identity, tool_name leaks): tool names and tool-call ids must match
+        # ^[a-zA-Z0-9_-]+$ at OpenAI / Anthropic / Gemini, so "[redacted]" inside one turned a
+        # scrubbed request into a provider 400. Identifier fields get the placeholder with every
+        # other character dropped ("[redacted]" -> "redacted").
+        self.identifier_placeholder = re.sub(r"[^A-Za-z0-9_-]+", "", placeholder) or "redacted"
         patterns: list[_NamePattern] = []
         for name in names:
             pattern = _name_pattern(name)
@@ -205,7 +212,7 @@ class IdentityGuard:
                 shingles.add(tuple(ws[j : j + SHINGLE_WORDS]))
         self._shingles = frozenset(shingles)
         self._vocab = frozenset(w for s in shingles for w in s)
-        if self.scan(placeholder):
+        if self.scan(placeholder) or self.scan(self.identifier_placeholder):
             raise IdentityConfigError("identity.placeholder itself contains identity material")
 
     @classmethod
@@ -247,7 +254,7 @@ class IdentityGuard:
         out.sort(key=lambda m: (m.start, m.end))
         return out
 
-    def redact(self, text: str) -> tuple[str, int]:
+    def redact(self, text: str, placeholder: str | None = None) -> tuple[str, int]:
         """Replace every match with the placeholder, re-scanning until clean: (text, count).
 
         Returns ``text`` itself (the same object) when nothing matched. Raises ``IdentityLeak``
@@ -263,7 +270,7 @@ class IdentityGuard:
             last = 0
             for s, e in spans:
                 parts.append(text[last:s])
-                parts.append(self.placeholder)
+                parts.append(self.placeholder if placeholder is None else placeholder)
                 last = e
             parts.append(text[last:])
             text = "".join(parts)
@@ -345,18 +352,22 @@ class _Walk:
         self.matches = 0
         self.fields: list[str] = []
 
-    def _redact(self, path: str, text: str) -> tuple[str, int]:
+    def _redact(self, path: str, text: str, placeholder: str | None = None) -> tuple[str, int]:
         try:
-            return self.guard.redact(text)
+            return self.guard.redact(text, placeholder)
         except IdentityLeak:
             raise IdentityLeak((*self.fields, path)) from None
 
-    def text(self, path: str, text: str) -> str:
-        new, n = self._redact(path, text)
+    def text(self, path: str, text: str, placeholder: str | None = None) -> str:
+        new, n = self._redact(path, text, placeholder)
         if n:
             self.matches += n
             self.fields.append(path)
         return new
+
+    def identifier(self, path: str, text: str) -> str:
+        """A tool name or tool-call id: redacted with the identifier-safe placeholder."""
+        return self.text(path, text, self.guard.identifier_placeholder)
 
     def json_text(self, path: str, text: str) -> str:
         """Redact inside a JSON document's keys and string values, keeping it valid JSON."""
@@ -407,7 +418,7 @@ class _Walk:
             self.attachment(f"{path}.attachments[{i}]", a) for i, a in enumerate(m.attachments)
         )
         calls = tuple(self.call(f"{path}.tool_calls[{i}]", c) for i, c in enumerate(m.tool_calls))
-        call_id = self.text(f"{path}.tool_call_id", m.tool_call_id)
+        call_id = self.identifier(f"{path}.tool_call_id", m.tool_call_id)
         if (
             text is m.text
             and call_id is m.tool_call_id
@@ -433,15 +444,15 @@ class _Walk:
         return dataclasses.replace(a, name=name, data=data)
 
     def call(self, path: str, c: ToolCall) -> ToolCall:
-        call_id = self.text(f"{path}.id", c.id)
-        name = self.text(f"{path}.name", c.name)
+        call_id = self.identifier(f"{path}.id", c.id)
+        name = self.identifier(f"{path}.name", c.name)
         args = self.json_text(f"{path}.arguments_json", c.arguments_json)
         if call_id is c.id and name is c.name and args is c.arguments_json:
             return c
         return dataclasses.replace(c, id=call_id, name=name, arguments_json=args)
 
     def tool(self, path: str, t: ToolDef) -> ToolDef:
-        name = self.text(f"{path}.name", t.name)
+        name = self.identifier(f"{path}.name", t.name)
         description = self.text(f"{path}.description", t.description)
         params = self.json_text(f"{path}.parameters_json", t.parameters_json)
         if name is t.name and description is t.description and params is t.parameters_json:

@@ -41,7 +41,7 @@ async def build_caller(
     reporter = RegistryReporter(registry) if registry else None
     core = CallerCore(config, ledger, guard=guard, refusals=RefusalDetector(), reporter=reporter)
     host = ServiceHost("caller_svc", addr, [SERVICE_NAME])
-    caller_pb2_grpc.add_CallerServicer_to_server(CallerServicer(core), host.server)
+    caller_pb2_grpc.add_CallerServicer_to_server(CallerServicer(core, host.limits), host.server)
 
     async def close() -> None:
         await core.aclose()

@@ -10,13 +10,15 @@ from caller_svc.core import CallContext, CallerCore, UnknownBackend
 from caller_svc.providers.base import StreamDelta
 from uniwizard import telemetry
 from uniwizard.convert import call_result_to_pb, request_from_pb, tool_call_to_pb
+from uniwizard.limits import Limits, check_deadline, check_request
 from uniwizard.types import CallResult
 from uniwizard.v1 import caller_pb2, caller_pb2_grpc
 
 
 class CallerServicer(caller_pb2_grpc.CallerServicer):
-    def __init__(self, core: CallerCore):
+    def __init__(self, core: CallerCore, limits: Limits | None = None):
         self.core = core
+        self.limits = limits or Limits()
 
     async def _context(
         self, request: caller_pb2.CallRequest, context: grpc.aio.ServicerContext
@@ -29,10 +31,11 @@ class CallerServicer(caller_pb2_grpc.CallerServicer):
                 grpc.StatusCode.NOT_FOUND,
                 f"unknown backend {request.backend!r} (known: {known})",
             )
-        if not request.request.messages:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "request.messages must not be empty"
-            )
+        problem = check_request(request.request, self.limits) or check_deadline(
+            context.time_remaining(), self.limits
+        )
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         return CallContext(
             request_id=request.request_id,
             category=request.category,

@@ -44,7 +44,7 @@ async def build_router(
         FallbackPolicy(content_policy=content_policy),
     )
     host = ServiceHost("router_svc", addr, [SERVICE_NAME])
-    router_pb2_grpc.add_RouterServicer_to_server(RouterServicer(core), host.server)
+    router_pb2_grpc.add_RouterServicer_to_server(RouterServicer(core, host.limits), host.server)
     host.core = core  # type: ignore[attr-defined]  # for in-process tests
     view.start(registry_stub)
 

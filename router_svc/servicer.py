@@ -14,10 +14,9 @@ from router_svc.convert import decision_to_pb, failure_to_pb, result_to_pb
 from router_svc.dispatch import Delta, DispatchFailed, DispatchReport, RouterCore
 from uniwizard import telemetry
 from uniwizard.convert import attempt_to_pb, task_from_pb, tool_call_to_pb
+from uniwizard.limits import Limits, check_deadline, check_request
 from uniwizard.types import CallResult, Outcome, Task
 from uniwizard.v1 import common_pb2, router_pb2, router_pb2_grpc
-
-MAX_DEADLINE_S = 600.0
 
 # How a failed dispatch surfaces as a gRPC status.
 STATUS_FOR = {
@@ -30,21 +29,14 @@ STATUS_FOR = {
 }
 
 
-def validate_task(pb: common_pb2.Task) -> str | None:
-    """A clear reason the task cannot be routed, or None."""
-    msgs = pb.request.messages
-    if not msgs:
-        return "task.request.messages must contain at least one message"
-    last = msgs[-1]
+def validate_task(pb: common_pb2.Task, limits: Limits) -> str | None:
+    """A clear reason the task cannot be routed, naming the field or limit, or None."""
+    problem = check_request(pb.request, limits, "task.request")
+    if problem:
+        return problem
+    last = pb.request.messages[-1]
     if not last.text.strip() and not last.attachments and not last.tool_call_id:
         return "the task is empty: the last message has no text and no attachments"
-    for i, m in enumerate(msgs):
-        for j, a in enumerate(m.attachments):
-            if "/" not in a.media_type:
-                return (
-                    f"task.request.messages[{i}].attachments[{j}].media_type "
-                    f"{a.media_type!r} is not a media type like image/png"
-                )
     if pb.latency_budget_ms < 0 or pb.max_cost_usd < 0:
         return "latency_budget_ms and max_cost_usd must not be negative"
     return None
@@ -65,18 +57,21 @@ def incoming_trace_id(context: grpc.aio.ServicerContext) -> str:
 
 
 class RouterServicer(router_pb2_grpc.RouterServicer):
-    def __init__(self, core: RouterCore):
+    def __init__(self, core: RouterCore, limits: Limits | None = None):
         self.core = core
+        self.limits = limits or Limits()
 
     async def _task(self, pb: common_pb2.Task, context: grpc.aio.ServicerContext) -> Task:
-        problem = validate_task(pb)
+        problem = validate_task(pb, self.limits) or check_deadline(
+            context.time_remaining(), self.limits
+        )
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         return task_from_pb(pb)
 
     def _deadline(self, context: grpc.aio.ServicerContext) -> float | None:
         remaining = context.time_remaining()
-        return None if remaining is None else min(remaining, MAX_DEADLINE_S)
+        return None if remaining is None else min(remaining, self.limits.max_deadline_s)
 
     async def Route(self, request, context):  # type: ignore[no-untyped-def]
         task = await self._task(request.task, context)

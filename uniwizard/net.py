@@ -7,6 +7,7 @@ import os
 import grpc
 
 from uniwizard import telemetry
+from uniwizard.limits import Limits
 from uniwizard.security import client_interceptors, load_security
 
 DEFAULT_ADDRS = {
@@ -14,9 +15,10 @@ DEFAULT_ADDRS = {
     "router": "127.0.0.1:50052",
     "caller": "127.0.0.1:50053",
 }
+_MAX = Limits().max_message_bytes
 CHANNEL_OPTIONS = [
-    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-    ("grpc.max_send_message_length", 16 * 1024 * 1024),
+    ("grpc.max_receive_message_length", _MAX),
+    ("grpc.max_send_message_length", _MAX),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 5_000),

@@ -21,11 +21,11 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from uniwizard import telemetry
+from uniwizard.limits import Limits, load_limits
 from uniwizard.security import BearerTokenInterceptor, Security, check_listen, load_security
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 GRACE_SECONDS = 10.0
 
 
@@ -44,6 +44,7 @@ class ServiceHost:
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
 
     security: Security = field(default_factory=load_security)
+    limits: Limits = field(default_factory=load_limits)
 
     def __post_init__(self) -> None:
         interceptors = list(telemetry.server_interceptors(self.name))
@@ -52,8 +53,8 @@ class ServiceHost:
         self.server = grpc.aio.server(
             interceptors=interceptors,
             options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", self.limits.max_message_bytes),
+                ("grpc.max_send_message_length", self.limits.max_message_bytes),
                 ("grpc.so_reuseport", 0),
             ],
         )
@@ -122,6 +123,7 @@ async def run_until_signal(host: ServiceHost, grace: float = GRACE_SECONDS) -> N
 def main_entry(build: Callable[[], Awaitable[ServiceHost]], name: str) -> int:
     """Run a service from ``python -m``: config errors print one line and exit 2."""
     from uniwizard.config import ConfigError
+    from uniwizard.limits import LimitsError
     from uniwizard.security import SecurityError
 
     logging.basicConfig(
@@ -137,7 +139,7 @@ def main_entry(build: Callable[[], Awaitable[ServiceHost]], name: str) -> int:
 
     try:
         asyncio.run(_run())
-    except (ConfigError, OSError, StartupError, SecurityError) as exc:
+    except (ConfigError, OSError, StartupError, SecurityError, LimitsError) as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
     return 0
