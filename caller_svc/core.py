@@ -33,6 +33,7 @@ from caller_svc.refusal import RefusalDetector
 from caller_svc.transport import BackendTransport, Exchange, Failure
 from uniwizard import telemetry
 from uniwizard.config_types import BackendConfig, Config
+from uniwizard.metrics import CallMetrics
 from uniwizard.types import BlindRequest, CallResult, Outcome, Usage
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class CallerCore:
         }
         self._background: set[asyncio.Task[None]] = set()
         self.tracer = telemetry.tracer("caller_svc")
+        self.metrics = CallMetrics("caller_svc")
 
     async def aclose(self) -> None:
         if self._background:
@@ -276,6 +278,22 @@ class CallerCore:
 
     def _record(self, result: CallResult, ctx: CallContext) -> None:
         self._annotate(result)
+        b = self.config.backends.get(result.backend)
+        failed = result.outcome is not Outcome.SUCCESS
+        self.metrics.record(
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": PROVIDER_NAMES.get(b.provider, b.provider) if b else "",
+                "gen_ai.request.model": result.model,
+                "uniwizard.backend": result.backend,
+            },
+            result.usage.input_tokens,
+            result.usage.output_tokens,
+            result.latency_ms / 1000.0,
+            result.cost_usd,
+            result.cost_source,
+            result.outcome.value if failed else None,
+        )
         self.ledger.record(
             LedgerRow(
                 backend=result.backend,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from registry_svc.book import HealthBook
 from registry_svc.clock import Clock, SystemClock
 from registry_svc.store import OperatorStore
+from uniwizard import metrics
 from uniwizard.config import ConfigError, load_config
 from uniwizard.config_types import BackendConfig, Config
 from uniwizard.types import BackendHealth, Outcome
@@ -141,6 +142,10 @@ class Registry:
 
     def start(self) -> None:
         self._timer = asyncio.create_task(self._time_loop())
+        metrics.observe_health(
+            "registry_svc",
+            lambda: [(h.key, h.state.value, h.routable) for h in self.book.snapshot().values()],
+        )
 
     async def stop(self) -> None:
         if self._timer is not None:

@@ -20,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from uniwizard import telemetry
+from uniwizard import metrics, telemetry
 from uniwizard.limits import Limits, load_limits
 from uniwizard.security import BearerTokenInterceptor, Security, check_listen, load_security
 
@@ -104,6 +104,7 @@ class ServiceHost:
             except Exception:  # a failed flush must not hide the others
                 log.exception("%s: cleanup failed", self.name)
         telemetry.shutdown()
+        metrics.shutdown()
 
 
 async def run_until_signal(host: ServiceHost, grace: float = GRACE_SECONDS) -> None:
