@@ -276,7 +276,26 @@ class CallerCore:
             span.set_attribute("error.type", result.outcome.value)
             span.set_status(Status(StatusCode.ERROR, result.outcome.value))
 
-    def _record(self, result: CallResult, ctx: CallContext) -> None:
+    def _begin(self, b: BackendConfig, ctx: CallContext) -> int:
+        """The ledger row of an attempt about to leave for the provider."""
+        return self.ledger.begin(
+            LedgerRow(
+                backend=b.key,
+                model=b.model,
+                outcome="",
+                input_tokens=0,
+                output_tokens=0,
+                cost_usd=0.0,
+                cost_source="estimated",
+                latency_ms=0.0,
+                trace_id=ctx.trace_id,
+                request_id=ctx.request_id,
+                category=ctx.category,
+                attempt=ctx.attempt,
+            )
+        )
+
+    def _record(self, result: CallResult, ctx: CallContext, row_id: int = 0) -> None:
         self._annotate(result)
         b = self.config.backends.get(result.backend)
         failed = result.outcome is not Outcome.SUCCESS
@@ -294,25 +313,28 @@ class CallerCore:
             result.cost_source,
             result.outcome.value if failed else None,
         )
-        self.ledger.record(
-            LedgerRow(
-                backend=result.backend,
-                model=result.model,
-                outcome=result.outcome.value,
-                input_tokens=result.usage.input_tokens,
-                output_tokens=result.usage.output_tokens,
-                cached_input_tokens=result.usage.cached_input_tokens,
-                cost_usd=result.cost_usd,
-                cost_source=result.cost_source,
-                latency_ms=result.latency_ms,
-                trace_id=ctx.trace_id,
-                request_id=ctx.request_id,
-                category=ctx.category,
-                attempt=ctx.attempt,
-                http_status=result.http_status,
-                identity_redactions=result.scrubbed,
-            )
+        row = LedgerRow(
+            backend=result.backend,
+            model=result.model,
+            outcome=result.outcome.value,
+            input_tokens=result.usage.input_tokens,
+            output_tokens=result.usage.output_tokens,
+            cached_input_tokens=result.usage.cached_input_tokens,
+            cost_usd=result.cost_usd,
+            cost_source=result.cost_source,
+            latency_ms=result.latency_ms,
+            trace_id=ctx.trace_id,
+            request_id=ctx.request_id,
+            category=ctx.category,
+            attempt=ctx.attempt,
+            http_status=result.http_status,
+            identity_redactions=result.scrubbed,
+            sent=bool(row_id),
         )
+        if row_id:
+            self.ledger.finish(row_id, row)
+        else:
+            self.ledger.record(row)
         if self.reporter is not None and result.outcome is not Outcome.IDENTITY_LEAK:
             task = asyncio.ensure_future(
                 self.reporter(result.backend, result.outcome, result.retry_after_s, _detail(result))
@@ -342,13 +364,14 @@ class CallerCore:
             result = self._local_failure(b, Outcome.BAD_REQUEST, str(exc))
             self._record(result, ctx)
             return result
+        row_id = self._begin(b, ctx)
         try:
             exchange = await transport.send(http, self._budget(b, ctx))
         except asyncio.CancelledError:
-            self._record(self._cancelled(b, started), ctx)
+            self._record(self._cancelled(b, started), ctx, row_id)
             raise
         result = self._finish(b, request, exchange, started, scrubbed)
-        self._record(result, ctx)
+        self._record(result, ctx, row_id)
         return result
 
     async def call_stream(
@@ -382,6 +405,7 @@ class CallerCore:
         held_chars = 0
         holding = True
         recorded = False
+        row_id = self._begin(b, ctx)
         try:
             async with aclosing(transport.stream(http, self._budget(b, ctx))) as items:
                 async for item in items:
@@ -411,7 +435,7 @@ class CallerCore:
                                 started,
                                 scrubbed,
                             )
-                            self._record(result, ctx)
+                            self._record(result, ctx, row_id)
                             recorded = True
                             yield result
                             return
@@ -424,13 +448,13 @@ class CallerCore:
                     if holding and result.outcome is Outcome.SUCCESS:
                         for d in held:
                             yield d
-                    self._record(result, ctx)
+                    self._record(result, ctx, row_id)
                     recorded = True
                     yield result
                     return
         except (asyncio.CancelledError, GeneratorExit):
             if not recorded:
-                self._record(self._cancelled(b, started), ctx)
+                self._record(self._cancelled(b, started), ctx, row_id)
             raise
 
     def _cancelled(self, b: BackendConfig, started: float) -> CallResult:

@@ -1,5 +1,10 @@
 """The cost ledger: one row per attempt in SQLite (WAL), written before the answer returns.
 
+A row is written *before* a request leaves for a provider (outcome ``in_flight``) and completed
+when the attempt ends, so even a caller killed mid-request leaves exactly one row per attempt the
+provider saw; on the next start such rows become ``interrupted``. Attempts stopped before anything
+was sent (bad input, identity rejection) are rows with ``sent = 0``.
+
 WAL with ``synchronous=NORMAL`` makes each committed row survive a crash of the process (SIGKILL);
 only a power loss can take the last transactions. No prompt or answer text is stored.
 """
@@ -29,10 +34,35 @@ CREATE TABLE IF NOT EXISTS attempts (
     cost_source TEXT NOT NULL,
     latency_ms REAL NOT NULL,
     http_status INTEGER NOT NULL DEFAULT 0,
-    identity_redactions INTEGER NOT NULL DEFAULT 0
+    identity_redactions INTEGER NOT NULL DEFAULT 0,
+    sent INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS attempts_ts ON attempts(ts);
 """
+
+
+IN_FLIGHT = "in_flight"
+INTERRUPTED = "interrupted"
+_FIELDS = (
+    "ts",
+    "trace_id",
+    "request_id",
+    "backend",
+    "model",
+    "category",
+    "attempt",
+    "outcome",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cost_usd",
+    "cost_source",
+    "latency_ms",
+    "http_status",
+    "identity_redactions",
+    "sent",
+)
+_COLUMNS = ", ".join(_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +83,7 @@ class LedgerRow:
     http_status: int = 0
     identity_redactions: int = 0
     ts: float = 0.0
+    sent: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,31 +108,52 @@ class Ledger:
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
 
-    def record(self, row: LedgerRow) -> None:
-        self._db.execute(
-            "INSERT INTO attempts (ts, trace_id, request_id, backend, model, category, attempt,"
-            " outcome, input_tokens, output_tokens, cached_input_tokens, cost_usd, cost_source,"
-            " latency_ms, http_status, identity_redactions)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                row.ts or time.time(),
-                row.trace_id,
-                row.request_id,
-                row.backend,
-                row.model,
-                row.category,
-                row.attempt,
-                row.outcome,
-                row.input_tokens,
-                row.output_tokens,
-                row.cached_input_tokens,
-                row.cost_usd,
-                row.cost_source,
-                row.latency_ms,
-                row.http_status,
-                row.identity_redactions,
-            ),
+    def _values(self, row: LedgerRow) -> tuple[object, ...]:
+        return (
+            row.ts or time.time(),
+            row.trace_id,
+            row.request_id,
+            row.backend,
+            row.model,
+            row.category,
+            row.attempt,
+            row.outcome,
+            row.input_tokens,
+            row.output_tokens,
+            row.cached_input_tokens,
+            row.cost_usd,
+            row.cost_source,
+            row.latency_ms,
+            row.http_status,
+            row.identity_redactions,
+            int(row.sent),
         )
+
+    def record(self, row: LedgerRow) -> int:
+        """Insert a complete row; returns its id."""
+        cur = self._db.execute(
+            f"INSERT INTO attempts ({_COLUMNS}) VALUES ({', '.join('?' * len(_FIELDS))})",
+            self._values(row),
+        )
+        return int(cur.lastrowid or 0)
+
+    def begin(self, row: LedgerRow) -> int:
+        """The row of an attempt about to be sent (outcome in_flight); complete it with finish."""
+        from dataclasses import replace
+
+        return self.record(replace(row, outcome=IN_FLIGHT, sent=True))
+
+    def finish(self, row_id: int, row: LedgerRow) -> None:
+        values = self._values(row)[1:]  # keep the original start time
+        sets = ", ".join(f"{f} = ?" for f in _FIELDS[1:])
+        self._db.execute(f"UPDATE attempts SET {sets} WHERE id = ?", (*values, row_id))
+
+    def interrupted(self) -> int:
+        """Mark rows left in flight by a previous process; returns how many."""
+        cur = self._db.execute(
+            "UPDATE attempts SET outcome = ? WHERE outcome = ?", (INTERRUPTED, IN_FLIGHT)
+        )
+        return cur.rowcount
 
     def totals(self, since: float = 0.0, until: float = 0.0) -> tuple[list[Totals], Totals]:
         until = until or time.time() + 1

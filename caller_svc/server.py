@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
 from caller_svc.core import CallerCore
@@ -15,6 +16,8 @@ from uniwizard.config import load_config
 from uniwizard.net import address, data_dir
 from uniwizard.server import ServiceHost, StartupError, main_entry
 from uniwizard.v1 import caller_pb2, caller_pb2_grpc
+
+log = logging.getLogger(__name__)
 
 SERVICE_NAME = caller_pb2.DESCRIPTOR.services_by_name["Caller"].full_name
 
@@ -38,6 +41,10 @@ async def build_caller(
         except IdentityConfigError as exc:
             raise StartupError(f"refusing to start without identity protection: {exc}") from None
     ledger = Ledger(ledger_path or default_ledger_path())
+    if lost := ledger.interrupted():
+        log.warning(
+            "%d ledger rows were in flight when the last caller stopped; marked interrupted", lost
+        )
     reporter = RegistryReporter(registry) if registry else None
     core = CallerCore(config, ledger, guard=guard, refusals=RefusalDetector(), reporter=reporter)
     host = ServiceHost("caller_svc", addr, [SERVICE_NAME])

@@ -95,3 +95,55 @@ async def test_a_caller_killed_right_after_answering_still_has_the_row(tmp_path:
     assert rows == [("kill-test", "claude", pytest.approx(result.cost_usd))]
     assert result.cost_usd > 0
     assert time.time() > 0
+
+
+async def test_a_caller_killed_mid_request_leaves_one_interrupted_row(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    async with running_simulator() as sim:
+        config, path = sim_config(sim.url, tmp_path)
+        env = dict(os.environ, UNIWIZARD_DATA_DIR=str(tmp_path))
+        env.update({b.api_key_env: SIM_KEY for b in config.backends.values() if b.api_key_env})
+        args = (
+            sys.executable,
+            "-m",
+            "caller_svc",
+            "--config",
+            path,
+            "--address",
+            "127.0.0.1:0",
+            "--registry",
+            "",
+            "--ledger",
+            str(db),
+        )
+
+        async def start() -> tuple[asyncio.subprocess.Process, str]:
+            proc = await asyncio.create_subprocess_exec(
+                *args, stdout=asyncio.subprocess.PIPE, env=env, cwd=ROOT
+            )
+            assert proc.stdout is not None
+            line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+            return proc, line.rsplit(" ", 1)[-1].strip()
+
+        proc, target = await start()
+        sim.add_fault("gpt", {"kind": "hang"})
+        async with grpc.aio.insecure_channel(target) as ch:
+            call = caller_pb2_grpc.CallerStub(ch).Call(
+                caller_pb2.CallRequest(
+                    backend="gpt", request_id="lost", request=request_to_pb(task(ROME).request)
+                ),
+                timeout=20,
+            )
+            while not sim.requests("gpt"):
+                await asyncio.sleep(0.02)
+            proc.send_signal(signal.SIGKILL)
+            with pytest.raises(grpc.aio.AioRpcError):
+                await call
+        await proc.wait()
+        again, _ = await start()  # the restart marks what was in flight
+        again.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(again.wait(), 20) == 0
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT request_id, outcome, sent FROM attempts").fetchall()
+    assert rows == [("lost", "interrupted", 1)]
+    assert len(rows) == len([r for r in sim.requests("gpt")])

@@ -52,7 +52,9 @@ async def test_one_think_is_one_trace_across_router_and_caller(
     assert format(trace_ids.pop(), "032x") == result.trace_id
     by_name = {(s.name, service(s)): s for s in finished}
     # The caller's outcome report to the registry belongs to the same trace.
-    assert {service(s) for s in finished} == {"router_svc", "caller_svc", "registry_svc"}
+    # The test's own client starts the trace (W3C context accepted from clients); the caller's
+    # outcome report to the registry belongs to the same trace.
+    assert {service(s) for s in finished} == {"tests", "router_svc", "caller_svc", "registry_svc"}
 
     server = by_name["/uniwizard.v1.Router/Dispatch", "router_svc"]
     dispatch = by_name["dispatch", "router_svc"]
@@ -66,6 +68,9 @@ async def test_one_think_is_one_trace_across_router_and_caller(
         assert s.parent is not None
         return ids[s.parent.span_id]
 
+    client = by_name["/uniwizard.v1.Router/Dispatch", "tests"]
+    assert client.parent is None
+    assert parent(server) is client
     assert parent(dispatch) is server
     assert parent(attempt) is dispatch
     assert parent(caller_client) is attempt
