@@ -280,6 +280,7 @@ class RouterCore:
                 self._call_request(task, report, key),
                 timeout=remaining,
                 metadata=telemetry.traceparent_metadata(report.trace_id),
+                wait_for_ready=True,  # a restarting caller delays the attempt, within the deadline
             )
         except grpc.aio.AioRpcError as exc:
             return _caller_error(key, exc, started)
@@ -293,6 +294,7 @@ class RouterCore:
             self._call_request(task, report, key),
             timeout=remaining,
             metadata=telemetry.traceparent_metadata(report.trace_id),
+            wait_for_ready=True,  # a restarting caller delays the attempt, within the deadline
         )
         result: CallResult | None = None
         try:

@@ -1,0 +1,1 @@
+"""Benchmarks for the Uniwizard stack: ``python -m benchmarks.run [--quick] [--with-litellm]``."""

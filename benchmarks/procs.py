@@ -1,0 +1,254 @@
+"""The stack as separate processes, like ``uniwizard up --sim``, plus /proc readings.
+
+Simulator, registry, caller and router each run as ``python -m <package>`` on a free loopback
+port, with a temporary ``UNIWIZARD_DATA_DIR`` (ledger, operator state, generated config) and
+placeholder API keys. Tracing is off (every ``OTEL_*`` variable is removed), as in a default run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from uniwizard.config import dump_config, load_config, rewrite_urls
+from uniwizard_sim.urls import base_url
+
+ROOT = Path(__file__).resolve().parent.parent
+BACKENDS_YAML = ROOT / "configs" / "backends.yaml"
+ROUTING_YAML = ROOT / "configs" / "routing.yaml"
+SIM_KEY = "sim-key"
+SERVICES = ("registry", "caller", "router")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    if extra:
+        env.update(extra)
+    return env
+
+
+# -- /proc ---------------------------------------------------------------------------------
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of ``pid`` in KiB (0 when the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far, in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            parts = f.read().rsplit(")", 1)[1].split()
+        return (int(parts[11]) + int(parts[12])) / _TICKS
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+# -- readiness -----------------------------------------------------------------------------
+
+
+# A failed connect puts a gRPC channel into reconnect backoff (1 s, then 1.6x): without these
+# options the readiness poll would see a service up to seconds after it started serving.
+_FAST_RECONNECT = [
+    ("grpc.initial_reconnect_backoff_ms", 20),
+    ("grpc.min_reconnect_backoff_ms", 20),
+    ("grpc.max_reconnect_backoff_ms", 50),
+]
+
+
+def wait_serving(target: str, deadline: float) -> bool:
+    """Poll grpc.health.v1 Check until SERVING."""
+    with grpc.insecure_channel(target, options=_FAST_RECONNECT) as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        while time.monotonic() < deadline:
+            try:
+                resp = stub.Check(
+                    health_pb2.HealthCheckRequest(service=""), timeout=0.5, wait_for_ready=True
+                )
+                if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    return True
+            except grpc.RpcError:
+                pass
+            time.sleep(0.01)
+    return False
+
+
+def wait_http(url: str, deadline: float, headers: dict[str, str] | None = None) -> bool:
+    with httpx.Client(trust_env=False) as client:
+        while time.monotonic() < deadline:
+            try:
+                if client.get(url, timeout=1.0, headers=headers).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.02)
+    return False
+
+
+class StartError(RuntimeError):
+    pass
+
+
+@dataclass
+class Stack:
+    """Simulator + registry + caller + router as child processes."""
+
+    workdir: Path
+    sim_port: int = 0
+    addrs: dict[str, str] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    config_path: str = ""
+    startup_s: float = 0.0  # spawning the three services -> all SERVING
+    startup_total_s: float = 0.0  # spawning the simulator -> all SERVING (what `up --sim` prints)
+    sim_ready_s: float = 0.0
+    caller_args: list[str] = field(default_factory=list)  # extra flags (experiments)
+    ready_s: dict[str, float] = field(default_factory=dict)  # per service, from its spawn
+
+    @property
+    def sim_root(self) -> str:
+        return f"http://127.0.0.1:{self.sim_port}"
+
+    def pid(self, name: str) -> int:
+        return self.procs[name].pid
+
+    def _spawn(self, name: str, module: str, args: list[str], env: dict[str, str]) -> None:
+        log = open(self.workdir / f"{name}.log", "wb")
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            env=env,
+            cwd=str(ROOT),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        data = self.workdir / "data"
+        data.mkdir(exist_ok=True)
+        self.sim_port = free_port()
+        self.addrs = {name: f"127.0.0.1:{free_port()}" for name in SERVICES}
+        config = load_config(BACKENDS_YAML)
+        keys = {b.api_key_env: SIM_KEY for b in config.backends.values() if b.api_key_env}
+        env = clean_env({"UNIWIZARD_DATA_DIR": str(data), **keys})
+        for name, addr in self.addrs.items():
+            env[f"UNIWIZARD_{name.upper()}_ADDR"] = addr
+
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        self._spawn(
+            "sim", "uniwizard_sim", ["--host", "127.0.0.1", "--port", str(self.sim_port)], env
+        )
+        if not wait_http(f"{self.sim_root}/_sim/health", deadline):
+            raise StartError(f"the simulator did not start (see {self.workdir / 'sim.log'})")
+        self.sim_ready_s = time.monotonic() - t0
+        sim_config = rewrite_urls(config, lambda b: base_url(self.sim_root, b.key, b.provider))
+        path = data / "sim-backends.yaml"
+        path.write_text(dump_config(sim_config))
+        self.config_path = str(path)
+
+        common = ["--config", self.config_path]
+        t1 = time.monotonic()
+        self._spawn("registry", "registry_svc", [*common, "--address", self.addrs["registry"]], env)
+        self._spawn(
+            "caller",
+            "caller_svc",
+            [
+                *common,
+                "--address",
+                self.addrs["caller"],
+                "--registry",
+                self.addrs["registry"],
+                *self.caller_args,
+            ],
+            env,
+        )
+        self._spawn(
+            "router",
+            "router_svc",
+            [
+                *common,
+                "--policy",
+                str(ROUTING_YAML),
+                "--address",
+                self.addrs["router"],
+                "--registry",
+                self.addrs["registry"],
+                "--caller",
+                self.addrs["caller"],
+            ],
+            env,
+        )
+        for name in SERVICES:
+            if not wait_serving(self.addrs[name], deadline):
+                code = self.procs[name].poll()
+                raise StartError(
+                    f"{name}_svc did not become ready"
+                    + (f" (exited with {code})" if code is not None else "")
+                    + f"; see {self.workdir / (name + '.log')}"
+                )
+            self.ready_s[name] = time.monotonic() - t1
+        now = time.monotonic()
+        self.startup_s = now - t1
+        self.startup_total_s = now - t0
+
+    def check_alive(self) -> None:
+        for name, p in self.procs.items():
+            if p.poll() is not None:
+                raise StartError(f"{name} exited with {p.returncode}; see {name}.log")
+
+    def rss(self) -> dict[str, int]:
+        return {name: rss_kib(p.pid) for name, p in self.procs.items()}
+
+    def cpu(self) -> dict[str, float]:
+        return {name: cpu_seconds(p.pid) for name, p in self.procs.items()}
+
+    def stop(self, timeout: float = 15.0) -> dict[str, int | None]:
+        """SIGTERM in up's order (router, caller, registry, sim); exit codes."""
+        order = ["router", "caller", "registry", "sim"]
+        for name in order:
+            p = self.procs.get(name)
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        codes: dict[str, int | None] = {}
+        for name in order:
+            p = self.procs.get(name)
+            if p is None:
+                continue
+            try:
+                codes[name] = p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+                codes[name] = None
+        return codes
