@@ -61,6 +61,17 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
             health=health_to_pb(self.registry.book.get(request.backend))
         )
 
+    async def ReportOutcomes(self, request, context):  # type: ignore[no-untyped-def]
+        known = self.registry.book.configs()
+        applied = 0
+        for r in request.reports:
+            outcome = outcome_from_pb(r.outcome)
+            if outcome is None or r.backend not in known:
+                continue
+            self.registry.report(r.backend, outcome, max(0.0, r.retry_after_s), r.detail[:200])
+            applied += 1
+        return registry_pb2.ReportOutcomesResponse(applied=applied)
+
     async def SetEnabled(self, request, context):  # type: ignore[no-untyped-def]
         await self._known(request.key, context)
         try:

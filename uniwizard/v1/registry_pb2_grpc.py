@@ -50,6 +50,11 @@ class RegistryStub:
                 request_serializer=uniwizard_dot_v1_dot_registry__pb2.ReportOutcomeRequest.SerializeToString,
                 response_deserializer=uniwizard_dot_v1_dot_registry__pb2.ReportOutcomeResponse.FromString,
                 _registered_method=True)
+        self.ReportOutcomes = channel.unary_unary(
+                '/uniwizard.v1.Registry/ReportOutcomes',
+                request_serializer=uniwizard_dot_v1_dot_registry__pb2.ReportOutcomesRequest.SerializeToString,
+                response_deserializer=uniwizard_dot_v1_dot_registry__pb2.ReportOutcomesResponse.FromString,
+                _registered_method=True)
         self.SetEnabled = channel.unary_unary(
                 '/uniwizard.v1.Registry/SetEnabled',
                 request_serializer=uniwizard_dot_v1_dot_registry__pb2.SetEnabledRequest.SerializeToString,
@@ -90,6 +95,13 @@ class RegistryServicer:
 
     def ReportOutcome(self, request, context):
         """A passive outcome from the caller (one per attempt).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportOutcomes(self, request, context):
+        """Several passive outcomes at once, applied in order (the caller batches under load).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -140,6 +152,11 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.ReportOutcome,
                     request_deserializer=uniwizard_dot_v1_dot_registry__pb2.ReportOutcomeRequest.FromString,
                     response_serializer=uniwizard_dot_v1_dot_registry__pb2.ReportOutcomeResponse.SerializeToString,
+            ),
+            'ReportOutcomes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportOutcomes,
+                    request_deserializer=uniwizard_dot_v1_dot_registry__pb2.ReportOutcomesRequest.FromString,
+                    response_serializer=uniwizard_dot_v1_dot_registry__pb2.ReportOutcomesResponse.SerializeToString,
             ),
             'SetEnabled': grpc.unary_unary_rpc_method_handler(
                     servicer.SetEnabled,
@@ -243,6 +260,33 @@ class Registry:
             '/uniwizard.v1.Registry/ReportOutcome',
             uniwizard_dot_v1_dot_registry__pb2.ReportOutcomeRequest.SerializeToString,
             uniwizard_dot_v1_dot_registry__pb2.ReportOutcomeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportOutcomes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/uniwizard.v1.Registry/ReportOutcomes',
+            uniwizard_dot_v1_dot_registry__pb2.ReportOutcomesRequest.SerializeToString,
+            uniwizard_dot_v1_dot_registry__pb2.ReportOutcomesResponse.FromString,
             options,
             channel_credentials,
             insecure,
