@@ -12,6 +12,7 @@ The order of evidence, strongest first:
 from __future__ import annotations
 
 import email.utils
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -63,6 +64,11 @@ _DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|h|m|s)", re.IGNORECASE)
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
+def _seconds(value: float) -> float:
+    """A usable wait: finite and not negative (``inf``/``nan`` hints are nonsense: 0.0)."""
+    return value if math.isfinite(value) and value > 0 else 0.0
+
+
 def parse_duration(text: str) -> float:
     """Seconds from a duration such as ``"7s"``, ``"56.9s"``, ``"6m0s"``, ``"200ms"``, ``"12"``.
 
@@ -72,7 +78,7 @@ def parse_duration(text: str) -> float:
     if not text:
         return 0.0
     try:
-        return max(0.0, float(text))
+        return _seconds(float(text))
     except ValueError:
         pass
     total = 0.0
@@ -80,7 +86,7 @@ def parse_duration(text: str) -> float:
     for number, unit in _DURATION_RE.findall(text):
         total += float(number) * _DURATION_UNITS[unit.lower()]
         matched = True
-    return max(0.0, total) if matched else 0.0
+    return _seconds(total) if matched else 0.0
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float:
@@ -92,7 +98,7 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     ms = header(headers, "retry-after-ms")
     if ms is not None:
         try:
-            return max(0.0, float(ms.strip()) / 1000.0)
+            return _seconds(float(ms.strip()) / 1000.0)
         except ValueError:
             pass
     value = header(headers, "retry-after")
@@ -100,7 +106,7 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
         return 0.0
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        return _seconds(float(value))
     except ValueError:
         pass
     try:
@@ -110,7 +116,7 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     if when is None:
         return 0.0
     current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
+    return _seconds(when.timestamp() - current)
 
 
 _CONTEXT_CODES = frozenset(

@@ -77,19 +77,27 @@ _ADVERB = (
 _FIRST_PERSON_NEG = rf"i\s?{_ADVERB}(?:{_NEGATION})"
 _GAP = r"(?:[a-z']+\s+){0,4}?"  # "I can't in good conscience help"
 
+# Where the open-ended tail of "I understand ..." / "As an AI developed by ..." ends: the first
+# clause break, "but"/"though"/"however", or a new "I ..." clause.
+_TAIL_END = r"(?=[,.;]|\s+(?:but|though|however|i)\b|$)"
 _PRE_ITEM = "|".join(
     (
         rf"{_I_AM} (?:so |very |really |truly |terribly |deeply )?sorry",
         r"sorry|(?:my )?apologies|i (?:do )?apologi[sz]e|unfortunately|regrettably|sadly",
         rf"{_I_AM} afraid|no|ok|okay|well|hmm+|honestly|respectfully|but|however",
+        r"as an ai [a-z ]{0,40}?(?:developed|designed|trained|built|created) "
+        rf"[^,]{{0,60}}?{_TAIL_END}",
         r"as an ai(?: language model| assistant| model| system| chatbot)?",
-        r"as an ai [a-z ]{0,40}?(?:developed|designed|trained|built|created) [^,]{0,60}",
         r"as a (?:large )?language model",
         r"thanks?(?: you)? for (?:asking|the question|your question|understanding|reaching out)",
-        r"(?:while )?i (?:understand|appreciate|can see|get)[^,.;]{0,80}",
+        rf"(?:while )?i (?:understand|appreciate|can see|get)[^,.;]{{0,80}}?{_TAIL_END}",
     )
 )
-_PREAMBLE = rf"(?:(?:{_PRE_ITEM})[\s,;:!.—–-]*(?:but |though |however,? )?)*"
+# Each item (with the separator after it) is matched atomically: it is parsed one way only, so
+# a long run of items ("sorry but but but ...", "i get i get ...") costs linear time instead of
+# exponential backtracking. The repetition itself still backtracks whole items, so a rule that
+# starts with a preamble word ("sorry, can't help") is still tried.
+_PREAMBLE = rf"(?>(?:{_PRE_ITEM})(?![\w'])[\s,;:!.—–-]*(?:but |though |however,? )?)*"
 
 DEFAULT_RULES: dict[str, str] = {
     # "I'm sorry, but I can't help with that", "Unfortunately, I am unable to provide ..."

@@ -162,7 +162,8 @@ def _health(b: BackendConfig, h: BackendHealth | None, now: float) -> Skip | Non
     if h.state is HealthState.DOWN:
         return Skip(b.key, "down", f"down: {h.reason or 'no reason given'}")
     if h.state is HealthState.COOLING_DOWN:
-        left = max(0, math.ceil(h.cooldown_until - now))
+        remaining = h.cooldown_until - now
+        left = max(0, math.ceil(remaining)) if math.isfinite(remaining) else 0
         why = h.reason or (
             f"{h.failures_in_window} failures in {b.failure_window:g} s"
             if h.failures_in_window

@@ -18,8 +18,8 @@ from registry_svc.server import build_registry
 from router_svc.server import build_router
 from uniwizard.config import dump_config, load_config, rewrite_urls
 from uniwizard.config_types import BackendConfig, Config
-from uniwizard.net import aio_channel
 from uniwizard.convert import task_to_pb
+from uniwizard.net import aio_channel
 from uniwizard.server import ServiceHost
 from uniwizard.types import Attachment, BlindRequest, Message, Role, Task
 from uniwizard.v1 import (

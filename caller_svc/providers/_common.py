@@ -34,6 +34,8 @@ def load_json_object(body: bytes | str, what: str) -> dict[str, Any]:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedResponse(f"{what} is not valid JSON") from exc
+    except RecursionError:  # nested deeper than the parser's stack allows
+        raise MalformedResponse(f"{what} is nested too deeply") from None
     if not isinstance(value, dict):
         raise MalformedResponse(f"{what} is not a JSON object (got {type(value).__name__})")
     return value
@@ -42,7 +44,7 @@ def load_json_object(body: bytes | str, what: str) -> dict[str, Any]:
 def try_json(body: bytes | str) -> Any:
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
 
 

@@ -474,7 +474,7 @@ class AnthropicStream:
         if raw.strip():
             try:
                 arguments = json.loads(raw)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise MalformedResponse("anthropic tool_use input JSON is invalid") from exc
         else:
             arguments = block.initial_input if isinstance(block.initial_input, dict) else {}

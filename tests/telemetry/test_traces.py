@@ -51,7 +51,6 @@ async def test_one_think_is_one_trace_across_router_and_caller(
     assert len(trace_ids) == 1, [(s.name, service(s)) for s in finished]
     assert format(trace_ids.pop(), "032x") == result.trace_id
     by_name = {(s.name, service(s)): s for s in finished}
-    # The caller's outcome report to the registry belongs to the same trace.
     # The test's own client starts the trace (W3C context accepted from clients). The caller's
     # batched outcome reports to the registry are traces of their own.
     assert {service(s) for s in finished} == {"tests", "router_svc", "caller_svc"}
