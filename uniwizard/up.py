@@ -32,7 +32,10 @@ def sim_address() -> str:
 def wait_serving(target: str, timeout: float = READY_TIMEOUT_S) -> bool:
     """Poll grpc.health.v1 Check until SERVING."""
     deadline = time.monotonic() + timeout
-    with sync_channel(target) as ch:
+    # Fast reconnects: a refused connect must not push the next try into gRPC's 1 s backoff.
+    options = [("grpc.initial_reconnect_backoff_ms", 20), ("grpc.min_reconnect_backoff_ms", 20),
+               ("grpc.max_reconnect_backoff_ms", 50)]
+    with sync_channel(target, options=options) as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         while time.monotonic() < deadline:
             try:
