@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
@@ -185,9 +185,9 @@ class CallerCore:
             scrubbed=scrubbed,
         )
         if isinstance(exchange, Failure):
-            usage = Usage()
+            spent = Usage()
             if exchange.partial_text:
-                usage = Usage(
+                spent = Usage(
                     estimate_tokens(request.text()),
                     estimate_tokens(exchange.partial_text),
                     estimated=True,
@@ -197,8 +197,8 @@ class CallerCore:
                 outcome=exchange.outcome,
                 error_message=exchange.message,
                 http_status=exchange.http_status,
-                usage=usage,
-                cost_usd=price(b, usage),
+                usage=spent,
+                cost_usd=price(b, spent),
                 cost_source="estimated",
             )
         if isinstance(exchange, ProviderError):
@@ -376,7 +376,7 @@ class CallerCore:
 
     async def call_stream(
         self, key: str, request: BlindRequest, ctx: CallContext
-    ) -> AsyncIterator[StreamDelta | CallResult]:
+    ) -> AsyncGenerator[StreamDelta | CallResult, None]:
         """Deltas (after the held-back opening passed the refusal check), then one CallResult."""
         transport = self._backend(key)
         with self._span(transport.backend, stream=True):
@@ -386,7 +386,7 @@ class CallerCore:
 
     async def _call_stream(
         self, transport: BackendTransport, request: BlindRequest, ctx: CallContext
-    ) -> AsyncIterator[StreamDelta | CallResult]:
+    ) -> AsyncGenerator[StreamDelta | CallResult, None]:
         b = transport.backend
         request, scrubbed, early = self._prepare(b, request)
         if early is not None:

@@ -83,4 +83,4 @@ class RegistryReporter:
             self._sender.cancel()
             await asyncio.gather(self._sender, return_exceptions=True)
         await self.flush()
-        await self.channel.close()
+        await self.channel.close(None)

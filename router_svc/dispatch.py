@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 
@@ -62,8 +62,8 @@ class RouterCore:
         self,
         policy: Policy,
         view: HealthView,
-        caller: caller_pb2_grpc.CallerStub,
-        registry: registry_pb2_grpc.RegistryStub | None = None,
+        caller: caller_pb2_grpc.CallerAsyncStub,
+        registry: registry_pb2_grpc.RegistryAsyncStub | None = None,
         fallback: FallbackPolicy | None = None,
     ):
         self.policy = policy
@@ -141,7 +141,7 @@ class RouterCore:
 
     async def dispatch_stream(
         self, task: Task, *, pin: str = "", deadline_s: float | None = None, trace_id: str = ""
-    ) -> AsyncIterator[Decision | Delta | CallResult | DispatchReport]:
+    ) -> AsyncGenerator[Decision | Delta | CallResult | DispatchReport, None]:
         """Decision first; then deltas and failed attempts (CallResult); the report last."""
         async with aclosing(self._walk(task, pin, deadline_s, trace_id, stream=True)) as items:
             async for item in items:
@@ -149,7 +149,7 @@ class RouterCore:
 
     async def _walk(
         self, task: Task, pin: str, deadline_s: float | None, trace_id: str, *, stream: bool
-    ) -> AsyncIterator[Decision | Delta | CallResult | DispatchReport]:
+    ) -> AsyncGenerator[Decision | Delta | CallResult | DispatchReport, None]:
         deadline = time.monotonic() + (deadline_s if deadline_s else DEFAULT_DEADLINE_S)
         with self.tracer.start_as_current_span("dispatch") as span:
             task, report = self._start(task, pin, trace_id)
@@ -288,7 +288,7 @@ class RouterCore:
 
     async def _stream_once(
         self, task: Task, report: DispatchReport, key: str, remaining: float
-    ) -> AsyncIterator[Delta | CallResult]:
+    ) -> AsyncGenerator[Delta | CallResult, None]:
         started = time.perf_counter()
         call = self.caller.CallStream(
             self._call_request(task, report, key),

@@ -47,7 +47,7 @@ class HealthView:
             self.health.pop(key, None)
         self.events += 1
 
-    def start(self, stub: registry_pb2_grpc.RegistryStub) -> None:
+    def start(self, stub: registry_pb2_grpc.RegistryAsyncStub) -> None:
         self._task = asyncio.create_task(self._follow(stub), name="watch-health")
 
     async def stop(self) -> None:
@@ -65,7 +65,7 @@ class HealthView:
         async with self._changed:
             self._changed.notify_all()
 
-    async def _follow(self, stub: registry_pb2_grpc.RegistryStub) -> None:
+    async def _follow(self, stub: registry_pb2_grpc.RegistryAsyncStub) -> None:
         delay = BACKOFF_START
         while True:
             try:

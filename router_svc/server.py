@@ -50,8 +50,8 @@ async def build_router(
 
     async def close() -> None:
         await view.stop()
-        await registry_channel.close()
-        await caller_channel.close()
+        await registry_channel.close(None)
+        await caller_channel.close(None)
 
     host.cleanups.append(close)
     return host

@@ -367,7 +367,7 @@ def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:
                 ),
             )
         except grpc.RpcError as exc:
-            raise CliError(exc.details(), EXIT_FAILED) from None  # type: ignore[attr-defined]
+            raise CliError(exc.details() or exc.code().name, EXIT_FAILED) from None  # type: ignore[attr-defined]
     d = _health_dict(s, time.time())
     if args.json:
         _print_json(d)

@@ -23,27 +23,28 @@ _OUTCOME_PREFIX = "OUTCOME_CLASS_"
 _HEALTH_PREFIX = "HEALTH_STATE_"
 
 
-def outcome_to_pb(outcome: Outcome | str) -> int:
+def outcome_to_pb(outcome: Outcome | str) -> common_pb2.OutcomeClass.ValueType:
     if not outcome:
         return common_pb2.OUTCOME_CLASS_UNSPECIFIED
     return common_pb2.OutcomeClass.Value(_OUTCOME_PREFIX + Outcome(outcome).name)
 
 
-def outcome_from_pb(value: int) -> Outcome | None:
+def outcome_from_pb(value: common_pb2.OutcomeClass.ValueType | int) -> Outcome | None:
     if value == common_pb2.OUTCOME_CLASS_UNSPECIFIED:
         return None
-    name = common_pb2.OutcomeClass.Name(value).removeprefix(_OUTCOME_PREFIX)
+    name = common_pb2.OutcomeClass.Name(value).removeprefix(_OUTCOME_PREFIX)  # type: ignore[arg-type]
     return Outcome[name]
 
 
-def health_state_to_pb(state: HealthState) -> int:
+def health_state_to_pb(state: HealthState) -> common_pb2.HealthState.ValueType:
     return common_pb2.HealthState.Value(_HEALTH_PREFIX + state.name)
 
 
-def health_state_from_pb(value: int) -> HealthState:
+def health_state_from_pb(value: common_pb2.HealthState.ValueType | int) -> HealthState:
     if value == common_pb2.HEALTH_STATE_UNSPECIFIED:
         return HealthState.UNKNOWN
-    return HealthState[common_pb2.HealthState.Name(value).removeprefix(_HEALTH_PREFIX)]
+    name = common_pb2.HealthState.Name(value)  # type: ignore[arg-type]
+    return HealthState[name.removeprefix(_HEALTH_PREFIX)]
 
 
 _ROLE_TO_PB = {
@@ -269,7 +270,7 @@ def health_to_pb(h: BackendHealth) -> common_pb2.BackendHealth:
         disabled_reason=h.disabled_reason,
         last_probe_latency_ms=h.last_probe_latency_ms,
         last_probe_at=h.last_probe_at,
-        last_outcome=outcome_to_pb(h.last_outcome) if h.last_outcome else 0,
+        last_outcome=outcome_to_pb(h.last_outcome),
         failures_in_window=h.failures_in_window,
         changed_at=h.changed_at,
     )

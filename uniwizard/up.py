@@ -33,8 +33,11 @@ def wait_serving(target: str, timeout: float = READY_TIMEOUT_S) -> bool:
     """Poll grpc.health.v1 Check until SERVING."""
     deadline = time.monotonic() + timeout
     # Fast reconnects: a refused connect must not push the next try into gRPC's 1 s backoff.
-    options = [("grpc.initial_reconnect_backoff_ms", 20), ("grpc.min_reconnect_backoff_ms", 20),
-               ("grpc.max_reconnect_backoff_ms", 50)]
+    options = [
+        ("grpc.initial_reconnect_backoff_ms", 20),
+        ("grpc.min_reconnect_backoff_ms", 20),
+        ("grpc.max_reconnect_backoff_ms", 50),
+    ]
     with sync_channel(target, options=options) as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         while time.monotonic() < deadline:
@@ -91,10 +94,13 @@ def run_up(config_path: str, *, sim: bool, demo: bool = False) -> int:
 
     signal.signal(signal.SIGTERM, stop_all)
     signal.signal(signal.SIGINT, stop_all)
-    signal.signal(
-        signal.SIGHUP,
-        lambda *_: [p.send_signal(signal.SIGHUP) for n, p in procs.items() if n != "sim"],
-    )
+
+    def reload_all(*_: object) -> None:
+        for name, p in procs.items():
+            if name != "sim":
+                p.send_signal(signal.SIGHUP)
+
+    signal.signal(signal.SIGHUP, reload_all)
     started = time.monotonic()
     try:
         if sim:
