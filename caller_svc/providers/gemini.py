@@ -438,6 +438,10 @@ def error_from_object(value: dict[str, Any], status: int) -> ProviderError:
     outcome: Outcome | None
     if any(r in ("API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED") for r in reasons):
         outcome = Outcome.AUTH  # an invalid key comes back as 400 INVALID_ARGUMENT
+    elif status in (500, 502):
+        # A gateway or server failure (Google fronts 502 with status UNAVAILABLE): server_error,
+        # which gets one retry, as the outcome table says for 500/502.
+        outcome = Outcome.SERVER_ERROR
     else:
         outcome = _STATUS_OUTCOMES.get(gstatus)
     if outcome is None:

@@ -195,12 +195,6 @@ async def test_fault_maps_to_its_outcome_class(
         assert result.usage.input_tokens > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="caller_svc/providers/gemini.py maps the body status UNAVAILABLE (which the simulator "
-    "sends with HTTP 502) to overloaded; the design brief names 502 server_error. Outside the "
-    "files this piece may change; reported to the lead.",
-)
 async def test_gemini_502_is_a_server_error(stack: Stack) -> None:
     stack.sim.add_fault("gemini", {"kind": "status", "status": 502}, times=1)
     result, _, _ = await attempt(stack, "gemini", UNARY)
