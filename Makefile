@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 up: setup
 	$(BIN)/uniwizard up --sim --demo
 
-test: setup protos-check lint
+test: setup protos-check lint typecheck
 	$(BIN)/pytest -q
 
 lint: setup
