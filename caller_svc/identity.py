@@ -372,6 +372,16 @@ class _Walk:
     def json_text(self, path: str, text: str) -> str:
         """Redact inside a JSON document's keys and string values, keeping it valid JSON."""
         try:
+            return self._json_text(path, text)
+        except RecursionError:
+            # Nested too deeply to parse or walk: it passes unchanged only when plainly clean
+            # (nothing found by a text scan, no escapes that could hide a name); else fail closed.
+            if "\\" in text or self.guard.scan(text):
+                raise IdentityLeak((*self.fields, path)) from None
+            return text
+
+    def _json_text(self, path: str, text: str) -> str:
+        try:
             doc = json.loads(text)
         except ValueError:
             return self.text(path, text)
@@ -435,10 +445,16 @@ class _Walk:
         data = a.data
         if _TEXTUAL_MEDIA.match(a.media_type.strip().lower()):
             charset = _charset(a.media_type)
-            decoded = a.data.decode(charset, errors="surrogateescape")
+            decoded, exact = _decode(a.data, charset)
             new = self.text(f"{path}.data", decoded)
             if new is not decoded:
-                data = new.encode(charset, errors="surrogateescape")
+                try:
+                    if not exact:
+                        raise UnicodeError("lossy decoding")
+                    data = new.encode(charset, errors="surrogateescape")
+                except UnicodeError:
+                    # Cannot be redacted and written back in its own charset: fail closed.
+                    raise IdentityLeak(self.fields) from None
         if name is a.name and data is a.data:
             return a
         return dataclasses.replace(a, name=name, data=data)
@@ -494,6 +510,22 @@ def _replace_values(
     return doc
 
 
+def _decode(data: bytes, charset: str) -> tuple[str, bool]:
+    """The text of an attachment, and whether it encodes back to the very same bytes.
+
+    Some codecs cannot escape every byte (an odd byte in UTF-16, codecs without
+    ``surrogateescape``): those are decoded lossily, for scanning only.
+    """
+    try:
+        return data.decode(charset, errors="surrogateescape"), True
+    except UnicodeError:
+        pass
+    try:
+        return data.decode(charset, errors="replace"), False
+    except UnicodeError:
+        return data.decode("utf-8", errors="replace"), False
+
+
 def _charset(media_type: str) -> str:
     for param in media_type.split(";")[1:]:
         key, _, value = param.partition("=")
@@ -501,7 +533,7 @@ def _charset(media_type: str) -> str:
             charset = value.strip().strip('"') or "utf-8"
             try:
                 "".encode(charset)
-            except LookupError:
+            except (LookupError, UnicodeError):  # unknown, or not a text codec ("undefined")
                 return "utf-8"
             return charset
     return "utf-8"

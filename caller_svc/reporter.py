@@ -3,6 +3,11 @@
 Reports go through a queue to one sender task. At low load each report leaves at once; under
 load, reports that arrive while a send is in flight go together in the next ``ReportOutcomes``
 batch, so the registry does one RPC per batch instead of one per attempt.
+
+A success that follows a reported success of the same backend tells the registry nothing new
+(it only closes a half-open breaker or clears an auth failure, and the report before it would
+have been that failure), so it is sent at most every ``SUCCESS_REFRESH_S`` seconds. Failures are
+always sent.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 
 import grpc
 
@@ -22,6 +28,7 @@ log = logging.getLogger(__name__)
 
 MAX_QUEUE = 10_000
 MAX_BATCH = 500
+SUCCESS_REFRESH_S = 5.0
 
 
 class RegistryReporter:
@@ -30,6 +37,8 @@ class RegistryReporter:
         self.stub = registry_pb2_grpc.RegistryStub(self.channel)
         self.queue: asyncio.Queue[registry_pb2.ReportOutcomeRequest] = asyncio.Queue(MAX_QUEUE)
         self.dropped = 0
+        self.suppressed = 0
+        self._last_success: dict[str, float] = {}  # backend -> when its last success was sent
         self._sender: asyncio.Task[None] | None = None
 
     async def __call__(
@@ -40,6 +49,14 @@ class RegistryReporter:
             self._sender = asyncio.create_task(
                 self._send_loop(), name="report-outcomes", context=contextvars.Context()
             )
+        if outcome is Outcome.SUCCESS:
+            now = time.monotonic()
+            if now - self._last_success.get(backend, -1e9) < SUCCESS_REFRESH_S:
+                self.suppressed += 1
+                return
+            self._last_success[backend] = now
+        else:
+            self._last_success.pop(backend, None)  # the next success is news again
         report = registry_pb2.ReportOutcomeRequest(
             backend=backend,
             outcome=outcome_to_pb(outcome),

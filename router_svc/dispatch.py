@@ -25,7 +25,7 @@ from router_svc.tokens import estimate_task_tokens
 from uniwizard import telemetry
 from uniwizard.convert import call_result_from_pb, request_to_pb, tool_call_from_pb
 from uniwizard.types import CallResult, HealthState, Outcome, Task, ToolCall
-from uniwizard.v1 import caller_pb2, caller_pb2_grpc, registry_pb2, registry_pb2_grpc
+from uniwizard.v1 import caller_pb2, caller_pb2_grpc, common_pb2, registry_pb2, registry_pb2_grpc
 
 DEFAULT_DEADLINE_S = 120.0
 
@@ -39,6 +39,7 @@ class DispatchReport:
     answer: CallResult | None = None  # the attempt that answered
     failure: Outcome | None = None
     message: str = ""
+    request_pb: common_pb2.BlindRequest | None = None  # the blind request as sent to the caller
 
     @property
     def cost_usd(self) -> float:
@@ -128,31 +129,55 @@ class RouterCore:
         return task, DispatchReport(decision, task.request_id, trace_id)
 
     async def dispatch(
-        self, task: Task, *, pin: str = "", deadline_s: float | None = None, trace_id: str = ""
+        self,
+        task: Task,
+        *,
+        pin: str = "",
+        deadline_s: float | None = None,
+        trace_id: str = "",
+        request_pb: common_pb2.BlindRequest | None = None,
     ) -> DispatchReport:
         """Run call_with_fallback; raises DispatchFailed with the report when nothing answered."""
         report = None
         # Run the walk to its end (never break out of it): its spans must close where they opened.
-        async for item in self._walk(task, pin, deadline_s, trace_id, stream=False):
+        async for item in self._walk(task, pin, deadline_s, trace_id, request_pb, stream=False):
             if isinstance(item, DispatchReport):
                 report = item
         assert report is not None, "_walk ends with a report or raises"
         return report
 
     async def dispatch_stream(
-        self, task: Task, *, pin: str = "", deadline_s: float | None = None, trace_id: str = ""
+        self,
+        task: Task,
+        *,
+        pin: str = "",
+        deadline_s: float | None = None,
+        trace_id: str = "",
+        request_pb: common_pb2.BlindRequest | None = None,
     ) -> AsyncGenerator[Decision | Delta | CallResult | DispatchReport, None]:
-        """Decision first; then deltas and failed attempts (CallResult); the report last."""
-        async with aclosing(self._walk(task, pin, deadline_s, trace_id, stream=True)) as items:
+        """Decision first; then deltas and failed attempts (CallResult); the report last.
+
+        ``request_pb``, when given, is the task's blind request as it arrived: it is forwarded
+        to the caller as is instead of being converted back from ``task``."""
+        walk = self._walk(task, pin, deadline_s, trace_id, request_pb, stream=True)
+        async with aclosing(walk) as items:
             async for item in items:
                 yield item
 
     async def _walk(
-        self, task: Task, pin: str, deadline_s: float | None, trace_id: str, *, stream: bool
+        self,
+        task: Task,
+        pin: str,
+        deadline_s: float | None,
+        trace_id: str,
+        request_pb: common_pb2.BlindRequest | None,
+        *,
+        stream: bool,
     ) -> AsyncGenerator[Decision | Delta | CallResult | DispatchReport, None]:
         deadline = time.monotonic() + (deadline_s if deadline_s else DEFAULT_DEADLINE_S)
         with self.tracer.start_as_current_span("dispatch") as span:
             task, report = self._start(task, pin, trace_id)
+            report.request_pb = request_pb
             _decision_attributes(span, report.decision)
             span.set_attribute("uniwizard.request_id", report.request_id)
             yield report.decision
@@ -263,9 +288,11 @@ class RouterCore:
             return True  # registry down: the last snapshot said half-open; let one through
 
     def _call_request(self, task: Task, report: DispatchReport, key: str) -> caller_pb2.CallRequest:
+        if report.request_pb is None:
+            report.request_pb = request_to_pb(task.request)
         return caller_pb2.CallRequest(
             backend=key,
-            request=request_to_pb(task.request),  # only the blind request's fields travel
+            request=report.request_pb,  # only the blind request's fields travel
             request_id=report.request_id,
             category=report.decision.category,
             attempt=len(report.attempts) + 1,

@@ -58,6 +58,8 @@ class PolicyError(ValueError):
         self.line = line
         where = f"{path}:{line}" if line else path
         text = f"{where}: {key_path}: {message}" if key_path else f"{where}: {message}"
+        if not text.isprintable():  # keys and values quoted from the file: keep one line
+            text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
         super().__init__(text)
 
 
@@ -199,8 +201,14 @@ def parse_policy(
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = getattr(exc, "problem", None) or (str(exc).splitlines() or ["error"])[0]
         raise PolicyError(path, "", f"invalid YAML: {problem}", line) from exc
+    except RecursionError:
+        raise PolicyError(path, "", "invalid YAML: nested too deeply or recursive") from None
+    except PolicyError:
+        raise
+    except (ValueError, TypeError, OverflowError) as exc:  # a bad tagged scalar: !!int abc
+        raise PolicyError(path, "", f"invalid YAML: {exc}") from None
     known = None if known_backends is None else tuple(known_backends)
     return _Builder(path, lines, known).policy(data)
 
@@ -209,9 +217,13 @@ def _line_index(text: str, path: str) -> dict[str, int]:
     """key path -> 1-based line, from the YAML node tree; also rejects duplicate keys."""
     index: dict[str, int] = {}
     root = yaml.compose(text, Loader=yaml.SafeLoader)
+    seen_nodes: set[int] = set()  # aliases: walk each node once (no loops, no exponential walks)
 
     def walk(node: yaml.Node, kp: str) -> None:
         index.setdefault(kp, node.start_mark.line + 1)
+        if id(node) in seen_nodes:
+            return
+        seen_nodes.add(id(node))
         if isinstance(node, yaml.MappingNode):
             seen: set[str] = set()
             for knode, vnode in node.value:

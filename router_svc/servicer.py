@@ -85,6 +85,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                 pin=request.backend,
                 deadline_s=self._deadline(context),
                 trace_id=incoming_trace_id(context),
+                request_pb=request.task.request,
             )
         except DispatchFailed as failed:
             await context.abort_with_status(rpc_status.to_status(failure_status(failed.report)))
@@ -97,6 +98,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             pin=request.backend,
             deadline_s=self._deadline(context),
             trace_id=incoming_trace_id(context),
+            request_pb=request.task.request,
         )
         try:
             async with aclosing(stream) as items:  # closed in this task if the client cancels
