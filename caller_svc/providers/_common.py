@@ -19,6 +19,15 @@ def base_url(backend: BackendConfig) -> str:
     return backend.url.rstrip("/")
 
 
+def request_headers(auth: dict[str, str], *, json_body: bool, stream: bool) -> dict[str, str]:
+    """A provider's auth headers plus, for a JSON body, its content type and what we accept."""
+    headers = dict(auth)
+    if json_body:
+        headers["content-type"] = "application/json"
+        headers["accept"] = "text/event-stream" if stream else "application/json"
+    return headers
+
+
 def max_output_tokens(backend: BackendConfig, request: BlindRequest) -> int:
     """The request's output cap, or the backend's default when the request names none."""
     return request.max_output_tokens if request.max_output_tokens > 0 else backend.max_output_tokens

@@ -27,6 +27,7 @@ from caller_svc.providers._common import (
     load_json_object,
     max_output_tokens,
     plain_error_message,
+    request_headers,
     text_attachment,
     tool_schema,
     try_json,
@@ -147,13 +148,8 @@ class OpenAIAdapter:
     def _headers(
         self, api_key: str | None, *, json_body: bool, stream: bool = False
     ) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        if api_key is not None:
-            headers["authorization"] = f"Bearer {api_key}"
-        if json_body:
-            headers["content-type"] = "application/json"
-            headers["accept"] = "text/event-stream" if stream else "application/json"
-        return headers
+        auth = {"authorization": f"Bearer {api_key}"} if api_key is not None else {}
+        return request_headers(auth, json_body=json_body, stream=stream)
 
     def build_request(
         self, backend: BackendConfig, request: BlindRequest, api_key: str | None, *, stream: bool
