@@ -35,3 +35,11 @@ protos-check: setup
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
+
+# Tracing UI (optional, never part of `make test`): Arize Phoenix in its own venv, .envs/phoenix.
+.PHONY: phoenix check-phoenix
+phoenix:
+	scripts/phoenix.sh
+
+check-phoenix: setup
+	$(BIN)/python scripts/check_phoenix.py --tree

@@ -18,7 +18,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
@@ -29,6 +29,17 @@ _lock = threading.Lock()
 _providers: dict[str, TracerProvider] = {}
 _test_exporter: SpanExporter | None = None
 TRACER_NAME = "uniwizard"
+
+
+class _ServiceName(SpanProcessor):
+    """Also puts ``service.name`` on each span: some backends (Arize Phoenix) drop resource
+    attributes, and a span must still say which service made it."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        span.set_attribute("service.name", self._name)
 
 
 def use_exporter(exporter: SpanExporter | None) -> None:
@@ -83,6 +94,7 @@ def provider(service_name: str) -> TracerProvider | None:
         if existing is not None:
             return existing
         tp = TracerProvider(resource=Resource.create({"service.name": service_name}))
+        tp.add_span_processor(_ServiceName(service_name))
         if _test_exporter is not None:
             tp.add_span_processor(SimpleSpanProcessor(_test_exporter))
         else:
