@@ -41,6 +41,9 @@ CREATE INDEX IF NOT EXISTS attempts_ts ON attempts(ts);
 """
 
 
+# Columns added after the first release, with their definitions, for _migrate.
+ADDED_COLUMNS = {"sent": "INTEGER NOT NULL DEFAULT 1"}
+
 IN_FLIGHT = "in_flight"
 INTERRUPTED = "interrupted"
 _FIELDS = (
@@ -107,6 +110,14 @@ class Ledger:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add columns that a ledger made by an older version lacks (rows are kept)."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(attempts)")}
+        for column, ddl in ADDED_COLUMNS.items():
+            if column not in have:
+                self._db.execute(f"ALTER TABLE attempts ADD COLUMN {column} {ddl}")
 
     def _values(self, row: LedgerRow) -> tuple[object, ...]:
         return (

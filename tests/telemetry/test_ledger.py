@@ -147,3 +147,29 @@ async def test_a_caller_killed_mid_request_leaves_one_interrupted_row(tmp_path: 
         rows = conn.execute("SELECT request_id, outcome, sent FROM attempts").fetchall()
     assert rows == [("lost", "interrupted", 1)]
     assert len(rows) == len([r for r in sim.requests("gpt")])
+
+
+def test_a_ledger_from_an_older_version_is_migrated_not_lost(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # the first release's table, without `sent`
+        db.execute(
+            "CREATE TABLE attempts (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL,"
+            " trace_id TEXT NOT NULL DEFAULT '', request_id TEXT NOT NULL DEFAULT '',"
+            " backend TEXT NOT NULL, model TEXT NOT NULL, category TEXT NOT NULL DEFAULT '',"
+            " attempt INTEGER NOT NULL DEFAULT 1, outcome TEXT NOT NULL,"
+            " input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,"
+            " cached_input_tokens INTEGER NOT NULL DEFAULT 0, cost_usd REAL NOT NULL,"
+            " cost_source TEXT NOT NULL, latency_ms REAL NOT NULL,"
+            " http_status INTEGER NOT NULL DEFAULT 0,"
+            " identity_redactions INTEGER NOT NULL DEFAULT 0)"
+        )
+        db.execute(
+            "INSERT INTO attempts (ts, backend, model, outcome, input_tokens,"
+            " output_tokens, cost_usd, cost_source, latency_ms)"
+            " VALUES (1, 'gpt', 'm', 'success', 3, 4, 0.5, 'provider', 1)"
+        )
+    ledger = Ledger(str(path))
+    ledger.record(LedgerRow("claude", "m", "success", 1, 2, 0.25, "provider", 1.0))
+    per, total = ledger.totals()
+    assert (total.attempts, total.cost_usd) == (2, 0.75)
+    assert [r["sent"] for r in ledger.rows()] == [1, 1]

@@ -1,0 +1,77 @@
+"""What the sync and asyncio routers share: configuration, requests, results, spans."""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+
+from uniwizard.net import address
+from uniwizard.v1 import router_pb2
+from uniwizard_client.errors import RouterError
+from uniwizard_client.results import RouteInfo, ThinkResult, route_info, think_result
+from uniwizard_client.task import TaskLike, task_pb
+from uniwizard_client.tracing import get_tracer
+
+DEFAULT_DEADLINE = 60.0
+ROUTE_SPAN = "uniwizard.route"
+THINK_SPAN = "uniwizard.think"
+
+
+class RouterBase:
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        deadline: float = DEFAULT_DEADLINE,
+        token: str | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+    ):
+        if deadline <= 0:
+            raise ValueError(f"deadline must be positive, got {deadline}")
+        self.target = target or address("router")
+        self.deadline = deadline
+        self.token = token
+        self._tracer = get_tracer(tracer_provider)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.target!r}, deadline={self.deadline})"
+
+    def _timeout(self, deadline: float | None) -> float:
+        return self.deadline if deadline is None else deadline
+
+    @staticmethod
+    def _route_request(task: TaskLike) -> router_pb2.RouteRequest:
+        return router_pb2.RouteRequest(task=task_pb(task))
+
+    @staticmethod
+    def _dispatch_request(task: TaskLike, backend: str | None) -> router_pb2.DispatchRequest:
+        return router_pb2.DispatchRequest(task=task_pb(task), backend=backend or "")
+
+    @staticmethod
+    def _decided(span: trace.Span, pb: router_pb2.RouteDecision) -> RouteInfo:
+        info = route_info(pb)
+        if span.is_recording():
+            span.set_attribute("uniwizard.category", info.category)
+            span.set_attribute("uniwizard.backend", info.backend or "")
+            span.set_attribute("uniwizard.chain", list(info.chain))
+        return info
+
+    @staticmethod
+    def _answered(span: trace.Span, pb: router_pb2.DispatchResult) -> ThinkResult:
+        result = think_result(pb)
+        if span.is_recording():
+            span.set_attribute("uniwizard.category", result.category)
+            span.set_attribute("uniwizard.backend", result.backend)
+            span.set_attribute("uniwizard.attempts", len(result.attempts))
+            span.set_attribute("uniwizard.cost_usd", result.cost_usd)
+        return result
+
+    @staticmethod
+    def _backend_of(info: RouteInfo) -> str:
+        if info.backend is None:
+            why = "; ".join(f"{s.backend}: {s.reason}" for s in info.skipped)
+            raise RouterError(
+                f"no backend is eligible for this {info.category} task" + (f" ({why})" if why
+                                                                           else ""),
+                outcome="no_backend",
+            )
+        return info.backend

@@ -1,0 +1,93 @@
+"""Client exceptions, read from the gRPC status (details: a packed ``DispatchFailure``)."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_status import rpc_status
+
+from uniwizard.convert import outcome_from_pb
+from uniwizard.v1 import router_pb2
+from uniwizard_client.results import AttemptInfo, attempt_info
+
+# A status without a DispatchFailure: the closest outcome class.
+_CLASS_FOR_CODE = {
+    grpc.StatusCode.INVALID_ARGUMENT: "bad_request",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "timeout",
+    grpc.StatusCode.CANCELLED: "cancelled",
+    grpc.StatusCode.UNAUTHENTICATED: "auth",
+    grpc.StatusCode.PERMISSION_DENIED: "auth",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "rate_limited",
+    grpc.StatusCode.NOT_FOUND: "bad_request",
+}
+
+
+class RouterError(Exception):
+    """A request the router (or registry) could not satisfy.
+
+    ``outcome`` is the outcome class ("rate_limited", "no_backend", "bad_request", ...),
+    ``attempts`` every attempt the dispatch made, ``trace_id`` the request's trace.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        outcome: str,
+        attempts: tuple[AttemptInfo, ...] = (),
+        trace_id: str = "",
+        code: grpc.StatusCode | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.outcome = outcome
+        self.attempts = attempts
+        self.trace_id = trace_id
+        self.code = code
+
+    def __str__(self) -> str:
+        return f"{self.outcome}: {self.message}"
+
+
+class RouterUnavailable(RouterError):
+    """The service could not be reached (not running, wrong address, network down)."""
+
+    def __init__(self, service: str, target: str, detail: str = ""):
+        message = f"cannot reach {service}_svc at {target}"
+        super().__init__(message + (f" ({detail})" if detail else ""), outcome="unavailable",
+                         code=grpc.StatusCode.UNAVAILABLE)
+        self.service = service
+        self.target = target
+
+
+def _failure(exc: grpc.RpcError) -> router_pb2.DispatchFailure | None:
+    try:
+        status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    except ValueError:  # inconsistent status: ignore the details
+        return None
+    if status is None:
+        return None
+    for detail in status.details:
+        failure = router_pb2.DispatchFailure()
+        if detail.Unpack(failure):
+            return failure
+    return None
+
+
+def from_rpc_error(exc: grpc.RpcError, *, service: str, target: str) -> RouterError:
+    """The typed exception for a failed RPC."""
+    code: grpc.StatusCode = exc.code()  # type: ignore[attr-defined]
+    details: str = exc.details() or ""  # type: ignore[attr-defined]
+    failure = _failure(exc)
+    if failure is not None:
+        outcome = outcome_from_pb(failure.outcome)
+        return RouterError(
+            failure.message or details,
+            outcome=outcome.value if outcome else "unknown",
+            attempts=tuple(attempt_info(a) for a in failure.attempts),
+            trace_id=failure.trace_id,
+            code=code,
+        )
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return RouterUnavailable(service, target, details)
+    return RouterError(details or code.name.lower(),
+                       outcome=_CLASS_FOR_CODE.get(code, code.name.lower()), code=code)

@@ -1,0 +1,54 @@
+"""Client spans and W3C trace-context propagation into gRPC metadata.
+
+With no OpenTelemetry SDK configured the tracer is a no-op: spans are non-recording and nothing
+is injected, so this costs next to nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Status, StatusCode
+
+TRACER_NAME = "uniwizard_client"
+Metadata = tuple[tuple[str, str], ...]
+
+
+def get_tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer:
+    return trace.get_tracer(TRACER_NAME, tracer_provider=provider)
+
+
+def call_metadata(token: str | None) -> Metadata:
+    """The metadata for one call: the current trace context and, if given, the bearer token."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    pairs = [(k.lower(), v) for k, v in carrier.items()]
+    if token:
+        pairs.append(("authorization", f"Bearer {token}"))
+    return tuple(pairs)
+
+
+@contextmanager
+def client_span(tracer: trace.Tracer, name: str, target: str) -> Iterator[trace.Span]:
+    """A client span around one call; failures mark it as an error (never with prompt text)."""
+    with tracer.start_as_current_span(
+        name, kind=trace.SpanKind.CLIENT, record_exception=False, set_status_on_exception=False
+    ) as span:
+        if span.is_recording():
+            span.set_attribute("server.address", target)
+        try:
+            yield span
+        except Exception as exc:
+            if span.is_recording():
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                outcome = getattr(exc, "outcome", None)
+                if outcome:
+                    span.set_attribute("uniwizard.outcome", outcome)
+            raise
+
+
+def current_trace_id(span: trace.Span) -> str:
+    ctx = span.get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else ""
