@@ -170,6 +170,6 @@ def test_a_ledger_from_an_older_version_is_migrated_not_lost(tmp_path: Path) -> 
         )
     ledger = Ledger(str(path))
     ledger.record(LedgerRow("claude", "m", "success", 1, 2, 0.25, "provider", 1.0))
-    per, total = ledger.totals()
+    _, total = ledger.totals()
     assert (total.attempts, total.cost_usd) == (2, 0.75)
     assert [r["sent"] for r in ledger.rows()] == [1, 1]
