@@ -3,23 +3,35 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+RUN    := $(VENV)/.installed-run
+DEV    := $(VENV)/.installed-dev
 
-.PHONY: setup up test lint typecheck protos protos-check clean bench
+.PHONY: setup setup-run up test lint typecheck protos protos-check clean bench
 
-setup: $(STAMP)
+# What running the stack needs (quick), and everything the tests need (Evennia, the SDKs, ...).
+setup-run: $(RUN)
+setup: $(DEV)
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-up: setup
+$(RUN): pyproject.toml $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e .
+	touch $(RUN)
+
+$(DEV): pyproject.toml $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(RUN) $(DEV)
+
+up: setup-run
 	$(BIN)/uniwizard up --sim --demo
 
 test: setup protos-check lint typecheck
 	$(BIN)/pytest -q
+
+bench: setup
+	$(BIN)/python -m benchmarks.run
 
 lint: setup
 	$(BIN)/ruff check .
@@ -41,5 +53,5 @@ clean:
 phoenix:
 	scripts/phoenix.sh
 
-check-phoenix: setup
+check-phoenix: setup-run
 	$(BIN)/python scripts/check_phoenix.py --tree
