@@ -176,6 +176,21 @@ class CallerCore:
         started: float,
         scrubbed: int,
     ) -> CallResult:
+        """Classify and price an exchange; a provider that echoes our key never passes it on."""
+        result = self._classify(b, request, exchange, started, scrubbed)
+        key = self._api_key(b)
+        if key and result.error_message and key in result.error_message:
+            result = replace(result, error_message=result.error_message.replace(key, "***"))
+        return result
+
+    def _classify(
+        self,
+        b: BackendConfig,
+        request: BlindRequest,
+        exchange: Exchange,
+        started: float,
+        scrubbed: int,
+    ) -> CallResult:
         latency_ms = (time.perf_counter() - started) * 1000.0
         base = CallResult(
             backend=b.key,
