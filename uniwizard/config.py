@@ -10,6 +10,7 @@ The YAML is composed into nodes first so every value keeps its line number.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable
@@ -40,7 +41,22 @@ class ConfigError(Exception):
     def __init__(self, path: str, key_path: str, message: str, line: int | None = None):
         self.path, self.key_path, self.message, self.line = path, key_path, message, line
         where = f"{path}:{line}" if line else path
-        super().__init__(f"{where}: {key_path}: {message}" if key_path else f"{where}: {message}")
+        text = f"{where}: {key_path}: {message}" if key_path else f"{where}: {message}"
+        super().__init__(_one_line(text))
+
+
+def _one_line(text: str) -> str:
+    """Keys and values quoted from the file may hold line breaks or control characters."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _problem(exc: BaseException) -> str:
+    """The first line of what a YAML (or scalar conversion) error says is wrong."""
+    problem = getattr(exc, "problem", None) or str(exc)
+    lines = problem.strip().splitlines()
+    return lines[0] if lines else exc.__class__.__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +130,11 @@ class _Reader:
         return out
 
     def scalar(self, node: yaml.Node, key_path: str, spec: _Field) -> Any:
-        value = _construct(node)
+        try:
+            value = _construct(node)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+            # an unknown tag (!!foo), a bad tagged scalar (!!int abc), a recursive alias
+            raise self.fail(key_path, f"cannot read the value: {_problem(exc)}", node) from None
         if value is None:
             if spec.nullable:
                 return None
@@ -141,6 +161,8 @@ class _Reader:
             if isinstance(value, bool) or not ok:
                 want = "a whole number" if kind == "int" else "a number"
                 raise self.fail(key_path, f"must be {want}, got {_show(value)}", node)
+            if not math.isfinite(value):
+                raise self.fail(key_path, f"must be a finite number, got {value}", node)
             if spec.positive and value <= 0:
                 raise self.fail(key_path, f"must be a positive number, got {value}", node)
             if spec.non_negative and value < 0:
@@ -229,9 +251,10 @@ def parse_config(text: str, path: str = "<config>") -> Config:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         line = mark.line + 1 if mark is not None else None
-        raise ConfigError(path, "", f"invalid YAML: {problem}", line) from None
+        raise ConfigError(path, "", f"invalid YAML: {_problem(exc)}", line) from None
+    except RecursionError:
+        raise ConfigError(path, "", "invalid YAML: nested too deeply") from None
     if root is None:
         raise ConfigError(path, "", "the file is empty; it needs a 'backends' mapping")
     top = reader.mapping(root, "")
