@@ -25,6 +25,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
+from uniwizard.telemetry import signal_enabled
+
 _lock = threading.Lock()
 _providers: dict[str, MeterProvider] = {}
 _test_reader_factory: Callable[[], MetricReader] | None = None
@@ -43,19 +45,7 @@ def use_reader(factory: Callable[[], MetricReader] | None) -> dict[str, MetricRe
 
 
 def enabled() -> bool:
-    if _test_reader_factory is not None:
-        return True
-    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
-        return False
-    exporter = os.environ.get("OTEL_METRICS_EXPORTER", "").lower()
-    if exporter == "none":
-        return False
-    if exporter in ("otlp", "console"):
-        return True
-    return bool(
-        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        or os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
-    )
+    return _test_reader_factory is not None or signal_enabled("metrics")
 
 
 def _env_reader() -> MetricReader:

@@ -50,20 +50,25 @@ def use_exporter(exporter: SpanExporter | None) -> None:
         _providers.clear()
 
 
-def enabled() -> bool:
-    if _test_exporter is not None:
-        return True
+def signal_enabled(signal: str) -> bool:
+    """Whether the standard OTEL_* variables ask for ``signal`` ("traces", "metrics") to be
+    exported: ``OTEL_<SIGNAL>_EXPORTER`` of otlp/console, or an OTLP endpoint, unless the SDK is
+    disabled or the exporter is "none"."""
     if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return False
-    exporter = os.environ.get("OTEL_TRACES_EXPORTER", "").lower()
+    exporter = os.environ.get(f"OTEL_{signal.upper()}_EXPORTER", "").lower()
     if exporter == "none":
         return False
     if exporter in ("otlp", "console"):
         return True
     return bool(
         os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        or os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT")
     )
+
+
+def enabled() -> bool:
+    return _test_exporter is not None or signal_enabled("traces")
 
 
 def _env_exporter() -> SpanExporter:

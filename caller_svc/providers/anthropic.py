@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from caller_svc.outcomes import classify_error, outcome_for_status, parse_retry_after, truncate
@@ -303,15 +303,7 @@ class AnthropicAdapter:
                 http_status=status,
             )
         retry_after = parse_retry_after(headers)
-        if retry_after <= 0:
-            return error
-        return ProviderError(
-            outcome=error.outcome,
-            message=error.message,
-            http_status=error.http_status,
-            retry_after_s=retry_after,
-            provider_code=error.provider_code,
-        )
+        return replace(error, retry_after_s=retry_after) if retry_after > 0 else error
 
     # -- streams -------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from caller_svc.outcomes import (
@@ -393,14 +394,7 @@ class GeminiAdapter:
                 message=plain_error_message(status, body),
                 http_status=status,
             )
-        retry_after = parse_retry_after(headers) or error.retry_after_s
-        return ProviderError(
-            outcome=error.outcome,
-            message=error.message,
-            http_status=error.http_status,
-            retry_after_s=retry_after,
-            provider_code=error.provider_code,
-        )
+        return replace(error, retry_after_s=parse_retry_after(headers) or error.retry_after_s)
 
     # -- streams -------------------------------------------------------------------------------
 

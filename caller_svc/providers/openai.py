@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from caller_svc.outcomes import (
@@ -326,15 +326,7 @@ class OpenAIAdapter:
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
         retry_after = parse_retry_after(headers)
         error = self.error_from_body(status, body)
-        if retry_after > 0:
-            return ProviderError(
-                outcome=error.outcome,
-                message=error.message,
-                http_status=error.http_status,
-                retry_after_s=retry_after,
-                provider_code=error.provider_code,
-            )
-        return error
+        return replace(error, retry_after_s=retry_after) if retry_after > 0 else error
 
     def error_from_body(self, status: int, body: bytes | str) -> ProviderError:
         value = try_json(body)
