@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 # How much of a streamed answer is held back before anything is forwarded, so a refusal or an
 # early failure can still be rerouted.
 HOLD_BACK_CHARS = 160
+RETIRE_AFTER_S = (
+    60.0  # how long a reload keeps a replaced backend's connections for calls in flight
+)
 
 # gen_ai.provider.name values from the GenAI semantic conventions.
 PROVIDER_NAMES = {
@@ -89,6 +92,28 @@ class CallerCore:
         self._background: set[asyncio.Task[None]] = set()
         self.tracer = telemetry.tracer("caller_svc")
         self.metrics = CallMetrics("caller_svc")
+
+    def apply_config(self, config: Config, guard: IdentityGuard | None) -> list[str]:
+        """Switch to a reloaded configuration: unchanged backends keep their pooled transport;
+        changed and removed ones are closed after a minute (calls in flight finish on them).
+        Returns the keys of new or changed backends."""
+        old = self.transports
+        new: dict[str, BackendTransport] = {}
+        for key, b in config.backends.items():
+            kept = old.get(key)
+            keep = kept is not None and kept.backend == b
+            new[key] = kept if keep and kept else BackendTransport(b, get_adapter(b.provider))
+        retired = [t for k, t in old.items() if new.get(k) is not t]
+        self.config, self.guard, self.transports = config, guard, new
+        loop = asyncio.get_running_loop()
+        for t in retired:
+            loop.call_later(RETIRE_AFTER_S, self._spawn, t.aclose())
+        return [k for k, t in new.items() if old.get(k) is not t]
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def aclose(self) -> None:
         if self._background:

@@ -12,7 +12,7 @@ from caller_svc.ledger import Ledger
 from caller_svc.refusal import RefusalDetector
 from caller_svc.reporter import RegistryReporter
 from caller_svc.servicer import CallerServicer
-from uniwizard.config import load_config
+from uniwizard.config import ConfigError, load_config
 from uniwizard.net import address, data_dir
 from uniwizard.server import ServiceHost, StartupError, main_entry
 from uniwizard.v1 import caller_pb2, caller_pb2_grpc
@@ -57,6 +57,24 @@ async def build_caller(
         ledger.close()
 
     host.cleanups.append(close)
+
+    def reload_config() -> None:
+        """SIGHUP: re-read backends.yaml. A file that fails validation, or whose identity
+        protection cannot be loaded, leaves the running configuration in place."""
+        try:
+            new = load_config(config_path)
+            new_guard = (
+                IdentityGuard.load(new.identity, os.path.dirname(config_path))
+                if new.identity is not None
+                else None
+            )
+        except (ConfigError, IdentityConfigError) as exc:
+            log.warning("reload rejected, keeping the running configuration: %s", exc)
+            return
+        changed = core.apply_config(new, new_guard)
+        log.info("reloaded %s (%d backends changed or added)", config_path, len(changed))
+
+    host.on_reload.append(reload_config)
     return host
 
 

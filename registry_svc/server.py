@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 
 from registry_svc.probes import Prober
 from registry_svc.service import Registry
@@ -46,10 +45,7 @@ async def build_registry(
         if registry.reload().ok and probes:
             prober.start()
 
-    try:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
-    except (RuntimeError, ValueError):  # not the main thread (tests): reload via the RPC
-        pass
+    host.on_reload.append(on_sighup)
 
     host.on_shutdown.append(shutting_down.set)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
 from router_svc.dispatch import RouterCore
@@ -14,6 +15,8 @@ from uniwizard.config import load_config
 from uniwizard.net import address, aio_channel
 from uniwizard.server import ServiceHost, StartupError, main_entry
 from uniwizard.v1 import caller_pb2_grpc, registry_pb2_grpc, router_pb2, router_pb2_grpc
+
+log = logging.getLogger(__name__)
 
 SERVICE_NAME = router_pb2.DESCRIPTOR.services_by_name["Router"].full_name
 
@@ -46,6 +49,16 @@ async def build_router(
     host = ServiceHost("router_svc", addr, [SERVICE_NAME])
     router_pb2_grpc.add_RouterServicer_to_server(RouterServicer(core, host.limits), host.server)
     host.core = core  # type: ignore[attr-defined]  # for in-process tests
+
+    def reload_policy() -> None:
+        """SIGHUP: re-read routing.yaml (backends follow the registry's health stream)."""
+        try:
+            core.policy = load_policy(policy_path, known_backends=view.backends)
+            log.info("reloaded routing policy %s", policy_path)
+        except PolicyError as exc:
+            log.warning("routing policy rejected, keeping the old one: %s", exc)
+
+    host.on_reload.append(reload_policy)
     view.start(registry_stub)
 
     async def close() -> None:

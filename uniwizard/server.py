@@ -43,6 +43,17 @@ class ServiceHost:
     cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Called when shutdown begins, before draining: end long-lived streams here.
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
+    # Called on SIGHUP: re-read configuration. Without hooks, SIGHUP is logged and ignored.
+    on_reload: list[Callable[[], None]] = field(default_factory=list)
+
+    def reload(self) -> None:
+        if not self.on_reload:
+            log.info("%s: SIGHUP: nothing to reload here", self.name)
+        for hook in self.on_reload:
+            try:
+                hook()
+            except Exception:  # a failed reload keeps the service running on the old state
+                log.exception("%s: reload failed; keeping the running configuration", self.name)
 
     security: Security = field(default_factory=load_security)
     limits: Limits = field(default_factory=load_limits)
@@ -109,11 +120,12 @@ class ServiceHost:
 
 
 async def run_until_signal(host: ServiceHost, grace: float = GRACE_SECONDS) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully (SIGHUP is left to the caller)."""
+    """Serve until SIGTERM or SIGINT, then shut down gracefully; SIGHUP reloads."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, host.reload)
     await host.start()
     print(f"{host.name} serving on {host.target}", flush=True)
     await stop.wait()

@@ -95,7 +95,7 @@ def run_up(config_path: str, *, sim: bool, demo: bool = False) -> int:
     signal.signal(signal.SIGTERM, stop_all)
     signal.signal(signal.SIGINT, stop_all)
 
-    def reload_all(*_: object) -> None:
+    def reload_all(*_: object) -> None:  # each service re-reads its configuration on SIGHUP
         for name, p in procs.items():
             if name != "sim":
                 p.send_signal(signal.SIGHUP)
