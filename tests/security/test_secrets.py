@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 from pathlib import Path
 
@@ -19,10 +20,10 @@ from uniwizard import telemetry
 from uniwizard.v1 import registry_pb2, router_pb2
 
 FAULTS = [
-    ("gpt", {"kind": "status", "status": 401, "message": f"Incorrect API key provided: {SIM_KEY}"}),
+    ("gpt", {"kind": "status", "status": 401, "message": "Incorrect key: {OPENAI_API_KEY}"}),
     ("claude", {"kind": "status", "status": 401}),
     ("gemini", {"kind": "status", "status": 403}),
-    ("kimi", {"kind": "status", "status": 500, "message": f"upstream said {SIM_KEY}"}),
+    ("kimi", {"kind": "status", "status": 500, "message": "upstream said {MOONSHOT_API_KEY}"}),
     ("grok", {"kind": "reset"}),
     ("local", {"kind": "status", "status": 429, "retry_after": 1}),
 ]
@@ -44,7 +45,16 @@ async def test_no_key_anywhere_after_a_run_with_faults(
     texts: list[str] = []
     try:
         async with running_stack(tmp_path, probes=True) as stack:
+            # A distinct key per backend (the caller and the probes read them at call time).
+            keys = {
+                b.api_key_env: f"sk-{b.key}-{os.urandom(6).hex()}"
+                for b in stack.config.backends.values()
+                if b.api_key_env
+            }
+            os.environ.update(keys)
             for target, fault in FAULTS:
+                if "message" in fault:  # a provider that echoes the key it was sent
+                    fault = {**fault, "message": fault["message"].format(**keys)}
                 stack.sim.add_fault(target, fault, times=2)
             for text in TASKS * 2:
                 try:
@@ -73,6 +83,7 @@ async def test_no_key_anywhere_after_a_run_with_faults(
         rows = [str(row) for row in db.execute("SELECT * FROM attempts")]
     assert any("'auth'" in r for r in rows) and any("'network'" in r for r in rows)
     texts.extend(rows)
-    echoed = [t for t in texts if "Incorrect API key provided" in t or "upstream said" in t]
+    echoed = [t for t in texts if "Incorrect key" in t or "upstream said" in t]
     assert echoed, "the providers' messages that echoed the key were seen (redacted)"
-    assert [t for t in texts if SIM_KEY in t] == []
+    assert len(keys) == 5
+    assert [(k, t) for t in texts for k in (*keys.values(), SIM_KEY) if k in t] == []
