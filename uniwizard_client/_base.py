@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import grpc
 from opentelemetry import trace
 
 from uniwizard.net import address
+from uniwizard.security import load_security
 from uniwizard.v1 import router_pb2
 from uniwizard_client.errors import RouterError
 from uniwizard_client.results import RouteInfo, ThinkResult, route_info, think_result
@@ -23,13 +25,18 @@ class RouterBase:
         *,
         deadline: float = DEFAULT_DEADLINE,
         token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
         tracer_provider: trace.TracerProvider | None = None,
     ):
         if deadline <= 0:
             raise ValueError(f"deadline must be positive, got {deadline}")
         self.target = target or address("router")
         self.deadline = deadline
-        self.token = token
+        # Unset token / credentials fall back to the process's UNIWIZARD_TOKEN[_FILE] and
+        # UNIWIZARD_TLS_* settings, like every other client of the stack.
+        security = load_security()
+        self.token = token if token is not None else security.token
+        self.credentials = credentials or security.channel_credentials()
         self._tracer = get_tracer(tracer_provider)
 
     def __repr__(self) -> str:
@@ -70,8 +77,8 @@ class RouterBase:
         if info.backend is None:
             why = "; ".join(f"{s.backend}: {s.reason}" for s in info.skipped)
             raise RouterError(
-                f"no backend is eligible for this {info.category} task" + (f" ({why})" if why
-                                                                           else ""),
+                f"no backend is eligible for this {info.category} task"
+                + (f" ({why})" if why else ""),
                 outcome="no_backend",
             )
         return info.backend

@@ -53,8 +53,11 @@ class RouterUnavailable(RouterError):
 
     def __init__(self, service: str, target: str, detail: str = ""):
         message = f"cannot reach {service}_svc at {target}"
-        super().__init__(message + (f" ({detail})" if detail else ""), outcome="unavailable",
-                         code=grpc.StatusCode.UNAVAILABLE)
+        super().__init__(
+            message + (f" ({detail})" if detail else ""),
+            outcome="unavailable",
+            code=grpc.StatusCode.UNAVAILABLE,
+        )
         self.service = service
         self.target = target
 
@@ -89,5 +92,8 @@ def from_rpc_error(exc: grpc.RpcError, *, service: str, target: str) -> RouterEr
         )
     if code == grpc.StatusCode.UNAVAILABLE:
         return RouterUnavailable(service, target, details)
-    return RouterError(details or code.name.lower(),
-                       outcome=_CLASS_FOR_CODE.get(code, code.name.lower()), code=code)
+    return RouterError(
+        details or code.name.lower(),
+        outcome=_CLASS_FOR_CODE.get(code, code.name.lower()),
+        code=code,
+    )

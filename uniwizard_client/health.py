@@ -8,6 +8,7 @@ import grpc
 
 from uniwizard.convert import health_state_from_pb, outcome_from_pb
 from uniwizard.net import CHANNEL_OPTIONS, address
+from uniwizard.security import load_security
 from uniwizard.types import ROUTABLE_STATES, HealthState
 from uniwizard.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 from uniwizard_client.errors import from_rpc_error
@@ -53,10 +54,19 @@ def backend_state(s: common_pb2.BackendStatus) -> BackendState:
     )
 
 
-def _call(target: str | None, method: str, request: object, deadline: float,
-          token: str | None) -> object:
+def _call(
+    target: str | None, method: str, request: object, deadline: float, token: str | None
+) -> object:
     target = target or address("registry")
-    with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
+    security = load_security()  # TLS from UNIWIZARD_TLS_*; token from the caller or the env
+    token = token if token is not None else security.token
+    creds = security.channel_credentials()
+    channel = (
+        grpc.secure_channel(target, creds, options=CHANNEL_OPTIONS)
+        if creds is not None
+        else grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+    )
+    with channel:
         rpc = getattr(registry_pb2_grpc.RegistryStub(channel), method)
         try:
             return rpc(request, timeout=deadline, metadata=call_metadata(token))
@@ -64,8 +74,9 @@ def _call(target: str | None, method: str, request: object, deadline: float,
             raise from_rpc_error(exc, service="registry", target=target) from None
 
 
-def fetch_health(target: str | None = None, *, deadline: float = 10.0,
-                 token: str | None = None) -> dict[str, BackendState]:
+def fetch_health(
+    target: str | None = None, *, deadline: float = 10.0, token: str | None = None
+) -> dict[str, BackendState]:
     """Every configured backend's live health, by key (blocking: keep it off a reactor thread).
 
     ``target`` defaults to ``UNIWIZARD_REGISTRY_ADDR`` or ``127.0.0.1:50051``. Raises
@@ -76,9 +87,16 @@ def fetch_health(target: str | None = None, *, deadline: float = 10.0,
     return {s.backend.key: backend_state(s) for s in resp.backends}
 
 
-def set_enabled(key: str, enabled: bool, *, by: str = "operator", reason: str = "",
-                target: str | None = None, deadline: float = 10.0,
-                token: str | None = None) -> BackendState:
+def set_enabled(
+    key: str,
+    enabled: bool,
+    *,
+    by: str = "operator",
+    reason: str = "",
+    target: str | None = None,
+    deadline: float = 10.0,
+    token: str | None = None,
+) -> BackendState:
     """Operator enable/disable of one backend (persisted by the registry)."""
     req = registry_pb2.SetEnabledRequest(key=key, enabled=enabled, by=by, reason=reason)
     resp = _call(target, "SetEnabled", req, deadline, token)

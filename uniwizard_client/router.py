@@ -31,15 +31,18 @@ class BackendRouter(RouterBase):
     def _router(self) -> router_pb2_grpc.RouterStub:
         with self._lock:
             if self._stub is None:
-                self._channel = grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+                self._channel = (
+                    grpc.secure_channel(self.target, self.credentials, options=CHANNEL_OPTIONS)
+                    if self.credentials is not None
+                    else grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+                )
                 self._stub = router_pb2_grpc.RouterStub(self._channel)
             return self._stub
 
     def _invoke(self, method: str, request: Any, deadline: float | None) -> Any:
         rpc = getattr(self._router(), method)
         try:
-            return rpc(request, timeout=self._timeout(deadline),
-                       metadata=call_metadata(self.token))
+            return rpc(request, timeout=self._timeout(deadline), metadata=call_metadata(self.token))
         except grpc.RpcError as exc:
             raise from_rpc_error(exc, service="router", target=self.target) from None
 
@@ -65,8 +68,9 @@ class BackendRouter(RouterBase):
             pb = self._invoke("Route", self._route_request(task), deadline)
             return self._decided(span, pb)
 
-    def dispatch(self, task: TaskLike, backend: str | None = None, *,
-                 deadline: float | None = None) -> ThinkResult:
+    def dispatch(
+        self, task: TaskLike, backend: str | None = None, *, deadline: float | None = None
+    ) -> ThinkResult:
         """Answer ``task`` (pinned to ``backend`` when given) with every attempt accounted."""
         with client_span(self._tracer, THINK_SPAN, self.target) as span:
             pb = self._invoke("Dispatch", self._dispatch_request(task, backend), deadline)
@@ -84,6 +88,10 @@ class BackendRouter(RouterBase):
     def __enter__(self) -> BackendRouter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()

@@ -29,6 +29,7 @@ from uniwizard.v1 import (
     router_pb2,
     router_pb2_grpc,
 )
+from uniwizard_client import AsyncBackendRouter
 
 TOKEN = "test-token-0123456789abcdef"
 ROME = "Who was the first emperor of Rome?"
@@ -137,6 +138,12 @@ async def test_mutual_tls_end_to_end_with_a_test_ca(
         result = await stack.dispatch(task(ROME))  # router → caller → registry over mTLS
         assert result.text and result.backend == "gpt"
         target = stack.router.target
+        # The Evennia client stub takes the same settings.
+        client = AsyncBackendRouter(target, deadline=20)
+        try:
+            assert await client.call_with_fallback(ROME)
+        finally:
+            await client.close()
         # Plaintext is refused.
         async with grpc.aio.insecure_channel(target) as ch:
             with pytest.raises(grpc.aio.AioRpcError) as err:
