@@ -19,30 +19,8 @@ from uniwizard.types import BlindRequest, Message, Role
 PROVIDER = "openai_compatible"
 ADAPTER = get_adapter(PROVIDER)
 
-REQUESTS = g.files(PROVIDER, "request")
 RESPONSES = g.files(PROVIDER, "response")
-ERRORS = g.files(PROVIDER, "error")
 STREAMS = g.files(PROVIDER, "stream", ".sse")
-
-
-@pytest.mark.parametrize("path", REQUESTS, ids=g.ids(REQUESTS))
-def test_request_golden(path: Path) -> None:
-    g.run_request_case(ADAPTER, path)
-
-
-@pytest.mark.parametrize("path", RESPONSES, ids=g.ids(RESPONSES))
-def test_response_golden(path: Path) -> None:
-    g.run_response_case(ADAPTER, path)
-
-
-@pytest.mark.parametrize("path", ERRORS, ids=g.ids(ERRORS))
-def test_error_golden(path: Path) -> None:
-    g.run_error_case(ADAPTER, path)
-
-
-@pytest.mark.parametrize("path", STREAMS, ids=g.ids(STREAMS))
-def test_stream_golden(path: Path) -> None:
-    g.run_stream_case(ADAPTER, path)
 
 
 LOCAL = BackendConfig(
