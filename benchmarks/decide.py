@@ -14,7 +14,7 @@ from typing import Any
 from benchmarks.seeds import helpers, seed_cases
 from router_svc.chain import build_chain
 from router_svc.classify import classify
-from router_svc.tokens import estimate_task_tokens
+from uniwizard.providers.tokens import estimate_task_tokens
 
 
 def measure(rounds: int) -> dict[str, Any]:

@@ -147,8 +147,8 @@ class Load:
 
 def direct_spec(stack: Stack) -> dict[str, Any]:
     """The exact HTTP request caller_svc sends for the Dispatch task (built by its adapter)."""
-    from caller_svc.providers import get_adapter
     from uniwizard.config import load_config
+    from uniwizard.providers import get_adapter
     from uniwizard.types import BlindRequest, Message, Role
 
     b = load_config(stack.config_path).backends[BACKEND]

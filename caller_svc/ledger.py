@@ -148,7 +148,7 @@ class Ledger:
         )
         return int(cur.lastrowid or 0)
 
-    def begin(self, row: LedgerRow) -> int:
+    async def begin(self, row: LedgerRow) -> int:
         """The row of an attempt about to be sent (outcome in_flight); complete it with finish."""
         from dataclasses import replace
 
@@ -159,14 +159,14 @@ class Ledger:
         sets = ", ".join(f"{f} = ?" for f in _FIELDS[1:])
         self._db.execute(f"UPDATE attempts SET {sets} WHERE id = ?", (*values, row_id))
 
-    def interrupted(self) -> int:
+    async def interrupted(self) -> int:
         """Mark rows left in flight by a previous process; returns how many."""
         cur = self._db.execute(
             "UPDATE attempts SET outcome = ? WHERE outcome = ?", (INTERRUPTED, IN_FLIGHT)
         )
         return cur.rowcount
 
-    def totals(self, since: float = 0.0, until: float = 0.0) -> tuple[list[Totals], Totals]:
+    async def totals(self, since: float = 0.0, until: float = 0.0) -> tuple[list[Totals], Totals]:
         until = until or time.time() + 1
         rows = self._db.execute(
             "SELECT backend, COUNT(*), SUM(outcome = 'success'), SUM(input_tokens),"
@@ -195,4 +195,7 @@ class Ledger:
         return list(cur.execute("SELECT * FROM attempts ORDER BY id LIMIT ?", (limit,)))
 
     def close(self) -> None:
+        self._db.close()
+
+    async def aclose(self) -> None:
         self._db.close()

@@ -41,9 +41,8 @@ class RegistryReporter:
         self._last_success: dict[str, float] = {}  # backend -> when its last success was sent
         self._sender: asyncio.Task[None] | None = None
 
-    async def __call__(
-        self, backend: str, outcome: Outcome, retry_after_s: float, detail: str
-    ) -> None:
+    def report(self, backend: str, outcome: Outcome, retry_after_s: float, detail: str) -> None:
+        """Queue one outcome (never blocks; called in the event loop)."""
         if self._sender is None:
             # An empty context: a batch belongs to no single request's trace.
             self._sender = asyncio.create_task(

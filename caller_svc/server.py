@@ -1,4 +1,4 @@
-"""caller_svc: serve()."""
+"""caller_svc: the Caller service, wired at construction, and ``python -m caller_svc``."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from caller_svc.refusal import RefusalDetector
 from caller_svc.reporter import RegistryReporter
 from caller_svc.servicer import CallerServicer
 from uniwizard.config import ConfigError, load_config
+from uniwizard.config_types import Config
 from uniwizard.net import address, data_dir
-from uniwizard.server import ServiceHost, StartupError, main_entry
+from uniwizard.server import Service, ServiceHost, StartupError, main_entry
 from uniwizard.v1 import caller_pb2, caller_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -26,56 +27,68 @@ def default_ledger_path() -> str:
     return os.environ.get("UNIWIZARD_LEDGER") or os.path.join(data_dir(), "ledger.db")
 
 
+class CallerService(Service):
+    """The attempt pipeline behind the Caller gRPC edge. Runs in the current event loop."""
+
+    def __init__(
+        self,
+        config_path: str,
+        core: CallerCore,
+        reporter: RegistryReporter | None,
+        addr: str,
+    ) -> None:
+        super().__init__(ServiceHost("caller_svc", addr, [SERVICE_NAME]))
+        self.config_path = config_path
+        self.core = core
+        self.reporter = reporter
+        servicer = CallerServicer(core, self.host.limits)
+        caller_pb2_grpc.add_CallerServicer_to_server(servicer, self.host.server)
+
+    def reload(self) -> None:
+        """SIGHUP: re-read backends.yaml. A file that fails validation, or whose identity
+        protection cannot be loaded, leaves the running configuration in place."""
+        try:
+            config = load_config(self.config_path)
+            guard = load_guard(config, self.config_path)
+        except (ConfigError, IdentityConfigError) as exc:
+            log.warning("reload rejected, keeping the running configuration: %s", exc)
+            return
+        changed = self.core.apply_config(config, guard)
+        log.info("reloaded %s (%d backends changed or added)", self.config_path, len(changed))
+
+    async def aclose(self) -> None:
+        await self.core.aclose()
+        if self.reporter is not None:
+            await self.reporter.aclose()
+        await self.core.ledger.aclose()
+
+
+def load_guard(config: Config, config_path: str) -> IdentityGuard | None:
+    if config.identity is None:
+        return None
+    return IdentityGuard.load(config.identity, os.path.dirname(config_path))
+
+
 async def build_caller(
     config_path: str,
     addr: str,
     *,
     ledger_path: str | None = None,
     registry: str | None = None,
-) -> ServiceHost:
+) -> CallerService:
     config = load_config(config_path)  # fail fast
-    guard = None
-    if config.identity is not None:
-        try:
-            guard = IdentityGuard.load(config.identity, os.path.dirname(config_path))
-        except IdentityConfigError as exc:
-            raise StartupError(f"refusing to start without identity protection: {exc}") from None
+    try:
+        guard = load_guard(config, config_path)
+    except IdentityConfigError as exc:
+        raise StartupError(f"refusing to start without identity protection: {exc}") from None
     ledger = Ledger(ledger_path or default_ledger_path())
-    if lost := ledger.interrupted():
+    if lost := await ledger.interrupted():
         log.warning(
             "%d ledger rows were in flight when the last caller stopped; marked interrupted", lost
         )
     reporter = RegistryReporter(registry) if registry else None
     core = CallerCore(config, ledger, guard=guard, refusals=RefusalDetector(), reporter=reporter)
-    host = ServiceHost("caller_svc", addr, [SERVICE_NAME])
-    caller_pb2_grpc.add_CallerServicer_to_server(CallerServicer(core, host.limits), host.server)
-
-    async def close() -> None:
-        await core.aclose()
-        if reporter is not None:
-            await reporter.aclose()
-        ledger.close()
-
-    host.cleanups.append(close)
-
-    def reload_config() -> None:
-        """SIGHUP: re-read backends.yaml. A file that fails validation, or whose identity
-        protection cannot be loaded, leaves the running configuration in place."""
-        try:
-            new = load_config(config_path)
-            new_guard = (
-                IdentityGuard.load(new.identity, os.path.dirname(config_path))
-                if new.identity is not None
-                else None
-            )
-        except (ConfigError, IdentityConfigError) as exc:
-            log.warning("reload rejected, keeping the running configuration: %s", exc)
-            return
-        changed = core.apply_config(new, new_guard)
-        log.info("reloaded %s (%d backends changed or added)", config_path, len(changed))
-
-    host.on_reload.append(reload_config)
-    return host
+    return CallerService(config_path, core, reporter, addr)
 
 
 def main(argv: list[str] | None = None) -> int:

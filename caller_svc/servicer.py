@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import grpc
 
 from caller_svc.core import CallContext, CallerCore, UnknownBackend
-from caller_svc.providers.base import StreamDelta
+from caller_svc.ledger import Totals
 from uniwizard import telemetry
 from uniwizard.convert import call_result_to_pb, request_from_pb, tool_call_to_pb
 from uniwizard.limits import Limits, check_deadline, check_request
-from uniwizard.types import CallResult
+from uniwizard.types import CallResult, Delta
 from uniwizard.v1 import caller_pb2, caller_pb2_grpc
 
 
@@ -25,8 +26,8 @@ class CallerServicer(caller_pb2_grpc.CallerServicer):
     ) -> CallContext:
         if not request.backend:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "backend is required")
-        if request.backend not in self.core.transports:
-            known = ", ".join(sorted(self.core.transports))
+        if not self.core.knows(request.backend):
+            known = ", ".join(self.core.backend_keys())
             await context.abort(
                 grpc.StatusCode.NOT_FOUND,
                 f"unknown backend {request.backend!r} (known: {known})",
@@ -55,7 +56,9 @@ class CallerServicer(caller_pb2_grpc.CallerServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown backend {request.backend!r}")
         return call_result_to_pb(result)
 
-    async def CallStream(self, request: caller_pb2.CallRequest, context: grpc.aio.ServicerContext):  # type: ignore[no-untyped-def]
+    async def CallStream(
+        self, request: caller_pb2.CallRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[caller_pb2.CallEvent]:
         ctx = await self._context(request, context)
         stream = self.core.call_stream(request.backend, request_from_pb(request.request), ctx)
         # aclosing: a cancelled call closes the stream here, in this task (spans, ledger row).
@@ -63,7 +66,7 @@ class CallerServicer(caller_pb2_grpc.CallerServicer):
             async for item in items:
                 if isinstance(item, CallResult):
                     yield caller_pb2.CallEvent(result=call_result_to_pb(item))
-                elif isinstance(item, StreamDelta):
+                elif isinstance(item, Delta):
                     if item.text:
                         yield caller_pb2.CallEvent(text_delta=item.text)
                     if item.tool_call is not None:
@@ -78,22 +81,22 @@ class CallerServicer(caller_pb2_grpc.CallerServicer):
             or (request.until and request.until < request.since)
         ):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "need 0 <= since <= until")
-        per, total = self.core.ledger.totals(request.since, request.until)
-
-        def pb(t):  # type: ignore[no-untyped-def]
-            return caller_pb2.BackendUsage(
-                backend=t.backend,
-                attempts=t.attempts,
-                successes=t.successes,
-                input_tokens=t.input_tokens,
-                output_tokens=t.output_tokens,
-                cost_usd=t.cost_usd,
-                estimated_rows=t.estimated_rows,
-            )
-
+        per, total = await self.core.usage(request.since, request.until)
         return caller_pb2.UsageResponse(
-            backends=[pb(t) for t in per],
-            total=pb(total),
+            backends=[usage_pb(t) for t in per],
+            total=usage_pb(total),
             since=request.since,
             until=request.until,
         )
+
+
+def usage_pb(t: Totals) -> caller_pb2.BackendUsage:
+    return caller_pb2.BackendUsage(
+        backend=t.backend,
+        attempts=t.attempts,
+        successes=t.successes,
+        input_tokens=t.input_tokens,
+        output_tokens=t.output_tokens,
+        cost_usd=t.cost_usd,
+        estimated_rows=t.estimated_rows,
+    )

@@ -1,6 +1,7 @@
 """Active health probes: each provider's cheapest honest endpoint (model listing), never a paid
 completion. One loop per backend on the configured interval with jitter; each probe is its own
-short trace.
+short trace. The request comes from the provider layer and goes over the same transport the
+caller uses; an error answer is classified by the same adapter that classifies calls.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ import random
 import time
 from collections.abc import Mapping
 
-import httpx
 from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
 
-from caller_svc.providers import get_adapter
 from registry_svc.service import Registry
 from uniwizard import telemetry
 from uniwizard.config_types import BackendConfig
-from uniwizard.types import Outcome
+from uniwizard.providers import get_adapter
+from uniwizard.transport import HttpTransport
+from uniwizard.types import Failure, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class Prober:
     def __init__(self, registry: Registry, env: Mapping[str, str]):
         self.registry = registry
         self.env = env
-        self.client = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+        self._transports: dict[str, HttpTransport] = {}  # one connection pool per backend
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._tracer = telemetry.tracer("registry_svc")
 
@@ -38,14 +39,15 @@ class Prober:
             task.cancel()
         self._tasks = {
             b.key: asyncio.create_task(self._loop(b.key), name=f"probe-{b.key}")
-            for b in self.registry.book.probe_targets()
+            for b in self.registry.probe_targets()
         }
 
     async def stop(self) -> None:
         for task in self._tasks.values():
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-        await self.client.aclose()
+        for transport in self._transports.values():
+            await transport.aclose()
 
     async def _loop(self, key: str) -> None:
         cfg = self.registry.config.probes
@@ -62,11 +64,8 @@ class Prober:
 
     async def probe(self, key: str) -> bool:
         """Probe one backend now and record the result; True when it answered well."""
-        try:
-            backend = self.registry.book.config(key)
-        except KeyError:
-            return False
-        if not self.registry.book.needs_probe(key):
+        backend = self.registry.probe_config(key)
+        if backend is None:
             return False
         token = otel_context.attach(otel_context.Context())  # its own trace, not a child
         try:
@@ -87,34 +86,29 @@ class Prober:
     async def _probe_once(self, b: BackendConfig) -> tuple[bool, float, str, Outcome | None, float]:
         adapter = get_adapter(b.provider)
         key = self.env.get(b.api_key_env) if b.api_key_env else None
-        req = adapter.probe_request(b, key)
         timeout = self.registry.config.probes.timeout
         started = time.perf_counter()
-        try:
-            async with asyncio.timeout(timeout):
-                resp = await self.client.request(
-                    req.method,
-                    req.url,
-                    headers=req.headers,
-                    timeout=httpx.Timeout(timeout, connect=min(timeout, b.connect_timeout)),
-                )
-        except (TimeoutError, httpx.TimeoutException):
-            return False, _ms(started), f"probe timed out after {timeout:g} s", Outcome.TIMEOUT, 0.0
-        except httpx.ConnectError:
-            return False, _ms(started), "connection refused or unreachable", Outcome.NETWORK, 0.0
-        except httpx.TransportError as exc:
-            return (
-                False,
-                _ms(started),
-                f"transport error ({type(exc).__name__})",
-                Outcome.NETWORK,
-                0.0,
-            )
+        reply = await self._transport(b, timeout).send(adapter.probe_request(b, key), timeout)
         latency = _ms(started)
-        if resp.status_code < 400:
+        if isinstance(reply, Failure):
+            return False, latency, _probe_failure(reply, timeout), reply.outcome, 0.0
+        if reply.status < 400:
             return True, latency, "", None, 0.0
-        err = adapter.parse_error(resp.status_code, resp.headers, resp.content)
-        return False, latency, str(resp.status_code), err.outcome, err.retry_after_s
+        err = adapter.parse_error(reply.status, reply.headers, reply.body)
+        return False, latency, str(reply.status), err.outcome, err.retry_after_s
+
+    def _transport(self, b: BackendConfig, timeout: float) -> HttpTransport:
+        connect = min(timeout, b.connect_timeout)
+        transport = self._transports.get(b.key)
+        if transport is None or transport.connect_timeout != connect:
+            transport = self._transports[b.key] = HttpTransport(connect)
+        return transport
+
+
+def _probe_failure(failure: Failure, timeout: float) -> str:
+    if failure.outcome is Outcome.TIMEOUT:
+        return f"probe timed out after {timeout:g} s"
+    return failure.message
 
 
 def _ms(started: float) -> float:

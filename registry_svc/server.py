@@ -1,4 +1,4 @@
-"""registry_svc: serve()."""
+"""registry_svc: the Registry service, wired at construction, and ``python -m registry_svc``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from registry_svc.servicer import RegistryServicer
 from registry_svc.store import OperatorStore
 from uniwizard.config import load_config
 from uniwizard.net import address, data_dir
-from uniwizard.server import ServiceHost, main_entry
+from uniwizard.server import Service, ServiceHost, main_entry
 from uniwizard.v1 import registry_pb2, registry_pb2_grpc
 
 SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name
@@ -24,37 +24,46 @@ def default_state_path() -> str:
     )
 
 
+class RegistryService(Service):
+    """The registry's state and probes behind its gRPC edge. Runs in the current event loop.
+
+    With ``probe_loops`` off, nothing probes on a schedule (``prober.probe(key)`` still works).
+    """
+
+    def __init__(self, registry: Registry, prober: Prober, addr: str, *, probe_loops: bool) -> None:
+        super().__init__(ServiceHost("registry_svc", addr, [SERVICE_NAME]))
+        self.registry = registry
+        self.prober = prober
+        self.probe_loops = probe_loops
+        self._draining = asyncio.Event()
+        servicer = RegistryServicer(registry, self._draining, on_reload=self._restart_probes)
+        registry_pb2_grpc.add_RegistryServicer_to_server(servicer, self.host.server)
+        registry.start()
+        self._restart_probes()
+
+    def _restart_probes(self) -> None:
+        """(Re)start one probe loop per backend: at start and after every reload."""
+        if self.probe_loops:
+            self.prober.start()
+
+    def reload(self) -> None:
+        if self.registry.reload().ok:
+            self._restart_probes()
+
+    def draining(self) -> None:
+        self._draining.set()  # ends WatchHealth streams cleanly
+
+    async def aclose(self) -> None:
+        await self.prober.stop()
+        await self.registry.stop()
+
+
 async def build_registry(
     config_path: str, addr: str, *, state_path: str | None = None, probes: bool = True
-) -> ServiceHost:
+) -> RegistryService:
     config = load_config(config_path)  # fail fast
     registry = Registry(config, OperatorStore(state_path or default_state_path()))
-    prober = Prober(registry, os.environ)
-    shutting_down = asyncio.Event()
-    servicer = RegistryServicer(registry, shutting_down)
-    host = ServiceHost("registry_svc", addr, [SERVICE_NAME])
-    registry_pb2_grpc.add_RegistryServicer_to_server(servicer, host.server)
-    host.registry = registry  # type: ignore[attr-defined]  # for in-process tests
-    host.prober = prober  # type: ignore[attr-defined]
-    registry.start()
-    if probes:
-        prober.start()
-        servicer._on_reload = prober.start  # type: ignore[method-assign]
-
-    def on_sighup() -> None:
-        if registry.reload().ok and probes:
-            prober.start()
-
-    host.on_reload.append(on_sighup)
-
-    host.on_shutdown.append(shutting_down.set)
-
-    async def close() -> None:
-        await prober.stop()
-        await registry.stop()
-
-    host.cleanups.append(close)
-    return host
+    return RegistryService(registry, Prober(registry, os.environ), addr, probe_loops=probes)
 
 
 def main(argv: list[str] | None = None) -> int:

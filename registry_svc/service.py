@@ -60,6 +60,27 @@ class Registry:
 
     # -- reads -------------------------------------------------------------------------------
 
+    def keys(self) -> list[str]:
+        """The configured backends' keys, in configuration order."""
+        return list(self.book.configs())
+
+    def knows(self, key: str) -> bool:
+        return key in self.book.configs()
+
+    def health(self, key: str) -> BackendHealth:
+        return self.book.get(key)  # raises UnknownBackendError
+
+    def probe_targets(self) -> list[BackendConfig]:
+        """Backends that can be probed: those whose API key (if any) is set."""
+        return self.book.probe_targets()
+
+    def probe_config(self, key: str) -> BackendConfig | None:
+        """The configuration to probe ``key`` with, or None when it needs no probe (now)."""
+        configs = self.book.configs()
+        if key not in configs or not self.book.needs_probe(key):
+            return None
+        return configs[key]
+
     def statuses(self) -> list[tuple[BackendConfig, BackendHealth]]:
         snap = self.book.snapshot()
         return [(self.book.config(k), snap[k]) for k in snap]

@@ -1,9 +1,9 @@
-"""The Registry gRPC edge."""
+"""The Registry gRPC edge: protobuf in, the Registry's public methods, protobuf out."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
@@ -13,6 +13,8 @@ from uniwizard.config_types import BackendConfig
 from uniwizard.convert import backend_to_pb, health_to_pb, outcome_from_pb
 from uniwizard.types import BackendHealth
 from uniwizard.v1 import common_pb2, registry_pb2, registry_pb2_grpc
+
+Context = grpc.aio.ServicerContext
 
 
 def status_pb(cfg: BackendConfig, health: BackendHealth) -> common_pb2.BackendStatus:
@@ -28,51 +30,56 @@ def event_pb(change: HealthChange) -> registry_pb2.HealthEvent:
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServicer):
-    def __init__(self, registry: Registry, shutting_down: asyncio.Event):
-        self.registry = registry
-        self.shutting_down = shutting_down
+    """``draining`` ends WatchHealth streams on shutdown; ``on_reload`` runs after a successful
+    Reload (the service restarts its probes)."""
 
-    async def _known(self, key: str, context: grpc.aio.ServicerContext) -> None:
-        if key not in self.registry.book.configs():
-            known = ", ".join(self.registry.book.configs())
+    def __init__(
+        self,
+        registry: Registry,
+        draining: asyncio.Event,
+        *,
+        on_reload: Callable[[], None] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.draining = draining
+        self.on_reload = on_reload
+
+    async def _known(self, key: str, context: Context) -> None:
+        if not self.registry.knows(key):
+            known = ", ".join(self.registry.keys())
             await context.abort(
                 grpc.StatusCode.NOT_FOUND, f"unknown backend {key!r} (known: {known})"
             )
 
-    async def ListBackends(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListBackends(
+        self, request: registry_pb2.ListBackendsRequest, context: Context
+    ) -> registry_pb2.ListBackendsResponse:
         return registry_pb2.ListBackendsResponse(
             backends=[status_pb(c, h) for c, h in self.registry.statuses()],
             config_path=self.registry.config.path,
         )
 
-    async def GetBackend(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetBackend(
+        self, request: registry_pb2.GetBackendRequest, context: Context
+    ) -> common_pb2.BackendStatus:
         await self._known(request.key, context)
         return status_pb(*self.registry.status(request.key))
 
-    async def ReportOutcome(self, request, context):  # type: ignore[no-untyped-def]
-        outcome = outcome_from_pb(request.outcome)
-        if outcome is None:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "outcome is required")
-        await self._known(request.backend, context)
-        self.registry.report(
-            request.backend, outcome, max(0.0, request.retry_after_s), request.detail[:200]
-        )
-        return registry_pb2.ReportOutcomeResponse(
-            health=health_to_pb(self.registry.book.get(request.backend))
-        )
-
-    async def ReportOutcomes(self, request, context):  # type: ignore[no-untyped-def]
-        known = self.registry.book.configs()
+    async def ReportOutcomes(
+        self, request: registry_pb2.ReportOutcomesRequest, context: Context
+    ) -> registry_pb2.ReportOutcomesResponse:
         applied = 0
         for r in request.reports:
             outcome = outcome_from_pb(r.outcome)
-            if outcome is None or r.backend not in known:
-                continue
+            if outcome is None or not self.registry.knows(r.backend):
+                continue  # a reload raced the report
             self.registry.report(r.backend, outcome, max(0.0, r.retry_after_s), r.detail[:200])
             applied += 1
         return registry_pb2.ReportOutcomesResponse(applied=applied)
 
-    async def SetEnabled(self, request, context):  # type: ignore[no-untyped-def]
+    async def SetEnabled(
+        self, request: registry_pb2.SetEnabledRequest, context: Context
+    ) -> common_pb2.BackendStatus:
         await self._known(request.key, context)
         try:
             self.registry.set_enabled(
@@ -82,16 +89,20 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
             await context.abort(grpc.StatusCode.INTERNAL, f"could not save operator state: {exc}")
         return status_pb(*self.registry.status(request.key))
 
-    async def AcquireTrial(self, request, context):  # type: ignore[no-untyped-def]
+    async def AcquireTrial(
+        self, request: registry_pb2.AcquireTrialRequest, context: Context
+    ) -> registry_pb2.AcquireTrialResponse:
         await self._known(request.key, context)
         granted = self.registry.acquire_trial(request.key)
         return registry_pb2.AcquireTrialResponse(
-            granted=granted, health=health_to_pb(self.registry.book.get(request.key))
+            granted=granted, health=health_to_pb(self.registry.health(request.key))
         )
 
-    async def WatchHealth(self, request, context) -> AsyncIterator[registry_pb2.HealthEvent]:  # type: ignore[no-untyped-def]
+    async def WatchHealth(
+        self, request: registry_pb2.WatchHealthRequest, context: Context
+    ) -> AsyncIterator[registry_pb2.HealthEvent]:
         queue = self.registry.watch()
-        stop = asyncio.ensure_future(self.shutting_down.wait())
+        stop = asyncio.ensure_future(self.draining.wait())
         try:
             while True:
                 get = asyncio.ensure_future(queue.get())
@@ -104,10 +115,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
             stop.cancel()
             self.registry.unwatch(queue)
 
-    async def Reload(self, request, context):  # type: ignore[no-untyped-def]
+    async def Reload(
+        self, request: registry_pb2.ReloadRequest, context: Context
+    ) -> registry_pb2.ReloadResponse:
         result = self.registry.reload()
-        if result.ok:
-            self._on_reload()
+        if result.ok and self.on_reload is not None:
+            self.on_reload()
         return registry_pb2.ReloadResponse(
             ok=result.ok,
             error=result.error,
@@ -115,6 +128,3 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
             changed=list(result.changed),
             removed=list(result.removed),
         )
-
-    def _on_reload(self) -> None:
-        """Replaced by the server to restart probes after a reload."""

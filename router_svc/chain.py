@@ -29,9 +29,18 @@ from dataclasses import dataclass
 from router_svc.classify import Classification, Reason
 from router_svc.policy import Policy
 from uniwizard.config_types import BackendConfig
-from uniwizard.types import BackendHealth, HealthState, Task
+from uniwizard.providers.pricing import price
+from uniwizard.types import BackendHealth, HealthState, Task, Usage
 
-__all__ = ["SKIP_REASONS", "Decision", "Skip", "build_chain", "fits_context", "output_reservation"]
+__all__ = [
+    "SKIP_REASONS",
+    "ChainWalk",
+    "Decision",
+    "Skip",
+    "build_chain",
+    "fits_context",
+    "output_reservation",
+]
 
 SKIP_REASONS = (
     "not_configured",
@@ -75,6 +84,37 @@ def fits_context(backend: BackendConfig, estimate: int, max_output: int) -> bool
     """Whether ``estimate`` input tokens plus the output reservation fit the context window.
     ``max_output`` <= 0 means the backend's own ``max_output_tokens``."""
     return estimate + output_reservation(backend, max_output) <= backend.max_context
+
+
+class ChainWalk:
+    """A decision's chain in order, as a dispatch tries it. After a context-window failure
+    (:meth:`require_larger_than`) only backends with a larger context window that hold the
+    request remain; the chain itself is never rewritten."""
+
+    def __init__(self, chain: tuple[str, ...], estimate: int) -> None:
+        self._chain = chain
+        self._estimate = estimate
+        self._position = 0
+        self._above = -1  # the context window the remaining backends must exceed (-1: none)
+
+    def next(self, backends: Mapping[str, BackendConfig]) -> str | None:
+        """The next backend to try, or None when the chain is exhausted."""
+        while self._position < len(self._chain):
+            key = self._chain[self._position]
+            self._position += 1
+            b = backends.get(key)
+            if self._above < 0 or (
+                b is not None
+                and b.max_context > self._above
+                and fits_context(b, self._estimate, 0)
+            ):
+                return key
+        return None
+
+    def require_larger_than(self, key: str, backends: Mapping[str, BackendConfig]) -> None:
+        """From now on, only backends whose context window is larger than ``key``'s."""
+        b = backends.get(key)
+        self._above = max(self._above, b.max_context if b is not None else 0)
 
 
 def build_chain(
@@ -141,7 +181,7 @@ def _constraint(task: Task, b: BackendConfig, estimate: int, private: bool) -> S
             f"holds {b.max_context:,}",
         )
     if task.max_cost_usd > 0:
-        cost = b.cost(estimate, output_reservation(b, max_output))
+        cost = price(b, Usage(estimate, output_reservation(b, max_output)))
         if cost > task.max_cost_usd:
             return Skip(
                 b.key,

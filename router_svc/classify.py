@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from router_svc.policy import STEM_KEY, WORD_RX, CategoryRule, Keyword, Policy
-from router_svc.tokens import estimate_task_tokens
+from uniwizard.providers.tokens import estimate_task_tokens
 from uniwizard.types import Task
 
 __all__ = ["Classification", "Reason", "classify"]

@@ -1,7 +1,12 @@
 """call_with_fallback: walk the chain, calling caller_svc, following the outcome table.
 
-Protobuf appears only where this module talks to the caller and the registry; results are typed
-values. The whole dispatch is bounded by one deadline.
+The walk, step by step (``RouterCore._walk``): decide the chain; for each backend the
+:class:`~router_svc.fallback.ChainWalk` hands out, admit it (``_admit``: a half-open breaker lets
+exactly one trial through), try it (``_try_backend``: attempts with the retries the outcome
+table allows, each one ``_attempt`` through the caller link in its own span), then answer, stop,
+or move on to the next backend the outcome points at. The whole dispatch is bounded by one
+deadline. Results are typed values; protobuf appears only in the request handed to the caller
+link.
 """
 
 from __future__ import annotations
@@ -13,19 +18,19 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 
-import grpc
 from opentelemetry.trace import Span, Status, StatusCode
 
-from router_svc.chain import Decision, Skip, build_chain, fits_context
+from router_svc.chain import ChainWalk, Decision, Skip, build_chain
 from router_svc.classify import Reason, classify
-from router_svc.fallback import Action, FallbackPolicy, next_step
+from router_svc.fallback import Action, FallbackPolicy, Step, next_step
 from router_svc.health_view import HealthView
+from router_svc.links import CallerLink, RegistryLink
 from router_svc.policy import Policy
-from router_svc.tokens import estimate_task_tokens
 from uniwizard import telemetry
-from uniwizard.convert import call_result_from_pb, request_to_pb, tool_call_from_pb
-from uniwizard.types import CallResult, HealthState, Outcome, Task, ToolCall
-from uniwizard.v1 import caller_pb2, caller_pb2_grpc, common_pb2, registry_pb2, registry_pb2_grpc
+from uniwizard.convert import request_to_pb
+from uniwizard.providers.tokens import estimate_task_tokens
+from uniwizard.types import CallResult, Delta, HealthState, Outcome, Task
+from uniwizard.v1 import caller_pb2, common_pb2
 
 DEFAULT_DEADLINE_S = 120.0
 
@@ -46,16 +51,28 @@ class DispatchReport:
         return sum(a.cost_usd for a in self.attempts)
 
 
-@dataclass(frozen=True, slots=True)
-class Delta:
-    text: str = ""
-    tool_call: ToolCall | None = None
-
-
 class DispatchFailed(Exception):
     def __init__(self, report: DispatchReport):
         super().__init__(report.message)
         self.report = report
+
+
+@dataclass
+class _Run:
+    """One dispatch in progress: what the walk knows between its steps."""
+
+    task: Task
+    report: DispatchReport
+    deadline: float  # time.monotonic()
+    stream: bool
+    committed: bool = False  # part of an answer went out to the client: no fallback now
+    step: Step | None = None  # what the last backend's outcome said to do next
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def fail(self, outcome: Outcome, message: str) -> None:
+        self.report.failure, self.report.message = outcome, message
 
 
 class RouterCore:
@@ -63,8 +80,8 @@ class RouterCore:
         self,
         policy: Policy,
         view: HealthView,
-        caller: caller_pb2_grpc.CallerAsyncStub,
-        registry: registry_pb2_grpc.RegistryAsyncStub | None = None,
+        caller: CallerLink,
+        registry: RegistryLink | None = None,
         fallback: FallbackPolicy | None = None,
     ):
         self.policy = policy
@@ -121,13 +138,6 @@ class RouterCore:
 
     # -- Dispatch ----------------------------------------------------------------------------
 
-    def _start(self, task: Task, pin: str, trace_id: str) -> tuple[Task, DispatchReport]:
-        if not task.request_id:
-            task = replace(task, request_id=uuid.uuid4().hex)
-        decision = self.decide(task, pin)
-        trace_id = telemetry.current_trace_id() or trace_id or uuid.uuid4().hex
-        return task, DispatchReport(decision, task.request_id, trace_id)
-
     async def dispatch(
         self,
         task: Task,
@@ -164,6 +174,23 @@ class RouterCore:
             async for item in items:
                 yield item
 
+    def _start(
+        self,
+        task: Task,
+        pin: str,
+        deadline_s: float | None,
+        trace_id: str,
+        request_pb: common_pb2.BlindRequest | None,
+        stream: bool,
+    ) -> _Run:
+        deadline = time.monotonic() + (deadline_s if deadline_s else DEFAULT_DEADLINE_S)
+        if not task.request_id:
+            task = replace(task, request_id=uuid.uuid4().hex)
+        decision = self.decide(task, pin)
+        trace_id = telemetry.current_trace_id() or trace_id or uuid.uuid4().hex
+        report = DispatchReport(decision, task.request_id, trace_id, request_pb=request_pb)
+        return _Run(task, report, deadline, stream)
+
     async def _walk(
         self,
         task: Task,
@@ -174,93 +201,111 @@ class RouterCore:
         *,
         stream: bool,
     ) -> AsyncGenerator[Decision | Delta | CallResult | DispatchReport, None]:
-        deadline = time.monotonic() + (deadline_s if deadline_s else DEFAULT_DEADLINE_S)
         with self.tracer.start_as_current_span("dispatch") as span:
-            task, report = self._start(task, pin, trace_id)
-            report.request_pb = request_pb
+            run = self._start(task, pin, deadline_s, trace_id, request_pb, stream)
+            report = run.report
             _decision_attributes(span, report.decision)
             span.set_attribute("uniwizard.request_id", report.request_id)
             yield report.decision
-            chain = list(report.decision.chain)
-            committed = False  # something was forwarded to the client
-            i = 0
-            while i < len(chain):
-                key = chain[i]
-                i += 1
-                b = self.view.backends.get(key)
-                if b is None or (task.private and not b.private):
-                    continue  # defence in depth: the chain was already filtered
-                trial = self._is_half_open(key)
-                if trial and not await self._acquire_trial(key):
-                    report.decision = replace(
-                        report.decision,
-                        skipped=(
-                            *report.decision.skipped,
-                            Skip(key, "half_open", "a half-open trial is already in flight"),
-                        ),
-                    )
+            walk = ChainWalk(report.decision.chain, report.decision.estimated_input_tokens)
+            while (key := walk.next(self.view.backends)) is not None:
+                trial = await self._admit(run, key)
+                if trial is None:
                     continue
-                tries = 0
-                while True:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0.05:
-                        report.failure, report.message = Outcome.TIMEOUT, "deadline exceeded"
-                        raise DispatchFailed(_finish_span(span, report))
-                    tries += 1
-                    result: CallResult | None = None
-                    with self.tracer.start_as_current_span(f"attempt {key}") as aspan:
-                        aspan.set_attribute("uniwizard.backend", key)
-                        aspan.set_attribute("uniwizard.attempt", len(report.attempts) + 1)
-                        if stream:
-                            once = self._stream_once(task, report, key, remaining)
-                            async with aclosing(once) as events:
-                                async for ev in events:
-                                    if isinstance(ev, Delta):
-                                        committed = True
-                                        yield ev
-                                    else:
-                                        result = ev
-                        else:
-                            result = await self._call_once(task, report, key, remaining)
-                        assert result is not None
-                        report.attempts.append(result)
-                        _attempt_attributes(aspan, result)
-                    if result.outcome is Outcome.SUCCESS:
-                        report.answer = result
-                        _finish_span(span, report)
-                        yield report
-                        return
-                    if committed:
-                        report.failure = result.outcome
-                        report.message = (
-                            f"{key} failed after part of the answer was sent "
-                            f"({result.outcome.value}: {result.error_message})"
-                        )
-                        raise DispatchFailed(_finish_span(span, report))
-                    if stream:
-                        yield result
-                    # A half-open trial is exactly one request: no retry on the same backend.
-                    used = self.fallback.max_tries_per_backend if trial else tries
-                    step = next_step(result, used, deadline - time.monotonic(), self.fallback)
-                    if step.action is Action.RETRY:
-                        await asyncio.sleep(step.delay_s)
-                        continue
-                    if step.action is Action.STOP:
-                        report.failure = result.outcome
-                        report.message = f"{key}: {result.outcome.value}: {result.error_message}"
-                        raise DispatchFailed(_finish_span(span, report))
-                    if step.action is Action.NEXT_LARGER:
-                        need = report.decision.estimated_input_tokens
-                        chain[i:] = [
-                            k
-                            for k in chain[i:]
-                            if k in self.view.backends
-                            and self.view.backends[k].max_context > b.max_context
-                            and fits_context(self.view.backends[k], need, 0)
-                        ]
-                    break
+                async for item in self._try_backend(run, key, trial):
+                    yield item
+                if report.answer is not None:
+                    yield _finish_span(span, report)
+                    return
+                if report.failure is not None:
+                    raise DispatchFailed(_finish_span(span, report))
+                if run.step is not None and run.step.action is Action.NEXT_LARGER:
+                    walk.require_larger_than(key, self.view.backends)
             report.failure, report.message = self._exhausted(report)
             raise DispatchFailed(_finish_span(span, report))
+
+    async def _admit(self, run: _Run, key: str) -> bool | None:
+        """Whether ``key`` may be tried now: None to skip it, else whether this is a half-open
+        trial (exactly one request, no retry)."""
+        b = self.view.backends.get(key)
+        if b is None or (run.task.private and not b.private):
+            return None  # defence in depth: the chain was already filtered
+        if not self._is_half_open(key):
+            return False
+        if self.registry is None or await self.registry.acquire_trial(key):
+            return True
+        skip = Skip(key, "half_open", "a half-open trial is already in flight")
+        decision = run.report.decision
+        run.report.decision = replace(decision, skipped=(*decision.skipped, skip))
+        return None
+
+    async def _try_backend(
+        self, run: _Run, key: str, trial: bool
+    ) -> AsyncGenerator[Delta | CallResult, None]:
+        """Attempts on one backend until it answers, the outcome says stop or move on, or the
+        deadline passes. Yields deltas and (streams only) each failed attempt; leaves the
+        answer, the failure or the next step on ``run``."""
+        run.step = None
+        tries = 0
+        while True:
+            remaining = run.remaining()
+            if remaining <= 0.05:
+                run.fail(Outcome.TIMEOUT, "deadline exceeded")
+                return
+            tries += 1
+            result: CallResult | None = None
+            async for event in self._attempt(run, key, remaining):
+                if isinstance(event, Delta):
+                    run.committed = True
+                    yield event
+                else:
+                    result = event
+            assert result is not None, "an attempt ends with its result"
+            if result.outcome is Outcome.SUCCESS:
+                run.report.answer = result
+                return
+            if run.committed:
+                run.fail(
+                    result.outcome,
+                    f"{key} failed after part of the answer was sent "
+                    f"({result.outcome.value}: {result.error_message})",
+                )
+                return
+            if run.stream:
+                yield result
+            # A half-open trial is exactly one request: no retry on the same backend.
+            used = self.fallback.max_tries_per_backend if trial else tries
+            step = next_step(result, used, run.remaining(), self.fallback)
+            if step.action is Action.RETRY:
+                await asyncio.sleep(step.delay_s)
+                continue
+            if step.action is Action.STOP:
+                run.fail(result.outcome, f"{key}: {result.outcome.value}: {result.error_message}")
+            run.step = step
+            return
+
+    async def _attempt(
+        self, run: _Run, key: str, remaining: float
+    ) -> AsyncGenerator[Delta | CallResult, None]:
+        """One attempt through the caller link, in its own span: deltas, then its result."""
+        report = run.report
+        with self.tracer.start_as_current_span(f"attempt {key}") as span:
+            span.set_attribute("uniwizard.backend", key)
+            span.set_attribute("uniwizard.attempt", len(report.attempts) + 1)
+            request = self._call_request(run, key)
+            if not run.stream:
+                result = await self.caller.call(
+                    request, timeout=remaining, trace_id=report.trace_id
+                )
+                _attempted(span, report, result)
+                yield result
+                return
+            events = self.caller.call_stream(request, timeout=remaining, trace_id=report.trace_id)
+            async with aclosing(events) as items:
+                async for event in items:
+                    if isinstance(event, CallResult):
+                        _attempted(span, report, event)
+                    yield event
 
     def _exhausted(self, report: DispatchReport) -> tuple[Outcome, str]:
         if not report.attempts:
@@ -276,20 +321,10 @@ class RouterCore:
         h = self.view.health.get(key)
         return h is not None and h.state is HealthState.HALF_OPEN
 
-    async def _acquire_trial(self, key: str) -> bool:
-        if self.registry is None:
-            return True
-        try:
-            resp = await self.registry.AcquireTrial(
-                registry_pb2.AcquireTrialRequest(key=key), timeout=1.0
-            )
-            return bool(resp.granted)
-        except grpc.aio.AioRpcError:
-            return True  # registry down: the last snapshot said half-open; let one through
-
-    def _call_request(self, task: Task, report: DispatchReport, key: str) -> caller_pb2.CallRequest:
+    def _call_request(self, run: _Run, key: str) -> caller_pb2.CallRequest:
+        report = run.report
         if report.request_pb is None:
-            report.request_pb = request_to_pb(task.request)
+            report.request_pb = request_to_pb(run.task.request)
         return caller_pb2.CallRequest(
             backend=key,
             request=report.request_pb,  # only the blind request's fields travel
@@ -298,69 +333,10 @@ class RouterCore:
             attempt=len(report.attempts) + 1,
         )
 
-    async def _call_once(
-        self, task: Task, report: DispatchReport, key: str, remaining: float
-    ) -> CallResult:
-        started = time.perf_counter()
-        try:
-            pb = await self.caller.Call(
-                self._call_request(task, report, key),
-                timeout=remaining,
-                metadata=telemetry.traceparent_metadata(report.trace_id),
-                wait_for_ready=True,  # a restarting caller delays the attempt, within the deadline
-            )
-        except grpc.aio.AioRpcError as exc:
-            return _caller_error(key, exc, started)
-        return call_result_from_pb(pb)
 
-    async def _stream_once(
-        self, task: Task, report: DispatchReport, key: str, remaining: float
-    ) -> AsyncGenerator[Delta | CallResult, None]:
-        started = time.perf_counter()
-        call = self.caller.CallStream(
-            self._call_request(task, report, key),
-            timeout=remaining,
-            metadata=telemetry.traceparent_metadata(report.trace_id),
-            wait_for_ready=True,  # a restarting caller delays the attempt, within the deadline
-        )
-        result: CallResult | None = None
-        try:
-            async for ev in call:  # read to the end: the caller closes right after its result
-                which = ev.WhichOneof("event")
-                if which == "text_delta":
-                    yield Delta(text=ev.text_delta)
-                elif which == "tool_call":
-                    yield Delta(tool_call=tool_call_from_pb(ev.tool_call))
-                elif which == "result":
-                    result = call_result_from_pb(ev.result)
-        except grpc.aio.AioRpcError as exc:
-            result = _caller_error(key, exc, started)
-        finally:
-            call.cancel()  # a no-op once the stream has ended
-        yield result or CallResult(
-            backend=key,
-            model="",
-            outcome=Outcome.TRUNCATED,
-            error_message="caller stream ended without a result",
-            latency_ms=(time.perf_counter() - started) * 1000,
-        )
-
-
-def _caller_error(key: str, exc: grpc.aio.AioRpcError, started: float) -> CallResult:
-    code = exc.code()
-    outcome = {
-        grpc.StatusCode.DEADLINE_EXCEEDED: Outcome.TIMEOUT,
-        grpc.StatusCode.CANCELLED: Outcome.CANCELLED,
-        grpc.StatusCode.INVALID_ARGUMENT: Outcome.BAD_REQUEST,
-        grpc.StatusCode.NOT_FOUND: Outcome.BAD_REQUEST,
-    }.get(code, Outcome.NETWORK)
-    return CallResult(
-        backend=key,
-        model="",
-        outcome=outcome,
-        latency_ms=(time.perf_counter() - started) * 1000,
-        error_message=f"caller_svc: {code.name}: {exc.details() or ''}"[:300],
-    )
+def _attempted(span: Span, report: DispatchReport, result: CallResult) -> None:
+    report.attempts.append(result)
+    _attempt_attributes(span, result)
 
 
 def _decision_attributes(span: Span, d: Decision) -> None:

@@ -37,7 +37,6 @@ class Action(enum.StrEnum):
 class Step:
     action: Action
     delay_s: float = 0.0
-    why: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,20 +56,20 @@ def next_step(result: CallResult, tries: int, remaining_s: float, policy: Fallba
     if o is Outcome.RATE_LIMITED:
         wait = result.retry_after_s
         if can_retry and wait <= policy.max_retry_wait_s and wait + 0.5 < remaining_s:
-            return Step(Action.RETRY, wait, f"rate limited: waiting Retry-After {wait:g} s")
-        return Step(Action.NEXT, why="rate limited")
+            return Step(Action.RETRY, wait)
+        return Step(Action.NEXT)
     if o in (Outcome.SERVER_ERROR, Outcome.NETWORK):
         delay = policy.backoff_s * random.uniform(0.5, 1.5)
         if can_retry and delay + 0.5 < remaining_s:
-            return Step(Action.RETRY, delay, f"{o.value}: one retry after {delay:.2f} s")
-        return Step(Action.NEXT, why=o.value)
+            return Step(Action.RETRY, delay)
+        return Step(Action.NEXT)
     if o is Outcome.CONTEXT_WINDOW:
-        return Step(Action.NEXT_LARGER, why="context window exceeded")
+        return Step(Action.NEXT_LARGER)
     if o is Outcome.CONTENT_POLICY:
         if policy.content_policy == "fallback":
-            return Step(Action.NEXT, why="content policy rejection (configured to fall over)")
-        return Step(Action.STOP, why="content policy rejection (propagated)")
+            return Step(Action.NEXT)  # configured to fall over
+        return Step(Action.STOP)  # propagated (the default)
     if o in (Outcome.BAD_REQUEST, Outcome.IDENTITY_LEAK, Outcome.CANCELLED, Outcome.NO_BACKEND):
-        return Step(Action.STOP, why=o.value)
+        return Step(Action.STOP)
     # overloaded, auth, timeout, refusal, empty, truncated, malformed
-    return Step(Action.NEXT, why=o.value)
+    return Step(Action.NEXT)

@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 
 import grpc
 
+from router_svc.links import RegistryLink
 from uniwizard.config_types import BackendConfig
 from uniwizard.convert import backend_from_pb, health_from_pb
 from uniwizard.types import BackendHealth
-from uniwizard.v1 import registry_pb2, registry_pb2_grpc
+from uniwizard.v1 import registry_pb2
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +49,17 @@ class HealthView:
             self.health.pop(key, None)
         self.events += 1
 
-    def start(self, stub: registry_pb2_grpc.RegistryAsyncStub) -> None:
-        self._task = asyncio.create_task(self._follow(stub), name="watch-health")
+    def start(self, registry: RegistryLink) -> None:
+        self._task = asyncio.create_task(self._follow(registry), name="watch-health")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def wait_for(self, predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    async def wait_for(
+        self, predicate: Callable[[HealthView], bool], timeout: float = 5.0
+    ) -> None:
         """Wait until ``predicate(self)`` holds (tests and start-up)."""
         async with asyncio.timeout(timeout):
             async with self._changed:
@@ -65,12 +69,11 @@ class HealthView:
         async with self._changed:
             self._changed.notify_all()
 
-    async def _follow(self, stub: registry_pb2_grpc.RegistryAsyncStub) -> None:
+    async def _follow(self, registry: RegistryLink) -> None:
         delay = BACKOFF_START
         while True:
             try:
-                stream = stub.WatchHealth(registry_pb2.WatchHealthRequest())
-                async for event in stream:
+                async for event in registry.watch_health():
                     self.apply(event)
                     if not self.connected:
                         log.info("following registry health (%d backends)", len(self.backends))

@@ -1,4 +1,4 @@
-"""router_svc: serve()."""
+"""router_svc: the Router service, wired at construction, and ``python -m router_svc``."""
 
 from __future__ import annotations
 
@@ -6,19 +6,62 @@ import argparse
 import logging
 import os
 
+import grpc
+
 from router_svc.dispatch import RouterCore
 from router_svc.fallback import FallbackPolicy
 from router_svc.health_view import HealthView
+from router_svc.links import GrpcCallerLink, GrpcRegistryLink
 from router_svc.policy import PolicyError, load_policy
 from router_svc.servicer import RouterServicer
 from uniwizard.config import load_config
 from uniwizard.net import address, aio_channel
-from uniwizard.server import ServiceHost, StartupError, main_entry
-from uniwizard.v1 import caller_pb2_grpc, registry_pb2_grpc, router_pb2, router_pb2_grpc
+from uniwizard.server import Service, ServiceHost, StartupError, main_entry
+from uniwizard.v1 import router_pb2, router_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = router_pb2.DESCRIPTOR.services_by_name["Router"].full_name
+
+
+class RouterService(Service):
+    """Classification, the chain and call-with-fallback behind the Router gRPC edge, following
+    the registry's health stream. Runs in the current event loop."""
+
+    def __init__(
+        self,
+        core: RouterCore,
+        policy_path: str,
+        addr: str,
+        *,
+        channels: tuple[grpc.aio.Channel, ...] = (),
+    ) -> None:
+        super().__init__(ServiceHost("router_svc", addr, [SERVICE_NAME]))
+        self.core = core
+        self.policy_path = policy_path
+        self._channels = channels
+        router_pb2_grpc.add_RouterServicer_to_server(
+            RouterServicer(core, self.host.limits), self.host.server
+        )
+        if core.registry is not None:
+            core.view.start(core.registry)
+
+    @property
+    def view(self) -> HealthView:
+        return self.core.view
+
+    def reload(self) -> None:
+        """SIGHUP: re-read routing.yaml (backends follow the registry's health stream)."""
+        try:
+            self.core.policy = load_policy(self.policy_path, known_backends=self.view.backends)
+            log.info("reloaded routing policy %s", self.policy_path)
+        except PolicyError as exc:
+            log.warning("routing policy rejected, keeping the old one: %s", exc)
+
+    async def aclose(self) -> None:
+        await self.view.stop()
+        for channel in self._channels:
+            await channel.close(None)
 
 
 async def build_router(
@@ -29,45 +72,22 @@ async def build_router(
     registry: str,
     caller: str,
     content_policy: str = "propagate",
-) -> ServiceHost:
+) -> RouterService:
     config = load_config(config_path)  # fail fast; also the bootstrap view before the registry
     try:
         policy = load_policy(policy_path, known_backends=config.backends)
     except PolicyError as exc:
         raise StartupError(str(exc)) from None
-    view = HealthView(config.backends)
     registry_channel = aio_channel(registry, "router_svc")
     caller_channel = aio_channel(caller, "router_svc")
-    registry_stub = registry_pb2_grpc.RegistryStub(registry_channel)
     core = RouterCore(
         policy,
-        view,
-        caller_pb2_grpc.CallerStub(caller_channel),
-        registry_stub,
+        HealthView(config.backends),
+        GrpcCallerLink(caller_channel),
+        GrpcRegistryLink(registry_channel),
         FallbackPolicy(content_policy=content_policy),
     )
-    host = ServiceHost("router_svc", addr, [SERVICE_NAME])
-    router_pb2_grpc.add_RouterServicer_to_server(RouterServicer(core, host.limits), host.server)
-    host.core = core  # type: ignore[attr-defined]  # for in-process tests
-
-    def reload_policy() -> None:
-        """SIGHUP: re-read routing.yaml (backends follow the registry's health stream)."""
-        try:
-            core.policy = load_policy(policy_path, known_backends=view.backends)
-            log.info("reloaded routing policy %s", policy_path)
-        except PolicyError as exc:
-            log.warning("routing policy rejected, keeping the old one: %s", exc)
-
-    host.on_reload.append(reload_policy)
-    view.start(registry_stub)
-
-    async def close() -> None:
-        await view.stop()
-        await registry_channel.close(None)
-        await caller_channel.close(None)
-
-    host.cleanups.append(close)
-    return host
+    return RouterService(core, policy_path, addr, channels=(registry_channel, caller_channel))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import aclosing
+from typing import NoReturn
 
 import grpc
 from google.protobuf import any_pb2
@@ -11,12 +13,14 @@ from grpc_status import rpc_status
 
 from router_svc.chain import Decision
 from router_svc.convert import decision_to_pb, failure_to_pb, result_to_pb
-from router_svc.dispatch import Delta, DispatchFailed, DispatchReport, RouterCore
+from router_svc.dispatch import DispatchFailed, DispatchReport, RouterCore
 from uniwizard import telemetry
 from uniwizard.convert import attempt_to_pb, task_from_pb, tool_call_to_pb
 from uniwizard.limits import Limits, check_deadline, check_request
-from uniwizard.types import CallResult, Outcome, Task
+from uniwizard.types import CallResult, Delta, Outcome, Task
 from uniwizard.v1 import common_pb2, router_pb2, router_pb2_grpc
+
+Context = grpc.aio.ServicerContext
 
 # How a failed dispatch surfaces as a gRPC status.
 STATUS_FOR = {
@@ -49,10 +53,16 @@ def failure_status(report: DispatchReport) -> status_pb2.Status:
     return status_pb2.Status(code=code.value[0], message=report.message[:1000], details=[detail])
 
 
+async def abort_failed(context: Context, report: DispatchReport) -> NoReturn:
+    """End the call with the failure's status and its DispatchFailure in the status details."""
+    status = rpc_status.to_status(failure_status(report))
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
 assert code_pb2.UNAVAILABLE == grpc.StatusCode.UNAVAILABLE.value[0]
 
 
-def incoming_trace_id(context: grpc.aio.ServicerContext) -> str:
+def incoming_trace_id(context: Context) -> str:
     return telemetry.trace_id_from_metadata(context.invocation_metadata())
 
 
@@ -61,7 +71,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         self.core = core
         self.limits = limits or Limits()
 
-    async def _task(self, pb: common_pb2.Task, context: grpc.aio.ServicerContext) -> Task:
+    async def _task(self, pb: common_pb2.Task, context: Context) -> Task:
         problem = validate_task(pb, self.limits) or check_deadline(
             context.time_remaining(), self.limits
         )
@@ -69,15 +79,19 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         return task_from_pb(pb)
 
-    def _deadline(self, context: grpc.aio.ServicerContext) -> float | None:
+    def _deadline(self, context: Context) -> float | None:
         remaining = context.time_remaining()
         return None if remaining is None else min(remaining, self.limits.max_deadline_s)
 
-    async def Route(self, request, context):  # type: ignore[no-untyped-def]
+    async def Route(
+        self, request: router_pb2.RouteRequest, context: Context
+    ) -> router_pb2.RouteDecision:
         task = await self._task(request.task, context)
         return decision_to_pb(self.core.route(task))
 
-    async def Dispatch(self, request, context):  # type: ignore[no-untyped-def]
+    async def Dispatch(
+        self, request: router_pb2.DispatchRequest, context: Context
+    ) -> router_pb2.DispatchResult:
         task = await self._task(request.task, context)
         try:
             report = await self.core.dispatch(
@@ -88,10 +102,12 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                 request_pb=request.task.request,
             )
         except DispatchFailed as failed:
-            await context.abort_with_status(rpc_status.to_status(failure_status(failed.report)))
+            await abort_failed(context, failed.report)
         return result_to_pb(report)
 
-    async def DispatchStream(self, request, context):  # type: ignore[no-untyped-def]
+    async def DispatchStream(
+        self, request: router_pb2.DispatchRequest, context: Context
+    ) -> AsyncIterator[router_pb2.DispatchEvent]:
         task = await self._task(request.task, context)
         stream = self.core.dispatch_stream(
             task,
@@ -117,4 +133,4 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                     elif isinstance(item, DispatchReport):
                         yield router_pb2.DispatchEvent(done=result_to_pb(item, with_text=False))
         except DispatchFailed as failed:
-            await context.abort_with_status(rpc_status.to_status(failure_status(failed.report)))
+            await abort_failed(context, failed.report)

@@ -13,14 +13,14 @@ from typing import Any
 
 import grpc
 
-from caller_svc.server import build_caller
-from registry_svc.server import build_registry
-from router_svc.server import build_router
+from caller_svc.server import CallerService, build_caller
+from registry_svc.server import RegistryService, build_registry
+from router_svc.server import RouterService, build_router
 from uniwizard.config import dump_config, load_config, rewrite_urls
 from uniwizard.config_types import BackendConfig, Config
 from uniwizard.convert import task_to_pb
 from uniwizard.net import aio_channel
-from uniwizard.server import ServiceHost
+from uniwizard.server import Service
 from uniwizard.types import Attachment, BlindRequest, Message, Role, Task
 from uniwizard.v1 import (
     caller_pb2_grpc,
@@ -53,15 +53,15 @@ def task(
 @dataclasses.dataclass
 class Stack:
     sim: RunningSimulator
-    registry: ServiceHost
-    caller: ServiceHost
-    router: ServiceHost
+    registry: RegistryService
+    caller: CallerService
+    router: RouterService
     config: Config
     config_path: str
     tmp: Path
     channels: list[grpc.aio.Channel] = dataclasses.field(default_factory=list)
 
-    def channel(self, host: ServiceHost) -> grpc.aio.Channel:
+    def channel(self, host: Service) -> grpc.aio.Channel:
         """A client channel with this process's token/TLS settings, like any of our clients."""
         ch = aio_channel(host.target, "tests")
         self.channels.append(ch)
@@ -96,7 +96,7 @@ class Stack:
         )
 
     async def wait_router(self, predicate: Callable[[Any], bool], timeout: float = 5.0) -> None:
-        await self.router.core.view.wait_for(predicate, timeout)  # type: ignore[attr-defined]
+        await self.router.view.wait_for(predicate, timeout)
 
 
 def sim_config(

@@ -33,11 +33,6 @@ class BackendConfig:
     failure_window: float = 60.0  # seconds
     enabled: bool = True  # initial operator state (operator overrides persist in the registry)
 
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        return (
-            input_tokens * self.cost_per_1k_input + output_tokens * self.cost_per_1k_output
-        ) / 1000.0
-
 
 @dataclass(frozen=True, slots=True)
 class IdentityConfig:

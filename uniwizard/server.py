@@ -1,9 +1,12 @@
-"""The one ``serve()`` shape every service uses.
+"""The one shape every service has: a :class:`ServiceHost` (the aio gRPC server with the standard
+health and reflection services) inside a :class:`Service` (the component's lifecycle).
 
-Load config and fail fast (the caller of :func:`run_service` does that), start telemetry, build the
-aio server with interceptors, register the servicer plus the standard health and reflection
-services, then on SIGTERM/SIGINT enter graceful shutdown: health goes NOT_SERVING, the server stops
-accepting and lets in-flight calls finish within the grace period, and cleanup callbacks flush.
+A service's ``build_*`` function loads its configuration and fails fast, builds its core and
+servicer, and returns its :class:`Service` subclass with everything wired in the constructor.
+:func:`main_entry` runs one from ``python -m``: telemetry starts, the server starts, and on
+SIGTERM/SIGINT it shuts down gracefully (health goes NOT_SERVING, the server stops accepting and
+lets in-flight calls finish within the grace period, then the service flushes and closes); SIGHUP
+calls :meth:`Service.reload`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -30,35 +32,28 @@ log = logging.getLogger(__name__)
 GRACE_SECONDS = 10.0
 
 
-@dataclass
 class ServiceHost:
-    """An aio gRPC server with health and reflection, started on an address ("host:port")."""
+    """An aio gRPC server with health and reflection, to be started on an address ("host:port").
 
-    name: str  # e.g. "registry_svc": the OpenTelemetry service.name
-    address: str
-    service_names: Sequence[str]  # full names of the services registered, for health/reflection
-    server: grpc.aio.Server = field(init=False)
-    health: HealthServicer = field(init=False)
-    port: int = field(init=False, default=0)
-    cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    # Called when shutdown begins, before draining: end long-lived streams here.
-    on_shutdown: list[Callable[[], None]] = field(default_factory=list)
-    # Called on SIGHUP: re-read configuration. Without hooks, SIGHUP is logged and ignored.
-    on_reload: list[Callable[[], None]] = field(default_factory=list)
+    ``name`` is the OpenTelemetry service.name (e.g. "registry_svc"); ``service_names`` the full
+    names of the services registered on ``server``, for health and reflection.
+    """
 
-    def reload(self) -> None:
-        if not self.on_reload:
-            log.info("%s: SIGHUP: nothing to reload here", self.name)
-        for hook in self.on_reload:
-            try:
-                hook()
-            except Exception:  # a failed reload keeps the service running on the old state
-                log.exception("%s: reload failed; keeping the running configuration", self.name)
-
-    security: Security = field(default_factory=load_security)
-    limits: Limits = field(default_factory=load_limits)
-
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        name: str,
+        address: str,
+        service_names: Sequence[str],
+        *,
+        security: Security | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        self.name = name
+        self.address = address
+        self.service_names = tuple(service_names)
+        self.security = security or load_security()
+        self.limits = limits or load_limits()
+        self.port = 0
         interceptors = list(telemetry.server_interceptors(self.name))
         if self.security.token:
             interceptors.insert(0, BearerTokenInterceptor(self.security.token))
@@ -105,36 +100,75 @@ class ServiceHost:
         for name in ("", *self.service_names):
             await self.health.set(name, status)
 
+
+class Service:
+    """A running component: its host plus what it does on reload, drain and close.
+
+    Subclasses build their core and servicer in their constructor and override the hooks.
+    """
+
+    def __init__(self, host: ServiceHost) -> None:
+        self.host = host
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    @property
+    def target(self) -> str:
+        return self.host.target
+
+    @property
+    def limits(self) -> Limits:
+        return self.host.limits
+
+    async def start(self) -> int:
+        return await self.host.start()
+
+    def reload(self) -> None:
+        """SIGHUP: re-read configuration; a failed reload keeps the running one."""
+        log.info("%s: SIGHUP: nothing to reload here", self.name)
+
+    def draining(self) -> None:
+        """Shutdown begins, before in-flight calls drain: end long-lived streams here."""
+
+    async def aclose(self) -> None:
+        """After the server stopped: flush and close what the component holds."""
+
     async def stop(self, grace: float = GRACE_SECONDS) -> None:
-        await self.health.enter_graceful_shutdown()
-        for hook in self.on_shutdown:
-            hook()
-        await self.server.stop(grace)
-        for cleanup in reversed(self.cleanups):
-            try:
-                await cleanup()
-            except Exception:  # a failed flush must not hide the others
-                log.exception("%s: cleanup failed", self.name)
+        await self.host.health.enter_graceful_shutdown()
+        self.draining()
+        await self.host.server.stop(grace)
+        try:
+            await self.aclose()
+        except Exception:  # a failed flush must not stop the rest of the shutdown
+            log.exception("%s: cleanup failed", self.name)
         telemetry.shutdown()
         metrics.shutdown()
 
+    def on_sighup(self) -> None:
+        try:
+            self.reload()
+        except Exception:  # a failed reload keeps the service running on the old state
+            log.exception("%s: reload failed; keeping the running configuration", self.name)
 
-async def run_until_signal(host: ServiceHost, grace: float = GRACE_SECONDS) -> None:
+
+async def run_until_signal(service: Service, grace: float = GRACE_SECONDS) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully; SIGHUP reloads."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, host.reload)
-    await host.start()
-    print(f"{host.name} serving on {host.target}", flush=True)
+    loop.add_signal_handler(signal.SIGHUP, service.on_sighup)
+    await service.start()
+    print(f"{service.name} serving on {service.target}", flush=True)
     await stop.wait()
-    log.info("%s: shutting down (grace %.0f s)", host.name, grace)
-    await host.stop(grace)
-    print(f"{host.name} stopped", flush=True)
+    log.info("%s: shutting down (grace %.0f s)", service.name, grace)
+    await service.stop(grace)
+    print(f"{service.name} stopped", flush=True)
 
 
-def main_entry(build: Callable[[], Awaitable[ServiceHost]], name: str) -> int:
+def main_entry(build: Callable[[], Awaitable[Service]], name: str) -> int:
     """Run a service from ``python -m``: config errors print one line and exit 2."""
     from uniwizard.config import ConfigError
     from uniwizard.limits import LimitsError
@@ -143,13 +177,9 @@ def main_entry(build: Callable[[], Awaitable[ServiceHost]], name: str) -> int:
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s"
     )
-    # Per-request HTTP logs would be noise on the hot path (and URLs are not for logs).
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
 
     async def _run() -> None:
-        host = await build()
-        await run_until_signal(host)
+        await run_until_signal(await build())
 
     try:
         _event_loop_runner()(_run())

@@ -139,6 +139,28 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class Delta:
+    """What a streamed answer adds at one moment: text, or one COMPLETE tool call."""
+
+    text: str = ""
+    tool_call: ToolCall | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why one exchange with a provider produced no usable answer: the transport's failures
+    (connect, timeout, reset, cut) and the provider's own (an error status, an error body or
+    stream event, an unparseable answer) alike. ``message`` never holds prompt text."""
+
+    outcome: Outcome
+    message: str  # at most a few hundred characters: the provider's words or ours
+    http_status: int = 0  # 0 when no status applies (a transport failure, an in-stream error)
+    retry_after_s: float = 0.0
+    provider_code: str = ""  # e.g. "rate_limit_error", "context_length_exceeded"
+    partial_text: str = ""  # what a stream had delivered before it failed
+
+
+@dataclass(frozen=True, slots=True)
 class CallResult:
     """The normalised result of one provider call (one attempt)."""
 

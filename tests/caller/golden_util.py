@@ -7,7 +7,7 @@ Layout, under ``tests/data/golden/<provider>/``:
 - ``response_<case>.json``: ``{"body": {...}}`` or ``{"body_text": "..."}`` plus ``"expected"``
   (a ParsedResponse) or ``"expected_error"``;
 - ``error_<case>.json``: ``{"status", "headers", "body" | "body_text"}`` plus
-  ``"expected"`` (a ProviderError);
+  ``"expected"`` (a Failure);
 - ``stream_<case>.sse``: a raw SSE transcript as the provider sends it, and
   ``stream_<case>.json`` with ``"expected"``: the deltas, ``done`` and the final result or error.
 
@@ -24,15 +24,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from caller_svc.providers.base import (
+from uniwizard.config_types import BackendConfig
+from uniwizard.providers.base import (
     Adapter,
     MalformedResponse,
     ProviderStreamError,
     StreamIncomplete,
     UnsupportedInput,
 )
-from caller_svc.sse import SSEDecoder
-from uniwizard.config_types import BackendConfig
+from uniwizard.providers.sse import SSEDecoder
 from uniwizard.types import Attachment, BlindRequest, Message, Role, ToolCall, ToolDef
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
@@ -157,7 +157,7 @@ def run_stream(adapter: Adapter, raw: bytes, chunk_size: int) -> dict[str, Any]:
                 outcome["raised"] = {"type": "MalformedResponse", "message": str(exc)}
                 return False
             except ProviderStreamError as exc:
-                outcome["raised"] = {"type": "ProviderStreamError", "error": jsonable(exc.error)}
+                outcome["raised"] = {"type": "ProviderStreamError", "error": jsonable(exc.failure)}
                 return False
         return True
 
@@ -170,7 +170,7 @@ def run_stream(adapter: Adapter, raw: bytes, chunk_size: int) -> dict[str, Any]:
         ok = feed_all(decoder.close())
     result: dict[str, Any] = {
         "deltas": _merge_text(deltas),
-        "done": state.done,
+        "finish_seen": state.finish_seen,
         "complete": state.complete,
     }
     if not ok:

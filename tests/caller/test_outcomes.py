@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from caller_svc.outcomes import (
+from uniwizard.providers.outcomes import (
     classify_error,
     is_content_policy_error,
     is_context_window_error,

@@ -12,10 +12,10 @@ import pytest
 from anthropic.types import Message as SDKMessage
 from anthropic.types import RawMessageStreamEvent
 
-from caller_svc.providers import get_adapter
-from caller_svc.providers.base import HttpRequest, UnsupportedInput
 from tests.caller import golden_util as g
 from uniwizard.config_types import BackendConfig
+from uniwizard.providers import get_adapter
+from uniwizard.providers.base import HttpRequest, UnsupportedInput
 from uniwizard.types import Attachment, BlindRequest, Message, Role, ToolCall
 
 PROVIDER = "anthropic"

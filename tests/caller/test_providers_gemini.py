@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from google.genai import types as gt
 
-from caller_svc.providers import get_adapter
-from caller_svc.providers.base import HttpRequest
 from tests.caller import golden_util as g
 from uniwizard.config_types import BackendConfig
+from uniwizard.providers import get_adapter
+from uniwizard.providers.base import HttpRequest
 from uniwizard.types import BlindRequest, Message, Role
 
 PROVIDER = "gemini"

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from caller_svc.providers import get_adapter
 from tests.caller import golden_util as g
 from uniwizard.config_types import PROVIDERS
+from uniwizard.providers import get_adapter
 
 RUNNERS: dict[str, tuple[Callable[[Any, Path], None], str]] = {
     "request": (g.run_request_case, ".json"),

@@ -11,10 +11,10 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from caller_svc.providers import get_adapter
-from caller_svc.providers.base import HttpRequest
 from tests.caller import golden_util as g
 from uniwizard.config_types import BackendConfig
+from uniwizard.providers import get_adapter
+from uniwizard.providers.base import HttpRequest
 
 PROVIDER = "openai"
 ADAPTER = get_adapter(PROVIDER)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from caller_svc.sse import SSEDecoder, SSEEvent
+from uniwizard.providers.sse import SSEDecoder, SSEEvent
 
 
 def decode(*chunks: bytes, close: bool = True) -> list[SSEEvent]:

@@ -117,7 +117,7 @@ async def test_missing_key_marks_down_without_probing(tmp_path: Path) -> None:
         h = await health(stack, "grok")
         assert h.state is HealthState.DOWN
         assert "XAI_API_KEY" in h.reason
-        assert not await stack.registry.prober.probe("grok")  # type: ignore[attr-defined]
+        assert not await stack.registry.prober.probe("grok")
         assert stack.sim.requests("grok") == []
 
 
@@ -126,8 +126,8 @@ async def test_a_closed_port_is_detected_by_the_next_probe(tmp_path: Path) -> No
         return dataclasses.replace(b, url="http://127.0.0.1:9/v1") if b.key == "local" else b
 
     async with running_stack(tmp_path, tweak=closed) as stack:
-        assert await stack.registry.prober.probe("gpt")  # type: ignore[attr-defined]
-        assert not await stack.registry.prober.probe("local")  # type: ignore[attr-defined]
+        assert await stack.registry.prober.probe("gpt")
+        assert not await stack.registry.prober.probe("local")
         h = await health(stack, "local")
         assert h.last_probe_ok is False
         assert h.failures_in_window == 1
@@ -191,8 +191,8 @@ async def test_disabled_survives_a_registry_restart_and_router_keeps_routing_wit
 
 async def test_router_reconnects_to_a_restarted_registry(tmp_path: Path) -> None:
     async with running_stack(tmp_path) as stack:
-        view = stack.router.core.view  # type: ignore[attr-defined]
-        port = stack.registry.port
+        view = stack.router.view
+        port = stack.registry.host.port
         await stack.registry.stop(grace=0.5)
         await stack.wait_router(lambda v: not v.connected)
         reborn = await build_registry(

@@ -10,7 +10,8 @@ from grpc_status import rpc_status
 
 from tests.stack import running_stack, task
 from uniwizard.convert import outcome_from_pb, task_to_pb
-from uniwizard.types import Outcome
+from uniwizard.providers.pricing import price
+from uniwizard.types import Outcome, Usage
 from uniwizard.v1 import router_pb2
 
 
@@ -22,7 +23,7 @@ async def test_think_hello_goes_router_caller_simulator_and_back(tmp_path: Path)
         assert [a.backend for a in result.attempts] == ["gpt"]
         assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0
         gpt = stack.config.backends["gpt"]
-        expected = gpt.cost(result.usage.input_tokens, result.usage.output_tokens)
+        expected = price(gpt, Usage(result.usage.input_tokens, result.usage.output_tokens))
         assert result.cost_usd == pytest.approx(expected)
         seen = stack.sim.requests("gpt")
         assert [r["path"] for r in seen] == ["/gpt/v1/chat/completions"]

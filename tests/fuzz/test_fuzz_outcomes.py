@@ -14,8 +14,8 @@ import time
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from caller_svc.outcomes import classify_error, parse_duration, parse_retry_after, truncate
 from caller_svc.refusal import RefusalDetector, RefusalVerdict
+from uniwizard.providers.outcomes import classify_error, parse_duration, parse_retry_after, truncate
 from uniwizard.types import Outcome
 
 DATES = st.sampled_from(

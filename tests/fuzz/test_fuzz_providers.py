@@ -6,7 +6,7 @@ and in their text (truncated, characters flipped or deleted), and SSE transcript
 events, cut anywhere and split into random chunks.
 
 Contract: ``parse_response`` raises only ``MalformedResponse``; ``parse_error`` never raises and
-returns a ``ProviderError``; a stream's ``feed`` raises only ``MalformedResponse`` /
+returns a ``Failure``; a stream's ``feed`` raises only ``MalformedResponse`` /
 ``ProviderStreamError``, ``finish`` only ``StreamIncomplete`` / ``MalformedResponse``.
 """
 
@@ -21,17 +21,16 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from caller_svc.providers import (
+from uniwizard.providers import (
     MalformedResponse,
     ParsedResponse,
-    ProviderError,
     ProviderStreamError,
     StreamIncomplete,
     get_adapter,
 )
-from caller_svc.providers.base import FINISH_REASONS, MAX_ERROR_MESSAGE
-from caller_svc.sse import SSEDecoder
-from uniwizard.types import Outcome, ToolCall, Usage
+from uniwizard.providers.base import FINISH_REASONS, MAX_ERROR_MESSAGE
+from uniwizard.providers.sse import SSEDecoder
+from uniwizard.types import Failure, Outcome, ToolCall, Usage
 
 # The profile registered in conftest.py ("ci" by default, HYPOTHESIS_PROFILE=deep to hunt),
 # applied to these tests only.
@@ -181,8 +180,8 @@ def _check_parsed(parsed: ParsedResponse) -> None:
         assert isinstance(call.arguments_json, str) and call.arguments_json
 
 
-def _check_error(error: ProviderError) -> None:
-    assert isinstance(error, ProviderError)
+def _check_error(error: Failure) -> None:
+    assert isinstance(error, Failure)
     assert isinstance(error.outcome, Outcome)
     assert error.outcome is not Outcome.SUCCESS or 200 <= error.http_status < 300
     assert isinstance(error.message, str)
@@ -354,9 +353,9 @@ def _run(provider: str, raw: bytes, cuts: list[int]) -> dict[str, Any]:
     except MalformedResponse as exc:
         return {"deltas": deltas, "raised": ("malformed", str(exc))}
     except ProviderStreamError as exc:
-        _check_error(exc.error)
-        assert exc.error.outcome is not Outcome.SUCCESS
-        return {"deltas": deltas, "raised": ("provider", exc.error)}
+        _check_error(exc.failure)
+        assert exc.failure.outcome is not Outcome.SUCCESS
+        return {"deltas": deltas, "raised": ("provider", exc.failure)}
     try:
         parsed = state.finish()
     except StreamIncomplete as exc:

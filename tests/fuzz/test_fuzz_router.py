@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from router_svc.chain import SKIP_REASONS, build_chain
 from router_svc.classify import classify
 from router_svc.policy import Policy, PolicyError, load_policy, parse_policy
-from router_svc.tokens import estimate_task_tokens, estimate_tokens
 from uniwizard.config import load_config
+from uniwizard.providers.tokens import estimate_task_tokens, estimate_tokens
 from uniwizard.types import (
     Attachment,
     BackendHealth,

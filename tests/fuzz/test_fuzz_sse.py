@@ -7,7 +7,7 @@ import os
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from caller_svc.sse import SSEDecoder, SSEEvent
+from uniwizard.providers.sse import SSEDecoder, SSEEvent
 
 _FIELDS = [b"data", b"event", b"id", b"retry", b"", b"dat", b":", b"data ", b"\xef\xbb\xbfdata"]
 _ENDINGS = [b"\n", b"\r\n", b"\r", b"\n\n", b"\r\r", b"\r\n\r\n", b""]

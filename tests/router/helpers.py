@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from router_svc.policy import Policy, load_policy
-from router_svc.tokens import estimate_tokens
 from uniwizard.config_types import BackendConfig
+from uniwizard.providers.tokens import estimate_tokens
 from uniwizard.types import (
     Attachment,
     BackendHealth,

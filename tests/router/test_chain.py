@@ -5,9 +5,9 @@ import dataclasses
 from router_svc.chain import SKIP_REASONS, Decision, Skip, build_chain, fits_context
 from router_svc.classify import classify
 from router_svc.policy import parse_policy
-from router_svc.tokens import estimate_task_tokens
 from tests.router import helpers as h
 from uniwizard.config_types import BackendConfig
+from uniwizard.providers.tokens import estimate_task_tokens
 from uniwizard.types import Attachment, BackendHealth, HealthState, Task, ToolDef
 
 NOW = 1_700_000_000.0

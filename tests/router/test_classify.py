@@ -8,8 +8,8 @@ import pytest
 from router_svc.chain import build_chain
 from router_svc.classify import Classification, Reason, classify
 from router_svc.policy import parse_policy
-from router_svc.tokens import estimate_task_tokens
 from tests.router import helpers as h
+from uniwizard.providers.tokens import estimate_task_tokens
 from uniwizard.types import Attachment
 
 SEEDS = [c for c in h.load_corpus() if c.raw.get("seed")]

@@ -6,8 +6,8 @@ from collections import Counter
 
 from router_svc.chain import build_chain
 from router_svc.classify import classify
-from router_svc.tokens import estimate_task_tokens
 from tests.router import helpers as h
+from uniwizard.providers.tokens import estimate_task_tokens
 
 MIN_ACCURACY = 0.95
 CATEGORIES = (

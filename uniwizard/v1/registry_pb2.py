@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from uniwizard.v1 import common_pb2 as uniwizard_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1buniwizard/v1/registry.proto\x12\x0cuniwizard.v1\x1a\x19uniwizard/v1/common.proto\"\x15\n\x13ListBackendsRequest\"Z\n\x14ListBackendsResponse\x12-\n\x08\x62\x61\x63kends\x18\x01 \x03(\x0b\x32\x1b.uniwizard.v1.BackendStatus\x12\x13\n\x0b\x63onfig_path\x18\x02 \x01(\t\" \n\x11GetBackendRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"{\n\x14ReportOutcomeRequest\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12+\n\x07outcome\x18\x02 \x01(\x0e\x32\x1a.uniwizard.v1.OutcomeClass\x12\x15\n\rretry_after_s\x18\x03 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"D\n\x15ReportOutcomeResponse\x12+\n\x06health\x18\x01 \x01(\x0b\x32\x1b.uniwizard.v1.BackendHealth\"L\n\x15ReportOutcomesRequest\x12\x33\n\x07reports\x18\x01 \x03(\x0b\x32\".uniwizard.v1.ReportOutcomeRequest\")\n\x16ReportOutcomesResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x05\"M\n\x11SetEnabledRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\n\n\x02\x62y\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\"\n\x13\x41\x63quireTrialRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"T\n\x14\x41\x63quireTrialResponse\x12\x0f\n\x07granted\x18\x01 \x01(\x08\x12+\n\x06health\x18\x02 \x01(\x0b\x32\x1b.uniwizard.v1.BackendHealth\"\x14\n\x12WatchHealthRequest\"_\n\x0bHealthEvent\x12\x10\n\x08snapshot\x18\x01 \x01(\x08\x12-\n\x08\x62\x61\x63kends\x18\x02 \x03(\x0b\x32\x1b.uniwizard.v1.BackendStatus\x12\x0f\n\x07removed\x18\x03 \x03(\t\"\x0f\n\rReloadRequest\"\\\n\x0eReloadResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x03 \x03(\t\x12\x0f\n\x07\x63hanged\x18\x04 \x03(\t\x12\x0f\n\x07removed\x18\x05 \x03(\t2\x9a\x05\n\x08Registry\x12U\n\x0cListBackends\x12!.uniwizard.v1.ListBackendsRequest\x1a\".uniwizard.v1.ListBackendsResponse\x12J\n\nGetBackend\x12\x1f.uniwizard.v1.GetBackendRequest\x1a\x1b.uniwizard.v1.BackendStatus\x12X\n\rReportOutcome\x12\".uniwizard.v1.ReportOutcomeRequest\x1a#.uniwizard.v1.ReportOutcomeResponse\x12[\n\x0eReportOutcomes\x12#.uniwizard.v1.ReportOutcomesRequest\x1a$.uniwizard.v1.ReportOutcomesResponse\x12J\n\nSetEnabled\x12\x1f.uniwizard.v1.SetEnabledRequest\x1a\x1b.uniwizard.v1.BackendStatus\x12U\n\x0c\x41\x63quireTrial\x12!.uniwizard.v1.AcquireTrialRequest\x1a\".uniwizard.v1.AcquireTrialResponse\x12L\n\x0bWatchHealth\x12 .uniwizard.v1.WatchHealthRequest\x1a\x19.uniwizard.v1.HealthEvent0\x01\x12\x43\n\x06Reload\x12\x1b.uniwizard.v1.ReloadRequest\x1a\x1c.uniwizard.v1.ReloadResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1buniwizard/v1/registry.proto\x12\x0cuniwizard.v1\x1a\x19uniwizard/v1/common.proto\"\x15\n\x13ListBackendsRequest\"Z\n\x14ListBackendsResponse\x12-\n\x08\x62\x61\x63kends\x18\x01 \x03(\x0b\x32\x1b.uniwizard.v1.BackendStatus\x12\x13\n\x0b\x63onfig_path\x18\x02 \x01(\t\" \n\x11GetBackendRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"{\n\x14ReportOutcomeRequest\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12+\n\x07outcome\x18\x02 \x01(\x0e\x32\x1a.uniwizard.v1.OutcomeClass\x12\x15\n\rretry_after_s\x18\x03 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"L\n\x15ReportOutcomesRequest\x12\x33\n\x07reports\x18\x01 \x03(\x0b\x32\".uniwizard.v1.ReportOutcomeRequest\")\n\x16ReportOutcomesResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x05\"M\n\x11SetEnabledRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\n\n\x02\x62y\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\"\n\x13\x41\x63quireTrialRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"T\n\x14\x41\x63quireTrialResponse\x12\x0f\n\x07granted\x18\x01 \x01(\x08\x12+\n\x06health\x18\x02 \x01(\x0b\x32\x1b.uniwizard.v1.BackendHealth\"\x14\n\x12WatchHealthRequest\"_\n\x0bHealthEvent\x12\x10\n\x08snapshot\x18\x01 \x01(\x08\x12-\n\x08\x62\x61\x63kends\x18\x02 \x03(\x0b\x32\x1b.uniwizard.v1.BackendStatus\x12\x0f\n\x07removed\x18\x03 \x03(\t\"\x0f\n\rReloadRequest\"\\\n\x0eReloadResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x03 \x03(\t\x12\x0f\n\x07\x63hanged\x18\x04 \x03(\t\x12\x0f\n\x07removed\x18\x05 \x03(\t2\xc0\x04\n\x08Registry\x12U\n\x0cListBackends\x12!.uniwizard.v1.ListBackendsRequest\x1a\".uniwizard.v1.ListBackendsResponse\x12J\n\nGetBackend\x12\x1f.uniwizard.v1.GetBackendRequest\x1a\x1b.uniwizard.v1.BackendStatus\x12[\n\x0eReportOutcomes\x12#.uniwizard.v1.ReportOutcomesRequest\x1a$.uniwizard.v1.ReportOutcomesResponse\x12J\n\nSetEnabled\x12\x1f.uniwizard.v1.SetEnabledRequest\x1a\x1b.uniwizard.v1.BackendStatus\x12U\n\x0c\x41\x63quireTrial\x12!.uniwizard.v1.AcquireTrialRequest\x1a\".uniwizard.v1.AcquireTrialResponse\x12L\n\x0bWatchHealth\x12 .uniwizard.v1.WatchHealthRequest\x1a\x19.uniwizard.v1.HealthEvent0\x01\x12\x43\n\x06Reload\x12\x1b.uniwizard.v1.ReloadRequest\x1a\x1c.uniwizard.v1.ReloadResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,26 +40,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETBACKENDREQUEST']._serialized_end=219
   _globals['_REPORTOUTCOMEREQUEST']._serialized_start=221
   _globals['_REPORTOUTCOMEREQUEST']._serialized_end=344
-  _globals['_REPORTOUTCOMERESPONSE']._serialized_start=346
-  _globals['_REPORTOUTCOMERESPONSE']._serialized_end=414
-  _globals['_REPORTOUTCOMESREQUEST']._serialized_start=416
-  _globals['_REPORTOUTCOMESREQUEST']._serialized_end=492
-  _globals['_REPORTOUTCOMESRESPONSE']._serialized_start=494
-  _globals['_REPORTOUTCOMESRESPONSE']._serialized_end=535
-  _globals['_SETENABLEDREQUEST']._serialized_start=537
-  _globals['_SETENABLEDREQUEST']._serialized_end=614
-  _globals['_ACQUIRETRIALREQUEST']._serialized_start=616
-  _globals['_ACQUIRETRIALREQUEST']._serialized_end=650
-  _globals['_ACQUIRETRIALRESPONSE']._serialized_start=652
-  _globals['_ACQUIRETRIALRESPONSE']._serialized_end=736
-  _globals['_WATCHHEALTHREQUEST']._serialized_start=738
-  _globals['_WATCHHEALTHREQUEST']._serialized_end=758
-  _globals['_HEALTHEVENT']._serialized_start=760
-  _globals['_HEALTHEVENT']._serialized_end=855
-  _globals['_RELOADREQUEST']._serialized_start=857
-  _globals['_RELOADREQUEST']._serialized_end=872
-  _globals['_RELOADRESPONSE']._serialized_start=874
-  _globals['_RELOADRESPONSE']._serialized_end=966
-  _globals['_REGISTRY']._serialized_start=969
-  _globals['_REGISTRY']._serialized_end=1635
+  _globals['_REPORTOUTCOMESREQUEST']._serialized_start=346
+  _globals['_REPORTOUTCOMESREQUEST']._serialized_end=422
+  _globals['_REPORTOUTCOMESRESPONSE']._serialized_start=424
+  _globals['_REPORTOUTCOMESRESPONSE']._serialized_end=465
+  _globals['_SETENABLEDREQUEST']._serialized_start=467
+  _globals['_SETENABLEDREQUEST']._serialized_end=544
+  _globals['_ACQUIRETRIALREQUEST']._serialized_start=546
+  _globals['_ACQUIRETRIALREQUEST']._serialized_end=580
+  _globals['_ACQUIRETRIALRESPONSE']._serialized_start=582
+  _globals['_ACQUIRETRIALRESPONSE']._serialized_end=666
+  _globals['_WATCHHEALTHREQUEST']._serialized_start=668
+  _globals['_WATCHHEALTHREQUEST']._serialized_end=688
+  _globals['_HEALTHEVENT']._serialized_start=690
+  _globals['_HEALTHEVENT']._serialized_end=785
+  _globals['_RELOADREQUEST']._serialized_start=787
+  _globals['_RELOADREQUEST']._serialized_end=802
+  _globals['_RELOADRESPONSE']._serialized_start=804
+  _globals['_RELOADRESPONSE']._serialized_end=896
+  _globals['_REGISTRY']._serialized_start=899
+  _globals['_REGISTRY']._serialized_end=1475
 # @@protoc_insertion_point(module_scope)

@@ -78,6 +78,8 @@ Global___GetBackendRequest: _TypeAlias = GetBackendRequest  # noqa: Y015
 
 @_typing.final
 class ReportOutcomeRequest(_message.Message):
+    """One attempt's outcome on one backend."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BACKEND_FIELD_NUMBER: _builtins.int
@@ -104,26 +106,6 @@ class ReportOutcomeRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportOutcomeRequest: _TypeAlias = ReportOutcomeRequest  # noqa: Y015
-
-@_typing.final
-class ReportOutcomeResponse(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    HEALTH_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def health(self) -> _common_pb2.BackendHealth: ...
-    def __init__(
-        self,
-        *,
-        health: _common_pb2.BackendHealth | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["health", b"health"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["health", b"health"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___ReportOutcomeResponse: _TypeAlias = ReportOutcomeResponse  # noqa: Y015
 
 @_typing.final
 class ReportOutcomesRequest(_message.Message):

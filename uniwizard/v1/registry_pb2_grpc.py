@@ -45,11 +45,6 @@ class RegistryStub:
                 request_serializer=uniwizard_dot_v1_dot_registry__pb2.GetBackendRequest.SerializeToString,
                 response_deserializer=uniwizard_dot_v1_dot_common__pb2.BackendStatus.FromString,
                 _registered_method=True)
-        self.ReportOutcome = channel.unary_unary(
-                '/uniwizard.v1.Registry/ReportOutcome',
-                request_serializer=uniwizard_dot_v1_dot_registry__pb2.ReportOutcomeRequest.SerializeToString,
-                response_deserializer=uniwizard_dot_v1_dot_registry__pb2.ReportOutcomeResponse.FromString,
-                _registered_method=True)
         self.ReportOutcomes = channel.unary_unary(
                 '/uniwizard.v1.Registry/ReportOutcomes',
                 request_serializer=uniwizard_dot_v1_dot_registry__pb2.ReportOutcomesRequest.SerializeToString,
@@ -93,15 +88,8 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ReportOutcome(self, request, context):
-        """A passive outcome from the caller (one per attempt).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
     def ReportOutcomes(self, request, context):
-        """Several passive outcomes at once, applied in order (the caller batches under load).
+        """Passive outcomes from the caller, applied in order (one per attempt; batched under load).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -147,11 +135,6 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.GetBackend,
                     request_deserializer=uniwizard_dot_v1_dot_registry__pb2.GetBackendRequest.FromString,
                     response_serializer=uniwizard_dot_v1_dot_common__pb2.BackendStatus.SerializeToString,
-            ),
-            'ReportOutcome': grpc.unary_unary_rpc_method_handler(
-                    servicer.ReportOutcome,
-                    request_deserializer=uniwizard_dot_v1_dot_registry__pb2.ReportOutcomeRequest.FromString,
-                    response_serializer=uniwizard_dot_v1_dot_registry__pb2.ReportOutcomeResponse.SerializeToString,
             ),
             'ReportOutcomes': grpc.unary_unary_rpc_method_handler(
                     servicer.ReportOutcomes,
@@ -233,33 +216,6 @@ class Registry:
             '/uniwizard.v1.Registry/GetBackend',
             uniwizard_dot_v1_dot_registry__pb2.GetBackendRequest.SerializeToString,
             uniwizard_dot_v1_dot_common__pb2.BackendStatus.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ReportOutcome(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/uniwizard.v1.Registry/ReportOutcome',
-            uniwizard_dot_v1_dot_registry__pb2.ReportOutcomeRequest.SerializeToString,
-            uniwizard_dot_v1_dot_registry__pb2.ReportOutcomeResponse.FromString,
             options,
             channel_credentials,
             insecure,

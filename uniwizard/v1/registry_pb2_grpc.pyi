@@ -35,10 +35,8 @@ class RegistryStub:
     ListBackends: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListBackendsRequest, _registry_pb2.ListBackendsResponse]
     """Every configured backend with its live health."""
     GetBackend: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetBackendRequest, _common_pb2.BackendStatus]
-    ReportOutcome: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ReportOutcomeRequest, _registry_pb2.ReportOutcomeResponse]
-    """A passive outcome from the caller (one per attempt)."""
     ReportOutcomes: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ReportOutcomesRequest, _registry_pb2.ReportOutcomesResponse]
-    """Several passive outcomes at once, applied in order (the caller batches under load)."""
+    """Passive outcomes from the caller, applied in order (one per attempt; batched under load)."""
     SetEnabled: _grpc.UnaryUnaryMultiCallable[_registry_pb2.SetEnabledRequest, _common_pb2.BackendStatus]
     """Operator control; survives a registry restart."""
     AcquireTrial: _grpc.UnaryUnaryMultiCallable[_registry_pb2.AcquireTrialRequest, _registry_pb2.AcquireTrialResponse]
@@ -54,10 +52,8 @@ class RegistryAsyncStub(RegistryStub):
     ListBackends: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListBackendsRequest, _registry_pb2.ListBackendsResponse]  # type: ignore[assignment]
     """Every configured backend with its live health."""
     GetBackend: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetBackendRequest, _common_pb2.BackendStatus]  # type: ignore[assignment]
-    ReportOutcome: _aio.UnaryUnaryMultiCallable[_registry_pb2.ReportOutcomeRequest, _registry_pb2.ReportOutcomeResponse]  # type: ignore[assignment]
-    """A passive outcome from the caller (one per attempt)."""
     ReportOutcomes: _aio.UnaryUnaryMultiCallable[_registry_pb2.ReportOutcomesRequest, _registry_pb2.ReportOutcomesResponse]  # type: ignore[assignment]
-    """Several passive outcomes at once, applied in order (the caller batches under load)."""
+    """Passive outcomes from the caller, applied in order (one per attempt; batched under load)."""
     SetEnabled: _aio.UnaryUnaryMultiCallable[_registry_pb2.SetEnabledRequest, _common_pb2.BackendStatus]  # type: ignore[assignment]
     """Operator control; survives a registry restart."""
     AcquireTrial: _aio.UnaryUnaryMultiCallable[_registry_pb2.AcquireTrialRequest, _registry_pb2.AcquireTrialResponse]  # type: ignore[assignment]
@@ -84,20 +80,12 @@ class RegistryServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_common_pb2.BackendStatus, _abc.Awaitable[_common_pb2.BackendStatus]]: ...
 
     @_abc_1.abstractmethod
-    def ReportOutcome(
-        self,
-        request: _registry_pb2.ReportOutcomeRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_registry_pb2.ReportOutcomeResponse, _abc.Awaitable[_registry_pb2.ReportOutcomeResponse]]:
-        """A passive outcome from the caller (one per attempt)."""
-
-    @_abc_1.abstractmethod
     def ReportOutcomes(
         self,
         request: _registry_pb2.ReportOutcomesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.ReportOutcomesResponse, _abc.Awaitable[_registry_pb2.ReportOutcomesResponse]]:
-        """Several passive outcomes at once, applied in order (the caller batches under load)."""
+        """Passive outcomes from the caller, applied in order (one per attempt; batched under load)."""
 
     @_abc_1.abstractmethod
     def SetEnabled(

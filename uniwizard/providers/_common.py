@@ -7,9 +7,9 @@ import json
 import re
 from typing import Any
 
-from caller_svc.outcomes import truncate
-from caller_svc.providers.base import MAX_ERROR_MESSAGE, MalformedResponse, UnsupportedInput
 from uniwizard.config_types import BackendConfig
+from uniwizard.providers.base import MAX_ERROR_MESSAGE, MalformedResponse, UnsupportedInput
+from uniwizard.providers.outcomes import truncate
 from uniwizard.types import Attachment, BlindRequest, Message, Role
 
 EMPTY_OBJECT_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}

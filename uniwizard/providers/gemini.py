@@ -7,14 +7,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from caller_svc.outcomes import (
-    classify_error,
-    outcome_for_status,
-    parse_duration,
-    parse_retry_after,
-    truncate,
-)
-from caller_svc.providers._common import (
+from uniwizard.config_types import BackendConfig
+from uniwizard.providers._common import (
     as_int,
     as_str,
     b64,
@@ -29,27 +23,33 @@ from caller_svc.providers._common import (
     tool_schema,
     try_json,
 )
-from caller_svc.providers.base import (
+from uniwizard.providers.base import (
     FINISH_CONTENT_FILTER,
     FINISH_LENGTH,
     FINISH_OTHER,
     FINISH_STOP,
     FINISH_TOOL_CALLS,
     MAX_ERROR_MESSAGE,
+    Delta,
+    Failure,
     HttpRequest,
     MalformedResponse,
     ParsedResponse,
-    ProviderError,
     ProviderStreamError,
-    StreamDelta,
     StreamIncomplete,
     UnsupportedInput,
 )
-from uniwizard.config_types import BackendConfig
+from uniwizard.providers.outcomes import (
+    classify_error,
+    outcome_for_status,
+    parse_duration,
+    parse_retry_after,
+    truncate,
+)
 from uniwizard.types import Attachment, BlindRequest, Message, Outcome, Role, ToolCall, Usage
 
 if TYPE_CHECKING:
-    from caller_svc.sse import SSEEvent
+    from uniwizard.providers.sse import SSEEvent
 
 # finishReason values that mean the provider blocked the answer.
 _BLOCKED = frozenset(
@@ -174,8 +174,8 @@ class _Accumulator:
         self.usage: Usage | None = None
         self.model = ""
 
-    def add(self, data: dict[str, Any], what: str) -> list[StreamDelta]:
-        deltas: list[StreamDelta] = []
+    def add(self, data: dict[str, Any], what: str) -> list[Delta]:
+        deltas: list[Delta] = []
         if as_str(data.get("modelVersion")):
             self.model = data["modelVersion"]
         usage = _usage(data.get("usageMetadata"))
@@ -205,7 +205,7 @@ class _Accumulator:
                 continue  # thought summaries are not the answer
             if isinstance(part.get("text"), str) and part["text"]:
                 self.text.append(part["text"])
-                deltas.append(StreamDelta(text=part["text"]))
+                deltas.append(Delta(text=part["text"]))
             call = part.get("functionCall")
             if call is not None:
                 if not isinstance(call, dict) or not as_str(call.get("name")):
@@ -218,7 +218,7 @@ class _Accumulator:
                     arguments_json=_dump(args if isinstance(args, dict) else {}),
                 )
                 self.calls.append(tool_call)
-                deltas.append(StreamDelta(tool_call=tool_call))
+                deltas.append(Delta(tool_call=tool_call))
         raw = candidate.get("finishReason")
         if isinstance(raw, str) and raw and raw != "FINISH_REASON_UNSPECIFIED":
             self.raw_finish = raw
@@ -382,14 +382,14 @@ class GeminiAdapter:
 
     # -- errors --------------------------------------------------------------------------------
 
-    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> Failure:
         value = try_json(body)
         if isinstance(value, list) and value and isinstance(value[0], dict):
             value = value[0]  # the non-SSE streaming endpoint wraps errors in an array
         if isinstance(value, dict):
             error = error_from_object(value, status)
         else:
-            error = ProviderError(
+            error = Failure(
                 outcome=outcome_for_status(status),
                 message=plain_error_message(status, body),
                 http_status=status,
@@ -402,7 +402,7 @@ class GeminiAdapter:
         return GeminiStream()
 
 
-def error_from_object(value: dict[str, Any], status: int) -> ProviderError:
+def error_from_object(value: dict[str, Any], status: int) -> Failure:
     """``{"error": {"code", "message", "status", "details": [...]}}``."""
     err = value.get("error")
     message = gstatus = ""
@@ -436,7 +436,7 @@ def error_from_object(value: dict[str, Any], status: int) -> ProviderError:
         outcome = _STATUS_OUTCOMES.get(gstatus)
     if outcome is None:
         outcome = classify_error(status or 500, message, (gstatus,))
-    return ProviderError(
+    return Failure(
         outcome=outcome,
         message=truncate(message, MAX_ERROR_MESSAGE),
         http_status=status,
@@ -450,15 +450,11 @@ class GeminiStream:
 
     Text accumulates across chunks; function calls arrive whole and are emitted at once; the
     chunk with a ``finishReason`` (or a ``promptFeedback.blockReason``) ends the answer and carries
-    the final ``usageMetadata``. Gemini has no separate end marker, so that chunk sets ``done``.
+    the final ``usageMetadata``. Gemini has no separate end marker: that chunk completes it.
     """
 
     def __init__(self) -> None:
         self._acc = _Accumulator()
-
-    @property
-    def done(self) -> bool:
-        return self._acc.finished
 
     @property
     def finish_seen(self) -> bool:
@@ -468,7 +464,7 @@ class GeminiStream:
     def complete(self) -> bool:
         return self._acc.finished
 
-    def feed(self, event: SSEEvent) -> list[StreamDelta]:
+    def feed(self, event: SSEEvent) -> list[Delta]:
         data = event.data.strip()
         if not data:
             return []

@@ -1,23 +1,30 @@
-"""Pure provider adapters: one module per provider, one contract (:mod:`.base`)."""
+"""The provider layer: pure, I/O-free translation between blind requests and each provider's
+wire format, used by the caller (calls) and the registry (probes) alike.
+
+One module per provider (:mod:`.openai`, :mod:`.openai_compatible`, :mod:`.anthropic`,
+:mod:`.gemini`) implements one contract (:mod:`.base`): build the request, parse a body, parse a
+stream event, classify an error (:mod:`.outcomes`), read usage. Beside them: the SSE decoder
+(:mod:`.sse`), the reply and stream readers (:mod:`.stream`), the one token estimator
+(:mod:`.tokens`) and the one price formula (:mod:`.pricing`). Nothing here opens a socket;
+:mod:`uniwizard.transport` moves the bytes.
+"""
 
 from __future__ import annotations
 
-from caller_svc.providers.anthropic import AnthropicAdapter
-from caller_svc.providers.base import (
+from uniwizard.providers.anthropic import AnthropicAdapter
+from uniwizard.providers.base import (
     Adapter,
     HttpRequest,
     MalformedResponse,
     ParsedResponse,
-    ProviderError,
     ProviderStreamError,
-    StreamDelta,
     StreamIncomplete,
     StreamState,
     UnsupportedInput,
 )
-from caller_svc.providers.gemini import GeminiAdapter
-from caller_svc.providers.openai import OpenAIAdapter
-from caller_svc.providers.openai_compatible import OpenAICompatibleAdapter
+from uniwizard.providers.gemini import GeminiAdapter
+from uniwizard.providers.openai import OpenAIAdapter
+from uniwizard.providers.openai_compatible import OpenAICompatibleAdapter
 
 __all__ = [
     "Adapter",
@@ -28,9 +35,7 @@ __all__ = [
     "OpenAIAdapter",
     "OpenAICompatibleAdapter",
     "ParsedResponse",
-    "ProviderError",
     "ProviderStreamError",
-    "StreamDelta",
     "StreamIncomplete",
     "StreamState",
     "UnsupportedInput",

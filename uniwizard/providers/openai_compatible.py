@@ -1,7 +1,7 @@
 """OpenAI-compatible servers (llama.cpp, Moonshot/Kimi, xAI/Grok): the OpenAI adapter with small
 overrides, Portkey's ``open-ai-base`` pattern.
 
-Differences from :class:`~caller_svc.providers.openai.OpenAIAdapter`:
+Differences from :class:`~uniwizard.providers.openai.OpenAIAdapter`:
 
 - ``max_tokens`` instead of ``max_completion_tokens`` (what these servers understand);
 - no ``authorization`` header when there is no key (llama.cpp without ``--api-key``) — the base
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from caller_svc.providers.openai import OpenAIAdapter
+from uniwizard.providers.openai import OpenAIAdapter
 
 
 class OpenAICompatibleAdapter(OpenAIAdapter):

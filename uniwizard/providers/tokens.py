@@ -1,4 +1,6 @@
-"""Fast input-token estimates for routing (context fit, long-context detection, cost ceilings).
+"""The one token estimator: for routing (context fit, long-context detection, cost ceilings) and
+for billing an attempt whose provider reported no usage (``estimate_usage``), so a routed and a
+billed estimate of the same request agree.
 
 No real tokenizer is used at run time: tiktoken fetches its BPE files from the network, which is
 not available here, and a per-request BPE pass would cost more than the routing decision itself.
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import math
 
-from uniwizard.types import Attachment, Task
+from uniwizard.types import Attachment, BlindRequest, Task, ToolCall, Usage
 
 # --- The numbers, in one place -------------------------------------------------------------
 
@@ -85,16 +87,34 @@ def attachment_tokens(attachment: Attachment) -> int:
 
 def estimate_task_tokens(task: Task) -> int:
     """Estimated input tokens of a whole task: system prompt, messages, attachments, tools."""
-    req = task.request
+    return estimate_request_tokens(task.request)
+
+
+def estimate_request_tokens(req: BlindRequest) -> int:
+    """Estimated input tokens of a blind request: system prompt, messages, attachments, tools."""
     total = estimate_tokens(req.system_prompt)
     for message in req.messages:
         total += PER_MESSAGE_OVERHEAD + estimate_tokens(message.text)
         for attachment in message.attachments:
             total += attachment_tokens(attachment)
-        for call in message.tool_calls:
-            total += estimate_tokens(call.name) + estimate_tokens(call.arguments_json)
+        total += _tool_call_tokens(message.tool_calls)
     for tool in req.tools:
         total += PER_TOOL_OVERHEAD + estimate_tokens(
             f"{tool.name} {tool.description} {tool.parameters_json}"
         )
     return total
+
+
+def estimate_usage(
+    request: BlindRequest, output_text: str, output_tool_calls: tuple[ToolCall, ...] = ()
+) -> Usage:
+    """Estimated usage of one attempt whose provider reported none (``estimated=True``)."""
+    return Usage(
+        input_tokens=estimate_request_tokens(request),
+        output_tokens=estimate_tokens(output_text) + _tool_call_tokens(output_tool_calls),
+        estimated=True,
+    )
+
+
+def _tool_call_tokens(calls: tuple[ToolCall, ...]) -> int:
+    return sum(estimate_tokens(c.name) + estimate_tokens(c.arguments_json) for c in calls)

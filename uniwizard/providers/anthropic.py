@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from caller_svc.outcomes import classify_error, outcome_for_status, parse_retry_after, truncate
-from caller_svc.providers._common import (
+from uniwizard.config_types import BackendConfig
+from uniwizard.providers._common import (
     as_int,
     as_str,
     b64,
@@ -27,27 +27,32 @@ from caller_svc.providers._common import (
     tool_schema,
     try_json,
 )
-from caller_svc.providers.base import (
+from uniwizard.providers.base import (
     FINISH_LENGTH,
     FINISH_OTHER,
     FINISH_REFUSAL,
     FINISH_STOP,
     FINISH_TOOL_CALLS,
     MAX_ERROR_MESSAGE,
+    Delta,
+    Failure,
     HttpRequest,
     MalformedResponse,
     ParsedResponse,
-    ProviderError,
     ProviderStreamError,
-    StreamDelta,
     StreamIncomplete,
     UnsupportedInput,
 )
-from uniwizard.config_types import BackendConfig
+from uniwizard.providers.outcomes import (
+    classify_error,
+    outcome_for_status,
+    parse_retry_after,
+    truncate,
+)
 from uniwizard.types import Attachment, BlindRequest, Message, Outcome, Role, ToolCall, Usage
 
 if TYPE_CHECKING:
-    from caller_svc.sse import SSEEvent
+    from uniwizard.providers.sse import SSEEvent
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -292,12 +297,12 @@ class AnthropicAdapter:
 
     # -- errors --------------------------------------------------------------------------------
 
-    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> Failure:
         value = try_json(body)
         if isinstance(value, dict):
             error = error_from_object(value, status)
         else:
-            error = ProviderError(
+            error = Failure(
                 outcome=outcome_for_status(status),
                 message=plain_error_message(status, body),
                 http_status=status,
@@ -311,7 +316,7 @@ class AnthropicAdapter:
         return AnthropicStream()
 
 
-def error_from_object(value: dict[str, Any], status: int) -> ProviderError:
+def error_from_object(value: dict[str, Any], status: int) -> Failure:
     """``{"type": "error", "error": {"type", "message"}}`` (a body or a stream event)."""
     err = value.get("error")
     etype = message = ""
@@ -323,7 +328,7 @@ def error_from_object(value: dict[str, Any], status: int) -> ProviderError:
     if outcome is None:
         effective = status or _ERROR_STATUS.get(etype, 500)
         outcome = classify_error(effective, message, (etype,))
-    return ProviderError(
+    return Failure(
         outcome=outcome,
         message=truncate(message, MAX_ERROR_MESSAGE),
         http_status=status,
@@ -360,10 +365,6 @@ class AnthropicStream:
         self._started = False
 
     @property
-    def done(self) -> bool:
-        return self._done
-
-    @property
     def finish_seen(self) -> bool:
         return self._done or self._stop_reason is not None
 
@@ -372,7 +373,7 @@ class AnthropicStream:
         # message_delta carries both the stop reason and the final usage.
         return self.finish_seen
 
-    def feed(self, event: SSEEvent) -> list[StreamDelta]:
+    def feed(self, event: SSEEvent) -> list[Delta]:
         data = event.data.strip()
         if not data:
             return []
@@ -417,7 +418,7 @@ class AnthropicStream:
             raise MalformedResponse(f"anthropic {what} has no index")
         return index
 
-    def _block_start(self, obj: dict[str, Any]) -> list[StreamDelta]:
+    def _block_start(self, obj: dict[str, Any]) -> list[Delta]:
         index = self._index(obj, "content_block_start")
         block = obj.get("content_block")
         if not isinstance(block, dict):
@@ -431,10 +432,10 @@ class AnthropicStream:
         )
         if btype == "text" and as_str(block.get("text")):
             self._text.append(block["text"])
-            return [StreamDelta(text=block["text"])]
+            return [Delta(text=block["text"])]
         return []
 
-    def _block_delta(self, obj: dict[str, Any]) -> list[StreamDelta]:
+    def _block_delta(self, obj: dict[str, Any]) -> list[Delta]:
         index = self._index(obj, "content_block_delta")
         delta = obj.get("delta")
         if not isinstance(delta, dict):
@@ -447,13 +448,13 @@ class AnthropicStream:
             text = as_str(delta.get("text"))
             if text:
                 self._text.append(text)
-                return [StreamDelta(text=text)]
+                return [Delta(text=text)]
         elif dtype == "input_json_delta":
             block.json_parts.append(as_str(delta.get("partial_json")))
         # thinking_delta, signature_delta, citations_delta: not part of the answer's text
         return []
 
-    def _block_stop(self, obj: dict[str, Any]) -> list[StreamDelta]:
+    def _block_stop(self, obj: dict[str, Any]) -> list[Delta]:
         index = self._index(obj, "content_block_stop")
         block = self._blocks.get(index)
         if block is None or block.type != "tool_use":
@@ -470,7 +471,7 @@ class AnthropicStream:
             raise MalformedResponse("anthropic tool_use block lacks id or name")
         call = ToolCall(id=block.id, name=block.name, arguments_json=_dump(arguments))
         self._calls.append(call)
-        return [StreamDelta(tool_call=call)]
+        return [Delta(tool_call=call)]
 
     def finish(self) -> ParsedResponse:
         if not self.finish_seen:

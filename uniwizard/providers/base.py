@@ -1,17 +1,19 @@
 """The adapter contract: pure values in, pure values out.
 
 An adapter turns a :class:`~uniwizard.types.BlindRequest` into an :class:`HttpRequest` for one
-provider's wire format and parses what comes back (a complete body, an error body, or stream
-events) into :class:`ParsedResponse` / :class:`ProviderError` / :class:`StreamDelta`. Adapters do
-no I/O and keep no global state; the caller's I/O layer sends the request with httpx and feeds
-the adapter the bytes / SSE events it receives.
+provider's wire format and parses what comes back into a :class:`ParsedResponse` (an answer) or
+a :class:`~uniwizard.types.Failure` (the provider said no, or said something unparseable).
+Adapters do no I/O and keep no global state: :mod:`uniwizard.transport` moves the bytes, and
+the readers in :mod:`uniwizard.providers.stream` hand those bytes to the adapter.
 
 Streams: ``adapter.new_stream()`` returns a per-stream :class:`StreamState`. Feed it every
-:class:`~caller_svc.sse.SSEEvent`; each call returns the deltas to forward. ``done`` turns true on
-the provider's end marker (OpenAI ``[DONE]``, Anthropic ``message_stop``, a Gemini chunk carrying a
-``finishReason`` or ``promptFeedback.blockReason``). ``finish()`` assembles the answer; it raises
-:class:`StreamIncomplete` only when neither the end marker nor a finish reason was seen (a stream
-that carried its finish reason but lost its final marker is a complete answer).
+:class:`~uniwizard.providers.sse.SSEEvent`; each call returns the deltas to forward.
+``finish_seen`` turns true on the provider's finish reason or end marker (OpenAI ``[DONE]``,
+Anthropic ``message_stop``, a Gemini chunk carrying a ``finishReason`` or
+``promptFeedback.blockReason``); ``complete`` once nothing more is expected. ``finish()``
+assembles the answer; it raises :class:`StreamIncomplete` only when neither the end marker nor a
+finish reason was seen (a stream that carried its finish reason but lost its final marker is a
+complete answer).
 """
 
 from __future__ import annotations
@@ -21,10 +23,25 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from uniwizard.config_types import BackendConfig
-from uniwizard.types import BlindRequest, Outcome, ToolCall, Usage
+from uniwizard.types import BlindRequest, Delta, Failure, ToolCall, Usage
 
 if TYPE_CHECKING:
-    from caller_svc.sse import SSEEvent
+    from uniwizard.providers.sse import SSEEvent
+
+__all__ = [
+    "FINISH_REASONS",
+    "MAX_ERROR_MESSAGE",
+    "Adapter",
+    "Delta",
+    "Failure",
+    "HttpRequest",
+    "MalformedResponse",
+    "ParsedResponse",
+    "ProviderStreamError",
+    "StreamIncomplete",
+    "StreamState",
+    "UnsupportedInput",
+]
 
 # Normalised finish reasons.
 FINISH_STOP = "stop"
@@ -69,25 +86,6 @@ class ParsedResponse:
     refusal_detail: str = ""  # e.g. "openai message.refusal"; never prompt text
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderError:
-    """A non-2xx answer (or an error body / error event), classified."""
-
-    outcome: Outcome
-    message: str  # the provider's error message, at most MAX_ERROR_MESSAGE characters
-    http_status: int  # 0 when the error arrived inside a 200 stream and carried no status
-    retry_after_s: float = 0.0
-    provider_code: str = ""  # e.g. "rate_limit_error", "context_length_exceeded"
-
-
-@dataclass(slots=True)
-class StreamDelta:
-    """What one stream event contributes to the answer."""
-
-    text: str = ""
-    tool_call: ToolCall | None = None  # a COMPLETE tool call, emitted once its arguments are
-
-
 class MalformedResponse(Exception):
     """An unparseable body or stream event. The message says what is wrong, never the content."""
 
@@ -107,18 +105,13 @@ class UnsupportedInput(ValueError):
 class ProviderStreamError(Exception):
     """The provider reported an error inside a stream (e.g. Anthropic ``event: error``)."""
 
-    def __init__(self, error: ProviderError) -> None:
-        super().__init__(f"{error.outcome.value}: {error.message}")
-        self.error = error
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(f"{failure.outcome.value}: {failure.message}")
+        self.failure = failure
 
 
 class StreamState(Protocol):
     """Per-stream accumulator returned by :meth:`Adapter.new_stream`."""
-
-    @property
-    def done(self) -> bool:
-        """The provider's end marker was seen."""
-        ...
 
     @property
     def finish_seen(self) -> bool:
@@ -129,12 +122,12 @@ class StreamState(Protocol):
     def complete(self) -> bool:
         """Nothing more is expected: the end marker, or the finish reason plus usage, was seen.
 
-        The I/O layer may stop reading once this is true, so a stream that never sends its final
-        marker still finalises promptly and with usage.
+        The reader may stop once this is true, so a stream that never sends its final marker
+        still finalises promptly and with usage.
         """
         ...
 
-    def feed(self, event: SSEEvent) -> list[StreamDelta]:
+    def feed(self, event: SSEEvent) -> list[Delta]:
         """Consume one event; raises MalformedResponse or ProviderStreamError."""
         ...
 
@@ -152,9 +145,7 @@ class Adapter(Protocol):
 
     def parse_response(self, body: bytes) -> ParsedResponse: ...
 
-    def parse_error(
-        self, status: int, headers: Mapping[str, str], body: bytes
-    ) -> ProviderError: ...
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> Failure: ...
 
     def new_stream(self) -> StreamState: ...
 

@@ -1,6 +1,6 @@
 """OpenAI Chat Completions (``POST {url}/chat/completions``).
 
-Also the base of :mod:`caller_svc.providers.openai_compatible` (llama.cpp, Kimi, Grok), which
+Also the base of :mod:`uniwizard.providers.openai_compatible` (llama.cpp, Kimi, Grok), which
 overrides a few class attributes only.
 """
 
@@ -12,14 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from caller_svc.outcomes import (
-    classify_error,
-    outcome_for_status,
-    parse_duration,
-    parse_retry_after,
-    truncate,
-)
-from caller_svc.providers._common import (
+from uniwizard.config_types import BackendConfig
+from uniwizard.providers._common import (
     as_int,
     as_str,
     b64,
@@ -32,27 +26,33 @@ from caller_svc.providers._common import (
     tool_schema,
     try_json,
 )
-from caller_svc.providers.base import (
+from uniwizard.providers.base import (
     FINISH_CONTENT_FILTER,
     FINISH_LENGTH,
     FINISH_OTHER,
     FINISH_STOP,
     FINISH_TOOL_CALLS,
     MAX_ERROR_MESSAGE,
+    Delta,
+    Failure,
     HttpRequest,
     MalformedResponse,
     ParsedResponse,
-    ProviderError,
     ProviderStreamError,
-    StreamDelta,
     StreamIncomplete,
     UnsupportedInput,
 )
-from uniwizard.config_types import BackendConfig
+from uniwizard.providers.outcomes import (
+    classify_error,
+    outcome_for_status,
+    parse_duration,
+    parse_retry_after,
+    truncate,
+)
 from uniwizard.types import Attachment, BlindRequest, Message, Outcome, Role, ToolCall, Usage
 
 if TYPE_CHECKING:
-    from caller_svc.sse import SSEEvent
+    from uniwizard.providers.sse import SSEEvent
 
 _FINISH_MAP = {
     "stop": FINISH_STOP,
@@ -323,22 +323,22 @@ class OpenAIAdapter:
 
     # -- errors --------------------------------------------------------------------------------
 
-    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> Failure:
         retry_after = parse_retry_after(headers)
         error = self.error_from_body(status, body)
         return replace(error, retry_after_s=retry_after) if retry_after > 0 else error
 
-    def error_from_body(self, status: int, body: bytes | str) -> ProviderError:
+    def error_from_body(self, status: int, body: bytes | str) -> Failure:
         value = try_json(body)
         if isinstance(value, dict):
             return self.error_from_object(value, status)
-        return ProviderError(
+        return Failure(
             outcome=outcome_for_status(status) if status else Outcome.SERVER_ERROR,
             message=plain_error_message(status, body),
             http_status=status,
         )
 
-    def error_from_object(self, value: dict[str, Any], status: int) -> ProviderError:
+    def error_from_object(self, value: dict[str, Any], status: int) -> Failure:
         """An error object: ``{"error": {"message", "type", "param", "code"}}`` and variants."""
         err = value.get("error", value)
         message, etype, code = "", "", ""
@@ -366,7 +366,7 @@ class OpenAIAdapter:
         match = _TRY_AGAIN_RE.search(message)
         if match and outcome is Outcome.RATE_LIMITED:
             retry_after = parse_duration(match.group(1))
-        return ProviderError(
+        return Failure(
             outcome=outcome,
             message=truncate(message, MAX_ERROR_MESSAGE),
             http_status=status,
@@ -408,10 +408,6 @@ class OpenAIStream:
         self._done = False
 
     @property
-    def done(self) -> bool:
-        return self._done
-
-    @property
     def finish_seen(self) -> bool:
         return self._done or self._raw_finish is not None
 
@@ -419,7 +415,7 @@ class OpenAIStream:
     def complete(self) -> bool:
         return self._done or (self._raw_finish is not None and self._usage is not None)
 
-    def feed(self, event: SSEEvent) -> list[StreamDelta]:
+    def feed(self, event: SSEEvent) -> list[Delta]:
         name = self._adapter.name
         data = event.data.strip()
         if data == "[DONE]":
@@ -438,7 +434,7 @@ class OpenAIStream:
         choices = chunk.get("choices") or []
         if not isinstance(choices, list):
             raise MalformedResponse(f"{name} stream event: choices is not a list")
-        deltas: list[StreamDelta] = []
+        deltas: list[Delta] = []
         for choice in choices:
             if not isinstance(choice, dict):
                 raise MalformedResponse(f"{name} stream event: a choice is not an object")
@@ -450,7 +446,7 @@ class OpenAIStream:
             content = _content_text(delta.get("content"))
             if content:
                 self._text.append(content)
-                deltas.append(StreamDelta(text=content))
+                deltas.append(Delta(text=content))
             refusal = as_str(delta.get("refusal"))
             if refusal:
                 self._refusal.append(refusal)
@@ -510,7 +506,7 @@ class OpenAIStream:
             for index, slot in sorted(self._slots.items())
         )
 
-    def _emit_tool_calls(self) -> list[StreamDelta]:
+    def _emit_tool_calls(self) -> list[Delta]:
         if self._emitted:
             return []
         self._emitted = True
@@ -518,7 +514,7 @@ class OpenAIStream:
         for call in calls:
             if not call.name:
                 raise MalformedResponse(f"{self._adapter.name} stream: a tool call has no name")
-        return [StreamDelta(tool_call=call) for call in calls]
+        return [Delta(tool_call=call) for call in calls]
 
     def finish(self) -> ParsedResponse:
         name = self._adapter.name
