@@ -49,7 +49,7 @@ def outcome_for_status(status: int) -> Outcome:
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
-    """Case-insensitive header lookup that works for plain dicts and httpx.Headers alike."""
+    """Case-insensitive header lookup for plain dicts and multidicts (aiohttp, httpx) alike."""
     value = headers.get(name)
     if value is not None:
         return value
