@@ -10,9 +10,9 @@ import grpc
 from caller_svc.core import CallContext, CallerCore, UnknownBackend
 from caller_svc.ledger import Totals
 from uniwizard import telemetry
-from uniwizard.convert import call_result_to_pb, request_from_pb, tool_call_to_pb
+from uniwizard.convert import call_result_to_pb, delta_events, request_from_pb
 from uniwizard.limits import Limits, check_deadline, check_request
-from uniwizard.types import CallResult, Delta
+from uniwizard.types import CallResult
 from uniwizard.v1 import caller_pb2, caller_pb2_grpc
 
 
@@ -66,11 +66,9 @@ class CallerServicer(caller_pb2_grpc.CallerServicer):
             async for item in items:
                 if isinstance(item, CallResult):
                     yield caller_pb2.CallEvent(result=call_result_to_pb(item))
-                elif isinstance(item, Delta):
-                    if item.text:
-                        yield caller_pb2.CallEvent(text_delta=item.text)
-                    if item.tool_call is not None:
-                        yield caller_pb2.CallEvent(tool_call=tool_call_to_pb(item.tool_call))
+                else:
+                    for event in delta_events(item, caller_pb2.CallEvent):
+                        yield event
 
     async def Usage(
         self, request: caller_pb2.UsageRequest, context: grpc.aio.ServicerContext

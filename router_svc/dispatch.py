@@ -51,6 +51,18 @@ class DispatchReport:
         return sum(a.cost_usd for a in self.attempts)
 
 
+@dataclass(frozen=True, slots=True)
+class DispatchJob:
+    """One Dispatch as the router core takes it."""
+
+    task: Task
+    pin: str = ""  # a backend key: straight to it, no fallback
+    deadline_s: float | None = None  # None: DEFAULT_DEADLINE_S
+    trace_id: str = ""  # from the client's traceparent (used when tracing is off here)
+    # The task's blind request as it arrived: forwarded to the caller as is, not re-encoded.
+    request_pb: common_pb2.BlindRequest | None = None
+
+
 class DispatchFailed(Exception):
     def __init__(self, report: DispatchReport):
         super().__init__(report.message)
@@ -138,71 +150,39 @@ class RouterCore:
 
     # -- Dispatch ----------------------------------------------------------------------------
 
-    async def dispatch(
-        self,
-        task: Task,
-        *,
-        pin: str = "",
-        deadline_s: float | None = None,
-        trace_id: str = "",
-        request_pb: common_pb2.BlindRequest | None = None,
-    ) -> DispatchReport:
+    async def dispatch(self, job: DispatchJob) -> DispatchReport:
         """Run call_with_fallback; raises DispatchFailed with the report when nothing answered."""
         report = None
         # Run the walk to its end (never break out of it): its spans must close where they opened.
-        async for item in self._walk(task, pin, deadline_s, trace_id, request_pb, stream=False):
+        async for item in self._walk(job, stream=False):
             if isinstance(item, DispatchReport):
                 report = item
         assert report is not None, "_walk ends with a report or raises"
         return report
 
     async def dispatch_stream(
-        self,
-        task: Task,
-        *,
-        pin: str = "",
-        deadline_s: float | None = None,
-        trace_id: str = "",
-        request_pb: common_pb2.BlindRequest | None = None,
+        self, job: DispatchJob
     ) -> AsyncGenerator[Decision | Delta | CallResult | DispatchReport, None]:
-        """Decision first; then deltas and failed attempts (CallResult); the report last.
-
-        ``request_pb``, when given, is the task's blind request as it arrived: it is forwarded
-        to the caller as is instead of being converted back from ``task``."""
-        walk = self._walk(task, pin, deadline_s, trace_id, request_pb, stream=True)
-        async with aclosing(walk) as items:
+        """Decision first; then deltas and failed attempts (CallResult); the report last."""
+        async with aclosing(self._walk(job, stream=True)) as items:
             async for item in items:
                 yield item
 
-    def _start(
-        self,
-        task: Task,
-        pin: str,
-        deadline_s: float | None,
-        trace_id: str,
-        request_pb: common_pb2.BlindRequest | None,
-        stream: bool,
-    ) -> _Run:
-        deadline = time.monotonic() + (deadline_s if deadline_s else DEFAULT_DEADLINE_S)
+    def _start(self, job: DispatchJob, stream: bool) -> _Run:
+        deadline = time.monotonic() + (job.deadline_s if job.deadline_s else DEFAULT_DEADLINE_S)
+        task = job.task
         if not task.request_id:
             task = replace(task, request_id=uuid.uuid4().hex)
-        decision = self.decide(task, pin)
-        trace_id = telemetry.current_trace_id() or trace_id or uuid.uuid4().hex
-        report = DispatchReport(decision, task.request_id, trace_id, request_pb=request_pb)
+        decision = self.decide(task, job.pin)
+        trace_id = telemetry.current_trace_id() or job.trace_id or uuid.uuid4().hex
+        report = DispatchReport(decision, task.request_id, trace_id, request_pb=job.request_pb)
         return _Run(task, report, deadline, stream)
 
     async def _walk(
-        self,
-        task: Task,
-        pin: str,
-        deadline_s: float | None,
-        trace_id: str,
-        request_pb: common_pb2.BlindRequest | None,
-        *,
-        stream: bool,
+        self, job: DispatchJob, *, stream: bool
     ) -> AsyncGenerator[Decision | Delta | CallResult | DispatchReport, None]:
         with self.tracer.start_as_current_span("dispatch") as span:
-            run = self._start(task, pin, deadline_s, trace_id, request_pb, stream)
+            run = self._start(job, stream)
             report = run.report
             _decision_attributes(span, report.decision)
             span.set_attribute("uniwizard.request_id", report.request_id)

@@ -13,9 +13,9 @@ from grpc_status import rpc_status
 
 from router_svc.chain import Decision
 from router_svc.convert import decision_to_pb, failure_to_pb, result_to_pb
-from router_svc.dispatch import DispatchFailed, DispatchReport, RouterCore
+from router_svc.dispatch import DispatchFailed, DispatchJob, DispatchReport, RouterCore
 from uniwizard import telemetry
-from uniwizard.convert import attempt_to_pb, task_from_pb, tool_call_to_pb
+from uniwizard.convert import attempt_to_pb, delta_events, task_from_pb
 from uniwizard.limits import Limits, check_deadline, check_request
 from uniwizard.types import CallResult, Delta, Outcome, Task
 from uniwizard.v1 import common_pb2, router_pb2, router_pb2_grpc
@@ -79,9 +79,17 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         return task_from_pb(pb)
 
-    def _deadline(self, context: Context) -> float | None:
+    def _job(
+        self, task: Task, request: router_pb2.DispatchRequest, context: Context
+    ) -> DispatchJob:
         remaining = context.time_remaining()
-        return None if remaining is None else min(remaining, self.limits.max_deadline_s)
+        return DispatchJob(
+            task,
+            pin=request.backend,
+            deadline_s=None if remaining is None else min(remaining, self.limits.max_deadline_s),
+            trace_id=incoming_trace_id(context),
+            request_pb=request.task.request,
+        )
 
     async def Route(
         self, request: router_pb2.RouteRequest, context: Context
@@ -94,13 +102,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
     ) -> router_pb2.DispatchResult:
         task = await self._task(request.task, context)
         try:
-            report = await self.core.dispatch(
-                task,
-                pin=request.backend,
-                deadline_s=self._deadline(context),
-                trace_id=incoming_trace_id(context),
-                request_pb=request.task.request,
-            )
+            report = await self.core.dispatch(self._job(task, request, context))
         except DispatchFailed as failed:
             await abort_failed(context, failed.report)
         return result_to_pb(report)
@@ -109,25 +111,15 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         self, request: router_pb2.DispatchRequest, context: Context
     ) -> AsyncIterator[router_pb2.DispatchEvent]:
         task = await self._task(request.task, context)
-        stream = self.core.dispatch_stream(
-            task,
-            pin=request.backend,
-            deadline_s=self._deadline(context),
-            trace_id=incoming_trace_id(context),
-            request_pb=request.task.request,
-        )
+        stream = self.core.dispatch_stream(self._job(task, request, context))
         try:
             async with aclosing(stream) as items:  # closed in this task if the client cancels
                 async for item in items:
                     if isinstance(item, Decision):
                         yield router_pb2.DispatchEvent(decision=decision_to_pb(item))
                     elif isinstance(item, Delta):
-                        if item.text:
-                            yield router_pb2.DispatchEvent(text_delta=item.text)
-                        if item.tool_call is not None:
-                            yield router_pb2.DispatchEvent(
-                                tool_call=tool_call_to_pb(item.tool_call)
-                            )
+                        for event in delta_events(item, router_pb2.DispatchEvent):
+                            yield event
                     elif isinstance(item, CallResult):
                         yield router_pb2.DispatchEvent(attempt_failed=attempt_to_pb(item))
                     elif isinstance(item, DispatchReport):

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from google.protobuf.message import Message as PbMessage
+
 from uniwizard.config_types import BackendConfig
 from uniwizard.types import (
     Attachment,
     BackendHealth,
     BlindRequest,
     CallResult,
+    Delta,
     HealthState,
     Message,
     Outcome,
@@ -18,6 +24,8 @@ from uniwizard.types import (
     Usage,
 )
 from uniwizard.v1 import caller_pb2, common_pb2
+
+E = TypeVar("E", bound=PbMessage)
 
 _OUTCOME_PREFIX = "OUTCOME_CLASS_"
 _HEALTH_PREFIX = "HEALTH_STATE_"
@@ -61,6 +69,15 @@ def tool_call_to_pb(c: ToolCall) -> common_pb2.ToolCall:
 
 def tool_call_from_pb(c: common_pb2.ToolCall) -> ToolCall:
     return ToolCall(id=c.id, name=c.name, arguments_json=c.arguments_json or "{}")
+
+
+def delta_events(delta: Delta, event: Callable[..., E]) -> Iterator[E]:
+    """A delta as stream events of type ``event`` (``CallEvent`` or ``DispatchEvent``: both
+    carry ``text_delta`` and ``tool_call``)."""
+    if delta.text:
+        yield event(text_delta=delta.text)
+    if delta.tool_call is not None:
+        yield event(tool_call=tool_call_to_pb(delta.tool_call))
 
 
 def request_to_pb(r: BlindRequest) -> common_pb2.BlindRequest:
