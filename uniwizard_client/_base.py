@@ -5,9 +5,8 @@ from __future__ import annotations
 import grpc
 from opentelemetry import trace
 
-from uniwizard.net import address
-from uniwizard.security import load_security
 from uniwizard.v1 import router_pb2
+from uniwizard_client.channels import Endpoint
 from uniwizard_client.errors import RouterError
 from uniwizard_client.results import RouteInfo, ThinkResult, route_info, think_result
 from uniwizard_client.task import TaskLike, task_pb
@@ -30,14 +29,23 @@ class RouterBase:
     ):
         if deadline <= 0:
             raise ValueError(f"deadline must be positive, got {deadline}")
-        self.target = target or address("router")
+        # Unset target / token / credentials fall back to UNIWIZARD_ROUTER_ADDR and the
+        # process's UNIWIZARD_TOKEN[_FILE] and UNIWIZARD_TLS_* settings, like every other client.
+        self.endpoint = Endpoint.resolve("router", target, token=token, credentials=credentials)
         self.deadline = deadline
-        # Unset token / credentials fall back to the process's UNIWIZARD_TOKEN[_FILE] and
-        # UNIWIZARD_TLS_* settings, like every other client of the stack.
-        security = load_security()
-        self.token = token if token is not None else security.token
-        self.credentials = credentials or security.channel_credentials()
         self._tracer = get_tracer(tracer_provider)
+
+    @property
+    def target(self) -> str:
+        return self.endpoint.target
+
+    @property
+    def token(self) -> str | None:
+        return self.endpoint.token
+
+    @property
+    def credentials(self) -> grpc.ChannelCredentials | None:
+        return self.endpoint.credentials
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.target!r}, deadline={self.deadline})"

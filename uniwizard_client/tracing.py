@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Status, StatusCode
 
 TRACER_NAME = "uniwizard_client"
@@ -20,10 +21,11 @@ def get_tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer:
     return trace.get_tracer(TRACER_NAME, tracer_provider=provider)
 
 
-def call_metadata(token: str | None) -> Metadata:
-    """The metadata for one call: the current trace context and, if given, the bearer token."""
+def call_metadata(token: str | None, context: Context | None = None) -> Metadata:
+    """The metadata for one call: the trace context (``context``, else the current one) and,
+    if given, the bearer token."""
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    propagate.inject(carrier, context=context)
     pairs = [(k.lower(), v) for k, v in carrier.items()]
     if token:
         pairs.append(("authorization", f"Bearer {token}"))
