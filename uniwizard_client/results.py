@@ -1,11 +1,14 @@
-"""Typed results of the router's RPCs (protobuf stays inside the client)."""
+"""Typed results of the services' RPCs (protobuf stays inside the client)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from uniwizard.convert import outcome_from_pb
-from uniwizard.v1 import common_pb2, router_pb2
+from uniwizard.convert import health_state_from_pb, outcome_from_pb
+from uniwizard.types import ROUTABLE_STATES, HealthState
+from uniwizard.v1 import caller_pb2, common_pb2, registry_pb2, router_pb2
+
+# -- router ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,7 @@ class AttemptInfo:
     cost_usd: float
     model: str = ""
     error: str = ""  # never prompt text or secrets
+    cost_source: str = ""  # "provider" or "estimated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,7 @@ def attempt_info(a: common_pb2.Attempt) -> AttemptInfo:
         cost_usd=a.cost_usd,
         model=a.model,
         error=a.error_message,
+        cost_source=a.cost_source,
     )
 
 
@@ -100,4 +105,144 @@ def think_result(r: router_pb2.DispatchResult) -> ThinkResult:
         finish_reason=r.finish_reason,
         input_tokens=r.usage.input_tokens,
         output_tokens=r.usage.output_tokens,
+    )
+
+
+# -- registry ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BackendState:
+    """One backend's configuration summary and live health, as the registry reports it."""
+
+    key: str
+    state: str  # unknown, healthy, cooling_down, half_open, down, disabled
+    reason: str = ""
+    provider: str = ""
+    model: str = ""
+    disabled_by: str = ""
+    disabled_reason: str = ""
+    cooldown_until: float = 0.0  # epoch seconds
+    last_outcome: str = ""  # an outcome class, "" before the first call
+    failures_in_window: int = 0
+    changed_at: float = 0.0
+    url: str = ""
+    private: bool = False
+    max_context: int = 0
+    cost_per_1k_input: float = 0.0
+    cost_per_1k_output: float = 0.0
+    last_probe_ok: bool | None = None  # None: never probed
+    last_probe_latency_ms: float = 0.0
+    last_probe_at: float = 0.0  # epoch seconds
+
+    @property
+    def routable(self) -> bool:
+        return HealthState(self.state) in ROUTABLE_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class BackendList:
+    """Every configured backend, in configuration order, and the file they come from."""
+
+    config_path: str
+    backends: tuple[BackendState, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """A registry reload: applied (``ok``) or rejected with ``error``, the old config kept."""
+
+    ok: bool
+    error: str = ""
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+def backend_state(s: common_pb2.BackendStatus) -> BackendState:
+    h, b = s.health, s.backend
+    last = outcome_from_pb(h.last_outcome)
+    return BackendState(
+        key=b.key or h.key,
+        state=health_state_from_pb(h.state).value,
+        reason=h.reason,
+        provider=b.provider,
+        model=b.model,
+        disabled_by=h.disabled_by,
+        disabled_reason=h.disabled_reason,
+        cooldown_until=h.cooldown_until,
+        last_outcome=last.value if last else "",
+        failures_in_window=h.failures_in_window,
+        changed_at=h.changed_at,
+        url=b.url,
+        private=b.private,
+        max_context=b.max_context,
+        cost_per_1k_input=b.cost_per_1k_input,
+        cost_per_1k_output=b.cost_per_1k_output,
+        last_probe_ok=h.last_probe_ok if h.HasField("last_probe_ok") else None,
+        last_probe_latency_ms=h.last_probe_latency_ms,
+        last_probe_at=h.last_probe_at,
+    )
+
+
+def backend_list(r: registry_pb2.ListBackendsResponse) -> BackendList:
+    return BackendList(
+        config_path=r.config_path, backends=tuple(backend_state(s) for s in r.backends)
+    )
+
+
+def reload_result(r: registry_pb2.ReloadResponse) -> ReloadResult:
+    return ReloadResult(
+        ok=r.ok,
+        error=r.error,
+        added=tuple(r.added),
+        changed=tuple(r.changed),
+        removed=tuple(r.removed),
+    )
+
+
+# -- caller ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BackendUsage:
+    """The cost ledger's totals for one backend (or for all: ``backend`` is then "total")."""
+
+    backend: str
+    attempts: int
+    successes: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    estimated_rows: int = 0  # attempts whose tokens or cost we estimated
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """The ledger between ``since`` and ``until`` (epoch seconds; until 0 = now)."""
+
+    backends: tuple[BackendUsage, ...]
+    total: BackendUsage
+    since: float = 0.0
+    until: float = 0.0
+
+
+def backend_usage(u: caller_pb2.BackendUsage) -> BackendUsage:
+    return BackendUsage(
+        backend=u.backend,
+        attempts=u.attempts,
+        successes=u.successes,
+        input_tokens=u.input_tokens,
+        output_tokens=u.output_tokens,
+        cost_usd=u.cost_usd,
+        estimated_rows=u.estimated_rows,
+    )
+
+
+def usage_report(r: caller_pb2.UsageResponse) -> UsageReport:
+    return UsageReport(
+        backends=tuple(backend_usage(u) for u in r.backends),
+        total=backend_usage(r.total),
+        since=r.since,
+        until=r.until,
     )
