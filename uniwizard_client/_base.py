@@ -15,6 +15,7 @@ from uniwizard_client.tracing import get_tracer
 DEFAULT_DEADLINE = 60.0
 ROUTE_SPAN = "uniwizard.route"
 THINK_SPAN = "uniwizard.think"
+THINK_STREAM_SPAN = "uniwizard.think_stream"
 
 
 class RouterBase:
@@ -70,15 +71,23 @@ class RouterBase:
             span.set_attribute("uniwizard.chain", list(info.chain))
         return info
 
+    @classmethod
+    def _answered(cls, span: trace.Span, pb: router_pb2.DispatchResult) -> ThinkResult:
+        return cls._noted(span, think_result(pb))
+
     @staticmethod
-    def _answered(span: trace.Span, pb: router_pb2.DispatchResult) -> ThinkResult:
-        result = think_result(pb)
+    def _noted(span: trace.Span, result: ThinkResult) -> ThinkResult:
         if span.is_recording():
             span.set_attribute("uniwizard.category", result.category)
             span.set_attribute("uniwizard.backend", result.backend)
             span.set_attribute("uniwizard.attempts", len(result.attempts))
             span.set_attribute("uniwizard.cost_usd", result.cost_usd)
         return result
+
+    @staticmethod
+    def _stream_cut() -> RouterError:
+        # The contract: a stream ends with `done` or with an error status, never just ends.
+        return RouterError("the router ended the stream without a result", outcome="malformed")
 
     @staticmethod
     def _backend_of(info: RouteInfo) -> str:

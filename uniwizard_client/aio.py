@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from types import TracebackType
 
 import grpc
@@ -12,10 +14,11 @@ from uniwizard_client._base import (
     DEFAULT_DEADLINE,
     ROUTE_SPAN,
     THINK_SPAN,
+    THINK_STREAM_SPAN,
     RouterBase,
 )
 from uniwizard_client.channels import AsyncConnection
-from uniwizard_client.results import RouteInfo, ThinkResult
+from uniwizard_client.results import RouteInfo, StreamAssembler, StreamEvent, ThinkResult
 from uniwizard_client.task import TaskLike
 from uniwizard_client.tracing import client_span
 
@@ -66,6 +69,38 @@ class AsyncBackendRouter(RouterBase):
             request = self._dispatch_request(task, backend)
             pb = await self._conn.unary("Dispatch", request, self._timeout(deadline))
             return self._answered(span, pb)
+
+    def dispatch_stream(
+        self, task: TaskLike, backend: str | None = None, *, deadline: float | None = None
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """An async generator of the same events as ``BackendRouter.dispatch_stream``::
+
+            async for event in router.dispatch_stream(task):
+                ...
+
+        ``aclose()`` or cancelling the consuming task cancels the call.
+        """
+        request = self._dispatch_request(task, backend)
+        return self._stream(request, self._timeout(deadline))
+
+    async def _stream(self, request: object, timeout: float) -> AsyncGenerator[StreamEvent, None]:
+        result: ThinkResult | None = None
+        with client_span(self._tracer, THINK_STREAM_SPAN, self.target, current=False) as span:
+            events = StreamAssembler()
+            messages = self._conn.stream(
+                "DispatchStream", request, timeout, context=trace.set_span_in_context(span)
+            )
+            async with aclosing(messages):
+                async for pb in messages:
+                    event = events.event(pb)
+                    if isinstance(event, ThinkResult):
+                        result = self._noted(span, event)
+                        break
+                    if event is not None:
+                        yield event
+            if result is None:
+                raise self._stream_cut()
+        yield result  # the call and its span are over before the consumer sees the result
 
     async def close(self) -> None:
         await self._conn.close()

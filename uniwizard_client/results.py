@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from uniwizard.convert import health_state_from_pb, outcome_from_pb
-from uniwizard.types import ROUTABLE_STATES, HealthState
+from uniwizard.types import ROUTABLE_STATES, HealthState, ToolCall
 from uniwizard.v1 import caller_pb2, common_pb2, registry_pb2, router_pb2
 
 # -- router ------------------------------------------------------------------------------------
@@ -64,6 +65,43 @@ class ThinkResult:
     finish_reason: str = ""
     input_tokens: int = 0
     output_tokens: int = 0
+    tool_calls: tuple[ToolCall, ...] = ()  # what the answer asked to call, in order
+
+
+# -- stream events (``dispatch_stream``) -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """First: the routing decision the dispatch follows."""
+
+    decision: RouteInfo
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """The next piece of the answer's text."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCalled:
+    """A complete tool call of the answer (id, name and the arguments as JSON text)."""
+
+    call: ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFailed:
+    """A backend failed before any of its text went out; the router tries the next one."""
+
+    attempt: AttemptInfo
+
+
+# Last comes the ThinkResult: the whole text and every tool call again, the backend, the
+# attempts, the cost and the trace id.
+StreamEvent = Routed | TextDelta | ToolCalled | AttemptFailed | ThinkResult
 
 
 def route_info(d: router_pb2.RouteDecision) -> RouteInfo:
@@ -92,6 +130,10 @@ def attempt_info(a: common_pb2.Attempt) -> AttemptInfo:
     )
 
 
+def tool_call(c: common_pb2.ToolCall) -> ToolCall:
+    return ToolCall(id=c.id, name=c.name, arguments_json=c.arguments_json)
+
+
 def think_result(r: router_pb2.DispatchResult) -> ThinkResult:
     return ThinkResult(
         text=r.text,
@@ -105,7 +147,39 @@ def think_result(r: router_pb2.DispatchResult) -> ThinkResult:
         finish_reason=r.finish_reason,
         input_tokens=r.usage.input_tokens,
         output_tokens=r.usage.output_tokens,
+        tool_calls=tuple(tool_call(c) for c in r.tool_calls),
     )
+
+
+class StreamAssembler:
+    """Typed events from ``DispatchEvent``s; the final result gets the streamed text and tool
+    calls (the router's ``done`` carries everything but those)."""
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._calls: list[ToolCall] = []
+
+    def event(self, ev: router_pb2.DispatchEvent) -> StreamEvent | None:
+        which = ev.WhichOneof("event")
+        if which == "decision":
+            return Routed(route_info(ev.decision))
+        if which == "text_delta":
+            self._text.append(ev.text_delta)
+            return TextDelta(ev.text_delta)
+        if which == "tool_call":
+            call = tool_call(ev.tool_call)
+            self._calls.append(call)
+            return ToolCalled(call)
+        if which == "attempt_failed":
+            return AttemptFailed(attempt_info(ev.attempt_failed))
+        if which == "done":
+            result = think_result(ev.done)
+            return dataclasses.replace(
+                result,
+                text="".join(self._text) if self._text else result.text,
+                tool_calls=tuple(self._calls) if self._calls else result.tool_calls,
+            )
+        return None  # an event this client does not know yet
 
 
 # -- registry ----------------------------------------------------------------------------------

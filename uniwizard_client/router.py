@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from contextlib import closing
 from types import TracebackType
 
 import grpc
@@ -12,10 +14,16 @@ from uniwizard_client._base import (
     DEFAULT_DEADLINE,
     ROUTE_SPAN,
     THINK_SPAN,
+    THINK_STREAM_SPAN,
     RouterBase,
 )
 from uniwizard_client.channels import SyncConnection
-from uniwizard_client.results import RouteInfo, ThinkResult
+from uniwizard_client.results import (
+    RouteInfo,
+    StreamAssembler,
+    StreamEvent,
+    ThinkResult,
+)
 from uniwizard_client.task import TaskLike
 from uniwizard_client.tracing import client_span
 
@@ -76,6 +84,37 @@ class BackendRouter(RouterBase):
             request = self._dispatch_request(task, backend)
             pb = self._conn.unary("Dispatch", request, self._timeout(deadline))
             return self._answered(span, pb)
+
+    def dispatch_stream(
+        self, task: TaskLike, backend: str | None = None, *, deadline: float | None = None
+    ) -> Generator[StreamEvent, None, None]:
+        """Like :meth:`dispatch`, as it happens: a generator of ``Routed``, ``TextDelta``,
+        ``ToolCalled`` and ``AttemptFailed`` events, ending with the ``ThinkResult``.
+
+        A failure raises the same ``RouterError`` as :meth:`dispatch` (after the events so far).
+        Closing the generator early cancels the call. ``deadline`` bounds the whole stream.
+        """
+        request = self._dispatch_request(task, backend)
+        return self._stream(request, self._timeout(deadline))
+
+    def _stream(self, request: object, timeout: float) -> Generator[StreamEvent, None, None]:
+        result: ThinkResult | None = None
+        with client_span(self._tracer, THINK_STREAM_SPAN, self.target, current=False) as span:
+            events = StreamAssembler()
+            messages = self._conn.stream(
+                "DispatchStream", request, timeout, context=trace.set_span_in_context(span)
+            )
+            with closing(messages):
+                for pb in messages:
+                    event = events.event(pb)
+                    if isinstance(event, ThinkResult):
+                        result = self._noted(span, event)
+                        break
+                    if event is not None:
+                        yield event
+            if result is None:
+                raise self._stream_cut()
+        yield result  # the call and its span are over before the consumer sees the result
 
     # -- lifecycle -----------------------------------------------------------------------------
 
