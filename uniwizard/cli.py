@@ -28,6 +28,7 @@ from uniwizard_client import (
     RouterUnavailable,
     TextDelta,
     ThinkResult,
+    ToolCalled,
 )
 
 EXIT_FAILED = 1  # the request failed (a typed error)
@@ -220,16 +221,34 @@ def cmd_think(args: argparse.Namespace) -> int:
     return 0
 
 
+def tool_call_line(name: str, arguments_json: str) -> str:
+    """How ``think --stream`` shows a tool call: ``[tool call get_weather {"city": "Lima"}]``."""
+    try:
+        arguments = json.dumps(json.loads(arguments_json or "{}"), ensure_ascii=False)
+    except ValueError:
+        arguments = arguments_json  # not JSON: shown as the backend sent it
+    return f"[tool call {name} {arguments}]"
+
+
 def _think_stream(router: BackendRouter, task: Task, args: argparse.Namespace) -> ThinkResult:
+    line_open = False  # streamed text not yet ended by a newline
+    after_tool_call = False
     for event in router.dispatch_stream(task, backend=args.backend, deadline=args.deadline):
         if isinstance(event, ThinkResult):
-            if not args.json:
+            if not args.json and not after_tool_call:
                 print()
             return event
         if args.json:
             continue
         if isinstance(event, TextDelta):
             print(event.text, end="", flush=True)
+            if event.text:
+                line_open, after_tool_call = not event.text.endswith("\n"), False
+        elif isinstance(event, ToolCalled):
+            if line_open:
+                print()
+            print(tool_call_line(event.call.name, event.call.arguments_json), flush=True)
+            line_open, after_tool_call = False, True
         elif isinstance(event, AttemptFailed):
             a = event.attempt
             print(f"[{a.backend}: {a.outcome}; trying the next backend]", file=sys.stderr)
