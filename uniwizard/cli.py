@@ -8,25 +8,27 @@ import mimetypes
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-import grpc
-from grpc_status import rpc_status
-
-from uniwizard.convert import outcome_from_pb, task_to_pb
-from uniwizard.net import CHANNEL_OPTIONS, address
-from uniwizard.security import SecurityError, sync_channel
+from uniwizard.security import SecurityError
 from uniwizard.types import Attachment, BlindRequest, Message, Role, Task
-from uniwizard.v1 import (
-    caller_pb2,
-    caller_pb2_grpc,
-    common_pb2,
-    registry_pb2,
-    registry_pb2_grpc,
-    router_pb2,
-    router_pb2_grpc,
+from uniwizard_client import (
+    AttemptFailed,
+    AttemptInfo,
+    BackendRouter,
+    BackendState,
+    BackendUsage,
+    CallerClient,
+    RegistryClient,
+    RouteInfo,
+    RouterError,
+    RouterUnavailable,
+    TextDelta,
+    ThinkResult,
+    ToolCalled,
 )
 
 EXIT_FAILED = 1  # the request failed (a typed error)
@@ -43,24 +45,41 @@ class CliError(Exception):
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _channel(service: str) -> grpc.Channel:
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Closable)
+T = TypeVar("T")
+UNREACHABLE_HINT = "is the stack running? (start it with: uniwizard up --sim)"
+
+
+@contextmanager
+def _client(make: Callable[[], C]) -> Iterator[C]:
+    """A ``uniwizard_client`` client for one command (settings errors are usage errors)."""
     try:
-        return sync_channel(address(service), options=CHANNEL_OPTIONS)
+        client = make()
     except SecurityError as exc:
         raise CliError(str(exc)) from None
+    try:
+        yield client
+    finally:
+        client.close()
 
 
-def _rpc(service: str, fn: Callable[[], Any]) -> Any:
+def _unreachable(err: RouterUnavailable) -> CliError:
+    return CliError(
+        f"cannot reach {err.service}_svc at {err.target}: {UNREACHABLE_HINT}", EXIT_UNREACHABLE
+    )
+
+
+def _rpc(fn: Callable[[], T]) -> T:
+    """``fn()``; a service that cannot be connected to is exit 3 with a hint."""
     try:
         return fn()
-    except grpc.RpcError as exc:
-        code = exc.code()  # type: ignore[attr-defined]
-        if code in (grpc.StatusCode.UNAVAILABLE,) and "connect" in (exc.details() or "").lower():  # type: ignore[attr-defined]
-            raise CliError(
-                f"cannot reach {service}_svc at {address(service)}: is the stack running? "
-                "(start it with: uniwizard up --sim)",
-                EXIT_UNREACHABLE,
-            ) from None
+    except RouterUnavailable as err:
+        if err.connect_failed:
+            raise _unreachable(err) from None
         raise
 
 
@@ -104,9 +123,9 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def _decision_dict(d: router_pb2.RouteDecision) -> dict[str, Any]:
+def _decision_dict(d: RouteInfo) -> dict[str, Any]:
     return {
-        "backend": d.backend or None,
+        "backend": d.backend,
         "category": d.category,
         "chain": list(d.chain),
         "reasons": [{"rule": r.rule, "evidence": r.evidence} for r in d.reasons],
@@ -117,34 +136,22 @@ def _decision_dict(d: router_pb2.RouteDecision) -> dict[str, Any]:
     }
 
 
-def _attempt_dict(a: common_pb2.Attempt) -> dict[str, Any]:
-    outcome = outcome_from_pb(a.outcome)
+def _attempt_dict(a: AttemptInfo) -> dict[str, Any]:
     d: dict[str, Any] = {
         "backend": a.backend,
-        "outcome": outcome.value if outcome else "unknown",
+        "outcome": a.outcome,
         "latency_ms": round(a.latency_ms, 1),
-        "input_tokens": a.usage.input_tokens,
-        "output_tokens": a.usage.output_tokens,
+        "input_tokens": a.input_tokens,
+        "output_tokens": a.output_tokens,
         "cost_usd": round(a.cost_usd, 8),
         "cost_source": a.cost_source,
     }
-    if a.error_message:
-        d["error"] = a.error_message
+    if a.error:
+        d["error"] = a.error
     return d
 
 
-def _failure(exc: grpc.RpcError) -> router_pb2.DispatchFailure | None:
-    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
-    if status is None:
-        return None
-    for detail in status.details:
-        failure = router_pb2.DispatchFailure()
-        if detail.Unpack(failure):
-            return failure
-    return None
-
-
-def _print_decision(d: router_pb2.RouteDecision) -> None:
+def _print_decision(d: RouteInfo) -> None:
     if d.backend:
         print(f"backend:  {d.backend}   (category: {d.category})")
     else:
@@ -163,11 +170,8 @@ def _print_decision(d: router_pb2.RouteDecision) -> None:
 
 def cmd_route(args: argparse.Namespace) -> int:
     task = build_task(args)
-    with _channel("router") as ch:
-        stub = router_pb2_grpc.RouterStub(ch)
-        d = _rpc(
-            "router", lambda: stub.Route(router_pb2.RouteRequest(task=task_to_pb(task)), timeout=10)
-        )
+    with _client(BackendRouter) as router:
+        d = _rpc(lambda: router.decide(task, deadline=10))
     if args.json:
         _print_json(_decision_dict(d))
     else:
@@ -175,12 +179,12 @@ def cmd_route(args: argparse.Namespace) -> int:
     return 0 if d.backend else EXIT_FAILED
 
 
-def _result_dict(r: router_pb2.DispatchResult, text: str) -> dict[str, Any]:
+def _result_dict(r: ThinkResult) -> dict[str, Any]:
     return {
-        "text": text,
+        "text": r.text,
         "backend": r.backend,
         "model": r.model,
-        "category": r.decision.category,
+        "category": r.category,
         "finish_reason": r.finish_reason,
         "tool_calls": [
             {"id": c.id, "name": c.name, "arguments": c.arguments_json} for c in r.tool_calls
@@ -194,78 +198,86 @@ def _result_dict(r: router_pb2.DispatchResult, text: str) -> dict[str, Any]:
 
 def cmd_think(args: argparse.Namespace) -> int:
     task = build_task(args)
-    req = router_pb2.DispatchRequest(task=task_to_pb(task), backend=args.backend or "")
-    with _channel("router") as ch:
-        stub = router_pb2_grpc.RouterStub(ch)
+    with _client(BackendRouter) as router:
         try:
             if args.stream:
-                result, text = _think_stream(stub, req, args)
+                result = _think_stream(router, task, args)
             else:
-                result = _rpc("router", lambda: stub.Dispatch(req, timeout=args.deadline))
-                text = result.text
-        except grpc.RpcError as exc:
-            return _print_failure(exc, args)
+                result = router.dispatch(task, backend=args.backend, deadline=args.deadline)
+        except RouterError as err:
+            return _print_failure(err, args)
     if args.json:
-        _print_json(_result_dict(result, text))
+        _print_json(_result_dict(result))
         return 0
     if not args.stream:
-        print(text)
+        print(result.text)
     failed = len(result.attempts) - 1
     note = f", after {failed} failed attempt{'s' * (failed != 1)}" if failed else ""
     print(
-        f"— {result.backend} ({result.model}), {result.decision.category}, "
+        f"— {result.backend} ({result.model}), {result.category}, "
         f"${result.cost_usd:.6f}{note}, trace {result.trace_id}",
         file=sys.stderr,
     )
     return 0
 
 
-def _think_stream(
-    stub: router_pb2_grpc.RouterStub, req: router_pb2.DispatchRequest, args: argparse.Namespace
-) -> tuple[router_pb2.DispatchResult, str]:
-    parts: list[str] = []
-    call = _rpc("router", lambda: stub.DispatchStream(req, timeout=args.deadline))
-    for ev in call:
-        which = ev.WhichOneof("event")
-        if which == "text_delta":
-            parts.append(ev.text_delta)
-            if not args.json:
-                print(ev.text_delta, end="", flush=True)
-        elif which == "attempt_failed" and not args.json:
-            a = _attempt_dict(ev.attempt_failed)
-            print(f"[{a['backend']}: {a['outcome']}; trying the next backend]", file=sys.stderr)
-        elif which == "done":
-            if not args.json:
+def tool_call_line(name: str, arguments_json: str) -> str:
+    """How ``think --stream`` shows a tool call: ``[tool call get_weather {"city": "Lima"}]``."""
+    try:
+        arguments = json.dumps(json.loads(arguments_json or "{}"), ensure_ascii=False)
+    except ValueError:
+        arguments = arguments_json  # not JSON: shown as the backend sent it
+    return f"[tool call {name} {arguments}]"
+
+
+def _think_stream(router: BackendRouter, task: Task, args: argparse.Namespace) -> ThinkResult:
+    line_open = False  # streamed text not yet ended by a newline
+    after_tool_call = False
+    for event in router.dispatch_stream(task, backend=args.backend, deadline=args.deadline):
+        if isinstance(event, ThinkResult):
+            if not args.json and not after_tool_call:
                 print()
-            return ev.done, "".join(parts)
-    raise CliError("the router ended the stream without a result", EXIT_FAILED)
+            return event
+        if args.json:
+            continue
+        if isinstance(event, TextDelta):
+            print(event.text, end="", flush=True)
+            if event.text:
+                line_open, after_tool_call = not event.text.endswith("\n"), False
+        elif isinstance(event, ToolCalled):
+            if line_open:
+                print()
+            print(tool_call_line(event.call.name, event.call.arguments_json), flush=True)
+            line_open, after_tool_call = False, True
+        elif isinstance(event, AttemptFailed):
+            a = event.attempt
+            print(f"[{a.backend}: {a.outcome}; trying the next backend]", file=sys.stderr)
+    raise AssertionError("dispatch_stream ends with a ThinkResult or raises")  # pragma: no cover
 
 
-def _print_failure(exc: grpc.RpcError, args: argparse.Namespace) -> int:
-    code = exc.code()  # type: ignore[attr-defined]
-    failure = _failure(exc)
-    if failure is None:
-        if code == grpc.StatusCode.UNAVAILABLE:
-            raise CliError(
-                f"cannot reach router_svc at {address('router')}: is the stack running? "
-                "(start it with: uniwizard up --sim)",
-                EXIT_UNREACHABLE,
-            ) from None
-        cls = {
-            grpc.StatusCode.INVALID_ARGUMENT: "bad_request",
-            grpc.StatusCode.DEADLINE_EXCEEDED: "timeout",
-        }.get(code, code.name.lower())
+# How `think` has always named a failure that the router did not explain (a bare gRPC status).
+_STATUS_CLASS = {"INVALID_ARGUMENT": "bad_request", "DEADLINE_EXCEEDED": "timeout"}
+
+
+def _print_failure(err: RouterError, args: argparse.Namespace) -> int:
+    if isinstance(err, RouterUnavailable):
+        raise _unreachable(err) from None
+    if err.reported:  # the router's DispatchFailure: its outcome, attempts and trace
         data: dict[str, Any] = {
-            "error": {"class": cls, "message": exc.details()},  # type: ignore[attr-defined]
+            "error": {"class": err.outcome, "message": err.message},
+            "attempts": [_attempt_dict(a) for a in err.attempts],
+            "trace_id": err.trace_id,
+        }
+    elif err.status:
+        data = {
+            "error": {
+                "class": _STATUS_CLASS.get(err.status, err.status.lower()),
+                "message": err.details,
+            },
             "attempts": [],
         }
-    else:
-        outcome = outcome_from_pb(failure.outcome)
-        data = {
-            "error": {"class": outcome.value if outcome else "unknown", "message": failure.message},
-            "attempts": [_attempt_dict(a) for a in failure.attempts],
-            "trace_id": failure.trace_id,
-        }
+    else:  # found wrong on this side (a stream that ended without its result)
+        data = {"error": {"class": err.outcome, "message": err.message}, "attempts": []}
     if args.json:
         _print_json(data)
     else:
@@ -275,26 +287,23 @@ def _print_failure(exc: grpc.RpcError, args: argparse.Namespace) -> int:
     return EXIT_FAILED
 
 
-def _health_dict(s: common_pb2.BackendStatus, now: float) -> dict[str, Any]:
-    h, b = s.health, s.backend
-    state = common_pb2.HealthState.Name(h.state).removeprefix("HEALTH_STATE_").lower()
-    last = outcome_from_pb(h.last_outcome)
+def _health_dict(b: BackendState, now: float) -> dict[str, Any]:
     return {
         "key": b.key,
         "provider": b.provider,
         "model": b.model,
         "url": b.url,
-        "state": state,
-        "reason": h.reason,
-        "cooldown_left_s": round(max(0.0, h.cooldown_until - now), 1)
-        if state == "cooling_down"
+        "state": b.state,
+        "reason": b.reason,
+        "cooldown_left_s": round(max(0.0, b.cooldown_until - now), 1)
+        if b.state == "cooling_down"
         else 0,
-        "disabled_by": h.disabled_by,
-        "disabled_reason": h.disabled_reason,
-        "last_probe_ok": h.last_probe_ok if h.HasField("last_probe_ok") else None,
-        "last_probe_latency_ms": round(h.last_probe_latency_ms, 1),
-        "last_outcome": last.value if last else None,
-        "failures_in_window": h.failures_in_window,
+        "disabled_by": b.disabled_by,
+        "disabled_reason": b.disabled_reason,
+        "last_probe_ok": b.last_probe_ok,
+        "last_probe_latency_ms": round(b.last_probe_latency_ms, 1),
+        "last_outcome": b.last_outcome or None,
+        "failures_in_window": b.failures_in_window,
         "private": b.private,
         "max_context": b.max_context,
         "cost_per_1k_input": b.cost_per_1k_input,
@@ -317,15 +326,12 @@ def _state_text(d: dict[str, Any]) -> str:
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
-    with _channel("registry") as ch:
-        stub = registry_pb2_grpc.RegistryStub(ch)
-        resp = _rpc(
-            "registry", lambda: stub.ListBackends(registry_pb2.ListBackendsRequest(), timeout=10)
-        )
+    with _client(RegistryClient) as registry:
+        listed = _rpc(lambda: registry.list_backends(deadline=10))
     now = time.time()
-    rows = [_health_dict(s, now) for s in resp.backends]
+    rows = [_health_dict(b, now) for b in listed.backends]
     if args.json:
-        _print_json({"config": resp.config_path, "backends": rows})
+        _print_json({"config": listed.config_path, "backends": rows})
         return 0
     table = [("BACKEND", "STATE", "PROBE", "LAST OUTCOME", "FAILS", "MODEL")]
     for d in rows:
@@ -354,21 +360,16 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:
     by = args.by or os.environ.get("USER") or "operator"
-    with _channel("registry") as ch:
-        stub = registry_pb2_grpc.RegistryStub(ch)
+    with _client(RegistryClient) as registry:
         try:
-            s = _rpc(
-                "registry",
-                lambda: stub.SetEnabled(
-                    registry_pb2.SetEnabledRequest(
-                        key=args.key, enabled=enabled, by=by, reason=args.reason or ""
-                    ),
-                    timeout=10,
-                ),
+            b = _rpc(
+                lambda: registry.set_enabled(
+                    args.key, enabled, by=by, reason=args.reason or "", deadline=10
+                )
             )
-        except grpc.RpcError as exc:
-            raise CliError(exc.details() or exc.code().name, EXIT_FAILED) from None  # type: ignore[attr-defined]
-    d = _health_dict(s, time.time())
+        except RouterError as err:
+            raise CliError(err.details or err.status, EXIT_FAILED) from None
+    d = _health_dict(b, time.time())
     if args.json:
         _print_json(d)
     else:
@@ -378,11 +379,10 @@ def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:
 
 def cmd_usage(args: argparse.Namespace) -> int:
     since = time.time() - args.hours * 3600 if args.hours else 0.0
-    with _channel("caller") as ch:
-        stub = caller_pb2_grpc.CallerStub(ch)
-        resp = _rpc("caller", lambda: stub.Usage(caller_pb2.UsageRequest(since=since), timeout=10))
+    with _client(CallerClient) as caller:
+        report = _rpc(lambda: caller.usage(since=since, deadline=10))
 
-    def row(u: caller_pb2.BackendUsage) -> dict[str, Any]:
+    def row(u: BackendUsage) -> dict[str, Any]:
         return {
             "backend": u.backend,
             "attempts": u.attempts,
@@ -393,8 +393,8 @@ def cmd_usage(args: argparse.Namespace) -> int:
             "estimated_rows": u.estimated_rows,
         }
 
-    rows = [row(u) for u in resp.backends]
-    total = row(resp.total)
+    rows = [row(u) for u in report.backends]
+    total = row(report.total)
     if args.json:
         _print_json({"since": since, "backends": rows, "total": total})
         return 0
@@ -410,9 +410,8 @@ def cmd_usage(args: argparse.Namespace) -> int:
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
-    with _channel("registry") as ch:
-        stub = registry_pb2_grpc.RegistryStub(ch)
-        r = _rpc("registry", lambda: stub.Reload(registry_pb2.ReloadRequest(), timeout=10))
+    with _client(RegistryClient) as registry:
+        r = _rpc(lambda: registry.reload(deadline=10))
     if not r.ok:
         print(f"reload rejected, old configuration kept: {r.error}", file=sys.stderr)
         return EXIT_FAILED
@@ -499,8 +498,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"uniwizard: {exc}", file=sys.stderr)
         return exc.code
-    except grpc.RpcError as exc:
-        print(f"uniwizard: {exc.code().name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+    except RouterError as err:  # a service's own error status, outside `think`
+        print(
+            f"uniwizard: {err.status}: {err.details}" if err.status else f"uniwizard: {err}",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

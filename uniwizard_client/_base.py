@@ -5,9 +5,8 @@ from __future__ import annotations
 import grpc
 from opentelemetry import trace
 
-from uniwizard.net import address
-from uniwizard.security import load_security
 from uniwizard.v1 import router_pb2
+from uniwizard_client.channels import Endpoint
 from uniwizard_client.errors import RouterError
 from uniwizard_client.results import RouteInfo, ThinkResult, route_info, think_result
 from uniwizard_client.task import TaskLike, task_pb
@@ -16,6 +15,7 @@ from uniwizard_client.tracing import get_tracer
 DEFAULT_DEADLINE = 60.0
 ROUTE_SPAN = "uniwizard.route"
 THINK_SPAN = "uniwizard.think"
+THINK_STREAM_SPAN = "uniwizard.think_stream"
 
 
 class RouterBase:
@@ -30,14 +30,23 @@ class RouterBase:
     ):
         if deadline <= 0:
             raise ValueError(f"deadline must be positive, got {deadline}")
-        self.target = target or address("router")
+        # Unset target / token / credentials fall back to UNIWIZARD_ROUTER_ADDR and the
+        # process's UNIWIZARD_TOKEN[_FILE] and UNIWIZARD_TLS_* settings, like every other client.
+        self.endpoint = Endpoint.resolve("router", target, token=token, credentials=credentials)
         self.deadline = deadline
-        # Unset token / credentials fall back to the process's UNIWIZARD_TOKEN[_FILE] and
-        # UNIWIZARD_TLS_* settings, like every other client of the stack.
-        security = load_security()
-        self.token = token if token is not None else security.token
-        self.credentials = credentials or security.channel_credentials()
         self._tracer = get_tracer(tracer_provider)
+
+    @property
+    def target(self) -> str:
+        return self.endpoint.target
+
+    @property
+    def token(self) -> str | None:
+        return self.endpoint.token
+
+    @property
+    def credentials(self) -> grpc.ChannelCredentials | None:
+        return self.endpoint.credentials
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.target!r}, deadline={self.deadline})"
@@ -62,15 +71,23 @@ class RouterBase:
             span.set_attribute("uniwizard.chain", list(info.chain))
         return info
 
+    @classmethod
+    def _answered(cls, span: trace.Span, pb: router_pb2.DispatchResult) -> ThinkResult:
+        return cls._noted(span, think_result(pb))
+
     @staticmethod
-    def _answered(span: trace.Span, pb: router_pb2.DispatchResult) -> ThinkResult:
-        result = think_result(pb)
+    def _noted(span: trace.Span, result: ThinkResult) -> ThinkResult:
         if span.is_recording():
             span.set_attribute("uniwizard.category", result.category)
             span.set_attribute("uniwizard.backend", result.backend)
             span.set_attribute("uniwizard.attempts", len(result.attempts))
             span.set_attribute("uniwizard.cost_usd", result.cost_usd)
         return result
+
+    @staticmethod
+    def _stream_cut() -> RouterError:
+        # The contract: a stream ends with `done` or with an error status, never just ends.
+        return RouterError("the router ended the stream without a result", outcome="malformed")
 
     @staticmethod
     def _backend_of(info: RouteInfo) -> str:

@@ -2,45 +2,48 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from types import TracebackType
-from typing import Any
 
 import grpc
+from opentelemetry import trace
 
-from uniwizard.net import CHANNEL_OPTIONS
 from uniwizard.v1 import router_pb2_grpc
-from uniwizard_client._base import ROUTE_SPAN, THINK_SPAN, RouterBase
-from uniwizard_client.errors import from_rpc_error
-from uniwizard_client.results import RouteInfo, ThinkResult
+from uniwizard_client._base import (
+    DEFAULT_DEADLINE,
+    ROUTE_SPAN,
+    THINK_SPAN,
+    THINK_STREAM_SPAN,
+    RouterBase,
+)
+from uniwizard_client.channels import AsyncConnection
+from uniwizard_client.results import RouteInfo, StreamAssembler, StreamEvent, ThinkResult
 from uniwizard_client.task import TaskLike
-from uniwizard_client.tracing import call_metadata, client_span
+from uniwizard_client.tracing import client_span
 
 
 class AsyncBackendRouter(RouterBase):
     """Like :class:`~uniwizard_client.BackendRouter`, with coroutines. The channel is opened on
     first use, in the running event loop; close it with ``await router.close()``."""
 
-    _channel: grpc.aio.Channel | None = None
-    _stub: router_pb2_grpc.RouterStub | None = None
-
-    def _router(self) -> router_pb2_grpc.RouterStub:
-        if self._stub is None:
-            self._channel = (
-                grpc.aio.secure_channel(self.target, self.credentials, options=CHANNEL_OPTIONS)
-                if self.credentials is not None
-                else grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
-            )
-            self._stub = router_pb2_grpc.RouterStub(self._channel)
-        return self._stub
-
-    async def _invoke(self, method: str, request: Any, deadline: float | None) -> Any:
-        rpc = getattr(self._router(), method)
-        try:
-            return await rpc(
-                request, timeout=self._timeout(deadline), metadata=call_metadata(self.token)
-            )
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc, service="router", target=self.target) from None
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        deadline: float = DEFAULT_DEADLINE,
+        token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+    ):
+        super().__init__(
+            target,
+            deadline=deadline,
+            token=token,
+            credentials=credentials,
+            tracer_provider=tracer_provider,
+        )
+        self._conn = AsyncConnection(self.endpoint, router_pb2_grpc.RouterStub)
 
     async def route(self, task: TaskLike, *, deadline: float | None = None) -> str:
         return self._backend_of(await self.decide(task, deadline=deadline))
@@ -55,21 +58,52 @@ class AsyncBackendRouter(RouterBase):
 
     async def decide(self, task: TaskLike, *, deadline: float | None = None) -> RouteInfo:
         with client_span(self._tracer, ROUTE_SPAN, self.target) as span:
-            pb = await self._invoke("Route", self._route_request(task), deadline)
+            request = self._route_request(task)
+            pb = await self._conn.unary("Route", request, self._timeout(deadline))
             return self._decided(span, pb)
 
     async def dispatch(
         self, task: TaskLike, backend: str | None = None, *, deadline: float | None = None
     ) -> ThinkResult:
         with client_span(self._tracer, THINK_SPAN, self.target) as span:
-            pb = await self._invoke("Dispatch", self._dispatch_request(task, backend), deadline)
+            request = self._dispatch_request(task, backend)
+            pb = await self._conn.unary("Dispatch", request, self._timeout(deadline))
             return self._answered(span, pb)
 
+    def dispatch_stream(
+        self, task: TaskLike, backend: str | None = None, *, deadline: float | None = None
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """An async generator of the same events as ``BackendRouter.dispatch_stream``::
+
+            async for event in router.dispatch_stream(task):
+                ...
+
+        ``aclose()`` or cancelling the consuming task cancels the call.
+        """
+        request = self._dispatch_request(task, backend)
+        return self._stream(request, self._timeout(deadline))
+
+    async def _stream(self, request: object, timeout: float) -> AsyncGenerator[StreamEvent, None]:
+        result: ThinkResult | None = None
+        with client_span(self._tracer, THINK_STREAM_SPAN, self.target, current=False) as span:
+            events = StreamAssembler()
+            messages = self._conn.stream(
+                "DispatchStream", request, timeout, context=trace.set_span_in_context(span)
+            )
+            async with aclosing(messages):
+                async for pb in messages:
+                    event = events.event(pb)
+                    if isinstance(event, ThinkResult):
+                        result = self._noted(span, event)
+                        break
+                    if event is not None:
+                        yield event
+            if result is None:
+                raise self._stream_cut()
+        yield result  # the call and its span are over before the consumer sees the result
+
     async def close(self) -> None:
-        if self._channel is not None:
-            await self._channel.close(None)
-        self._channel = None
-        self._stub = None
+        await self._conn.close()
 
     async def __aenter__(self) -> AsyncBackendRouter:
         return self

@@ -1,4 +1,7 @@
-"""Client exceptions, read from the gRPC status (details: a packed ``DispatchFailure``)."""
+"""Client exceptions, read from the gRPC status (details: a packed ``DispatchFailure``).
+
+This is the one place that reads a gRPC status: everything above it sees :class:`RouterError`.
+"""
 
 from __future__ import annotations
 
@@ -22,10 +25,13 @@ _CLASS_FOR_CODE = {
 
 
 class RouterError(Exception):
-    """A request the router (or registry) could not satisfy.
+    """A request the router (or registry, or caller) could not satisfy.
 
     ``outcome`` is the outcome class ("rate_limited", "no_backend", "bad_request", ...),
     ``attempts`` every attempt the dispatch made, ``trace_id`` the request's trace.
+    ``reported`` is true when the router said why itself (a ``DispatchFailure``: its outcome,
+    attempts and trace id); otherwise only the gRPC status is known: ``status`` (the code's
+    name, e.g. ``"NOT_FOUND"``) and ``details`` (its message, as the service sent it).
     """
 
     def __init__(
@@ -36,6 +42,8 @@ class RouterError(Exception):
         attempts: tuple[AttemptInfo, ...] = (),
         trace_id: str = "",
         code: grpc.StatusCode | None = None,
+        details: str = "",
+        reported: bool = False,
     ):
         super().__init__(message)
         self.message = message
@@ -43,6 +51,13 @@ class RouterError(Exception):
         self.attempts = attempts
         self.trace_id = trace_id
         self.code = code
+        self.details = details
+        self.reported = reported
+
+    @property
+    def status(self) -> str:
+        """The gRPC status code's name (``"UNAVAILABLE"``), or "" if no call failed."""
+        return self.code.name if self.code is not None else ""
 
     def __str__(self) -> str:
         return f"{self.outcome}: {self.message}"
@@ -57,12 +72,20 @@ class RouterUnavailable(RouterError):
             message + (f" ({detail})" if detail else ""),
             outcome="unavailable",
             code=grpc.StatusCode.UNAVAILABLE,
+            details=detail,
         )
         self.service = service
         self.target = target
 
+    @property
+    def connect_failed(self) -> bool:
+        """The channel failed to connect (gRPC says so in the details: refused, reset, ...), as
+        opposed to, say, a name that does not resolve or a connection lost mid-call."""
+        return "connect" in self.details.lower()
+
 
 def _failure(exc: grpc.RpcError) -> router_pb2.DispatchFailure | None:
+    """The ``DispatchFailure`` packed in the status details, if there is one."""
     try:
         status = rpc_status.from_call(exc)  # type: ignore[arg-type]
     except ValueError:  # inconsistent status: ignore the details
@@ -77,7 +100,7 @@ def _failure(exc: grpc.RpcError) -> router_pb2.DispatchFailure | None:
 
 
 def from_rpc_error(exc: grpc.RpcError, *, service: str, target: str) -> RouterError:
-    """The typed exception for a failed RPC."""
+    """The typed exception for a failed RPC (sync or asyncio, unary or streaming)."""
     code: grpc.StatusCode = exc.code()  # type: ignore[attr-defined]
     details: str = exc.details() or ""  # type: ignore[attr-defined]
     failure = _failure(exc)
@@ -89,6 +112,8 @@ def from_rpc_error(exc: grpc.RpcError, *, service: str, target: str) -> RouterEr
             attempts=tuple(attempt_info(a) for a in failure.attempts),
             trace_id=failure.trace_id,
             code=code,
+            details=details,
+            reported=True,
         )
     if code == grpc.StatusCode.UNAVAILABLE:
         return RouterUnavailable(service, target, details)
@@ -96,4 +121,5 @@ def from_rpc_error(exc: grpc.RpcError, *, service: str, target: str) -> RouterEr
         details or code.name.lower(),
         outcome=_CLASS_FOR_CODE.get(code, code.name.lower()),
         code=code,
+        details=details,
     )

@@ -1,11 +1,15 @@
-"""Typed results of the router's RPCs (protobuf stays inside the client)."""
+"""Typed results of the services' RPCs (protobuf stays inside the client)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-from uniwizard.convert import outcome_from_pb
-from uniwizard.v1 import common_pb2, router_pb2
+from uniwizard.convert import health_state_from_pb, outcome_from_pb
+from uniwizard.types import ROUTABLE_STATES, HealthState, ToolCall
+from uniwizard.v1 import caller_pb2, common_pb2, registry_pb2, router_pb2
+
+# -- router ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,7 @@ class AttemptInfo:
     cost_usd: float
     model: str = ""
     error: str = ""  # never prompt text or secrets
+    cost_source: str = ""  # "provider" or "estimated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,43 @@ class ThinkResult:
     finish_reason: str = ""
     input_tokens: int = 0
     output_tokens: int = 0
+    tool_calls: tuple[ToolCall, ...] = ()  # what the answer asked to call, in order
+
+
+# -- stream events (``dispatch_stream``) -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """First: the routing decision the dispatch follows."""
+
+    decision: RouteInfo
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """The next piece of the answer's text."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCalled:
+    """A complete tool call of the answer (id, name and the arguments as JSON text)."""
+
+    call: ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFailed:
+    """A backend failed before any of its text went out; the router tries the next one."""
+
+    attempt: AttemptInfo
+
+
+# Last comes the ThinkResult: the whole text and every tool call again, the backend, the
+# attempts, the cost and the trace id.
+StreamEvent = Routed | TextDelta | ToolCalled | AttemptFailed | ThinkResult
 
 
 def route_info(d: router_pb2.RouteDecision) -> RouteInfo:
@@ -84,7 +126,12 @@ def attempt_info(a: common_pb2.Attempt) -> AttemptInfo:
         cost_usd=a.cost_usd,
         model=a.model,
         error=a.error_message,
+        cost_source=a.cost_source,
     )
+
+
+def tool_call(c: common_pb2.ToolCall) -> ToolCall:
+    return ToolCall(id=c.id, name=c.name, arguments_json=c.arguments_json)
 
 
 def think_result(r: router_pb2.DispatchResult) -> ThinkResult:
@@ -100,4 +147,176 @@ def think_result(r: router_pb2.DispatchResult) -> ThinkResult:
         finish_reason=r.finish_reason,
         input_tokens=r.usage.input_tokens,
         output_tokens=r.usage.output_tokens,
+        tool_calls=tuple(tool_call(c) for c in r.tool_calls),
+    )
+
+
+class StreamAssembler:
+    """Typed events from ``DispatchEvent``s; the final result gets the streamed text and tool
+    calls (the router's ``done`` carries everything but those)."""
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._calls: list[ToolCall] = []
+
+    def event(self, ev: router_pb2.DispatchEvent) -> StreamEvent | None:
+        which = ev.WhichOneof("event")
+        if which == "decision":
+            return Routed(route_info(ev.decision))
+        if which == "text_delta":
+            self._text.append(ev.text_delta)
+            return TextDelta(ev.text_delta)
+        if which == "tool_call":
+            call = tool_call(ev.tool_call)
+            self._calls.append(call)
+            return ToolCalled(call)
+        if which == "attempt_failed":
+            return AttemptFailed(attempt_info(ev.attempt_failed))
+        if which == "done":
+            result = think_result(ev.done)
+            return dataclasses.replace(
+                result,
+                text="".join(self._text) if self._text else result.text,
+                tool_calls=tuple(self._calls) if self._calls else result.tool_calls,
+            )
+        return None  # an event this client does not know yet
+
+
+# -- registry ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BackendState:
+    """One backend's configuration summary and live health, as the registry reports it."""
+
+    key: str
+    state: str  # unknown, healthy, cooling_down, half_open, down, disabled
+    reason: str = ""
+    provider: str = ""
+    model: str = ""
+    disabled_by: str = ""
+    disabled_reason: str = ""
+    cooldown_until: float = 0.0  # epoch seconds
+    last_outcome: str = ""  # an outcome class, "" before the first call
+    failures_in_window: int = 0
+    changed_at: float = 0.0
+    url: str = ""
+    private: bool = False
+    max_context: int = 0
+    cost_per_1k_input: float = 0.0
+    cost_per_1k_output: float = 0.0
+    last_probe_ok: bool | None = None  # None: never probed
+    last_probe_latency_ms: float = 0.0
+    last_probe_at: float = 0.0  # epoch seconds
+
+    @property
+    def routable(self) -> bool:
+        return HealthState(self.state) in ROUTABLE_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class BackendList:
+    """Every configured backend, in configuration order, and the file they come from."""
+
+    config_path: str
+    backends: tuple[BackendState, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """A registry reload: applied (``ok``) or rejected with ``error``, the old config kept."""
+
+    ok: bool
+    error: str = ""
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+def backend_state(s: common_pb2.BackendStatus) -> BackendState:
+    h, b = s.health, s.backend
+    last = outcome_from_pb(h.last_outcome)
+    return BackendState(
+        key=b.key or h.key,
+        state=health_state_from_pb(h.state).value,
+        reason=h.reason,
+        provider=b.provider,
+        model=b.model,
+        disabled_by=h.disabled_by,
+        disabled_reason=h.disabled_reason,
+        cooldown_until=h.cooldown_until,
+        last_outcome=last.value if last else "",
+        failures_in_window=h.failures_in_window,
+        changed_at=h.changed_at,
+        url=b.url,
+        private=b.private,
+        max_context=b.max_context,
+        cost_per_1k_input=b.cost_per_1k_input,
+        cost_per_1k_output=b.cost_per_1k_output,
+        last_probe_ok=h.last_probe_ok if h.HasField("last_probe_ok") else None,
+        last_probe_latency_ms=h.last_probe_latency_ms,
+        last_probe_at=h.last_probe_at,
+    )
+
+
+def backend_list(r: registry_pb2.ListBackendsResponse) -> BackendList:
+    return BackendList(
+        config_path=r.config_path, backends=tuple(backend_state(s) for s in r.backends)
+    )
+
+
+def reload_result(r: registry_pb2.ReloadResponse) -> ReloadResult:
+    return ReloadResult(
+        ok=r.ok,
+        error=r.error,
+        added=tuple(r.added),
+        changed=tuple(r.changed),
+        removed=tuple(r.removed),
+    )
+
+
+# -- caller ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BackendUsage:
+    """The cost ledger's totals for one backend (or for all: ``backend`` is then "total")."""
+
+    backend: str
+    attempts: int
+    successes: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    estimated_rows: int = 0  # attempts whose tokens or cost we estimated
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """The ledger between ``since`` and ``until`` (epoch seconds; until 0 = now)."""
+
+    backends: tuple[BackendUsage, ...]
+    total: BackendUsage
+    since: float = 0.0
+    until: float = 0.0
+
+
+def backend_usage(u: caller_pb2.BackendUsage) -> BackendUsage:
+    return BackendUsage(
+        backend=u.backend,
+        attempts=u.attempts,
+        successes=u.successes,
+        input_tokens=u.input_tokens,
+        output_tokens=u.output_tokens,
+        cost_usd=u.cost_usd,
+        estimated_rows=u.estimated_rows,
+    )
+
+
+def usage_report(r: caller_pb2.UsageResponse) -> UsageReport:
+    return UsageReport(
+        backends=tuple(backend_usage(u) for u in r.backends),
+        total=backend_usage(r.total),
+        since=r.since,
+        until=r.until,
     )

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Generator
+from contextlib import closing
 from types import TracebackType
-from typing import Any
 
 import grpc
+from opentelemetry import trace
 
-from uniwizard.net import CHANNEL_OPTIONS
 from uniwizard.v1 import router_pb2_grpc
-from uniwizard_client._base import ROUTE_SPAN, THINK_SPAN, RouterBase
-from uniwizard_client.errors import from_rpc_error
-from uniwizard_client.results import RouteInfo, ThinkResult
+from uniwizard_client._base import (
+    DEFAULT_DEADLINE,
+    ROUTE_SPAN,
+    THINK_SPAN,
+    THINK_STREAM_SPAN,
+    RouterBase,
+)
+from uniwizard_client.channels import SyncConnection
+from uniwizard_client.results import (
+    RouteInfo,
+    StreamAssembler,
+    StreamEvent,
+    ThinkResult,
+)
 from uniwizard_client.task import TaskLike
-from uniwizard_client.tracing import call_metadata, client_span
+from uniwizard_client.tracing import client_span
 
 
 class BackendRouter(RouterBase):
@@ -24,27 +35,23 @@ class BackendRouter(RouterBase):
     the default per call; ``token`` is sent as ``authorization: Bearer <token>``.
     """
 
-    _channel: grpc.Channel | None = None
-    _stub: router_pb2_grpc.RouterStub | None = None
-    _lock = threading.Lock()
-
-    def _router(self) -> router_pb2_grpc.RouterStub:
-        with self._lock:
-            if self._stub is None:
-                self._channel = (
-                    grpc.secure_channel(self.target, self.credentials, options=CHANNEL_OPTIONS)
-                    if self.credentials is not None
-                    else grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS)
-                )
-                self._stub = router_pb2_grpc.RouterStub(self._channel)
-            return self._stub
-
-    def _invoke(self, method: str, request: Any, deadline: float | None) -> Any:
-        rpc = getattr(self._router(), method)
-        try:
-            return rpc(request, timeout=self._timeout(deadline), metadata=call_metadata(self.token))
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc, service="router", target=self.target) from None
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        deadline: float = DEFAULT_DEADLINE,
+        token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+    ):
+        super().__init__(
+            target,
+            deadline=deadline,
+            token=token,
+            credentials=credentials,
+            tracer_provider=tracer_provider,
+        )
+        self._conn = SyncConnection(self.endpoint, router_pb2_grpc.RouterStub)
 
     # -- the seed's interface ------------------------------------------------------------------
 
@@ -65,7 +72,8 @@ class BackendRouter(RouterBase):
     def decide(self, task: TaskLike, *, deadline: float | None = None) -> RouteInfo:
         """The routing decision with its reasons, chain and skipped backends. Calls nothing."""
         with client_span(self._tracer, ROUTE_SPAN, self.target) as span:
-            pb = self._invoke("Route", self._route_request(task), deadline)
+            request = self._route_request(task)
+            pb = self._conn.unary("Route", request, self._timeout(deadline))
             return self._decided(span, pb)
 
     def dispatch(
@@ -73,17 +81,45 @@ class BackendRouter(RouterBase):
     ) -> ThinkResult:
         """Answer ``task`` (pinned to ``backend`` when given) with every attempt accounted."""
         with client_span(self._tracer, THINK_SPAN, self.target) as span:
-            pb = self._invoke("Dispatch", self._dispatch_request(task, backend), deadline)
+            request = self._dispatch_request(task, backend)
+            pb = self._conn.unary("Dispatch", request, self._timeout(deadline))
             return self._answered(span, pb)
+
+    def dispatch_stream(
+        self, task: TaskLike, backend: str | None = None, *, deadline: float | None = None
+    ) -> Generator[StreamEvent, None, None]:
+        """Like :meth:`dispatch`, as it happens: a generator of ``Routed``, ``TextDelta``,
+        ``ToolCalled`` and ``AttemptFailed`` events, ending with the ``ThinkResult``.
+
+        A failure raises the same ``RouterError`` as :meth:`dispatch` (after the events so far).
+        Closing the generator early cancels the call. ``deadline`` bounds the whole stream.
+        """
+        request = self._dispatch_request(task, backend)
+        return self._stream(request, self._timeout(deadline))
+
+    def _stream(self, request: object, timeout: float) -> Generator[StreamEvent, None, None]:
+        result: ThinkResult | None = None
+        with client_span(self._tracer, THINK_STREAM_SPAN, self.target, current=False) as span:
+            events = StreamAssembler()
+            messages = self._conn.stream(
+                "DispatchStream", request, timeout, context=trace.set_span_in_context(span)
+            )
+            with closing(messages):
+                for pb in messages:
+                    event = events.event(pb)
+                    if isinstance(event, ThinkResult):
+                        result = self._noted(span, event)
+                        break
+                    if event is not None:
+                        yield event
+            if result is None:
+                raise self._stream_cut()
+        yield result  # the call and its span are over before the consumer sees the result
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        with self._lock:
-            if self._channel is not None:
-                self._channel.close()
-            self._channel = None
-            self._stub = None
+        self._conn.close()
 
     def __enter__(self) -> BackendRouter:
         return self

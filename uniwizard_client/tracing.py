@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Status, StatusCode
 
 TRACER_NAME = "uniwizard_client"
@@ -20,10 +21,11 @@ def get_tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer:
     return trace.get_tracer(TRACER_NAME, tracer_provider=provider)
 
 
-def call_metadata(token: str | None) -> Metadata:
-    """The metadata for one call: the current trace context and, if given, the bearer token."""
+def call_metadata(token: str | None, context: Context | None = None) -> Metadata:
+    """The metadata for one call: the trace context (``context``, else the current one) and,
+    if given, the bearer token."""
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    propagate.inject(carrier, context=context)
     pairs = [(k.lower(), v) for k, v in carrier.items()]
     if token:
         pairs.append(("authorization", f"Bearer {token}"))
@@ -31,22 +33,35 @@ def call_metadata(token: str | None) -> Metadata:
 
 
 @contextmanager
-def client_span(tracer: trace.Tracer, name: str, target: str) -> Iterator[trace.Span]:
-    """A client span around one call; failures mark it as an error (never with prompt text)."""
-    with tracer.start_as_current_span(
-        name, kind=trace.SpanKind.CLIENT, record_exception=False, set_status_on_exception=False
-    ) as span:
-        if span.is_recording():
-            span.set_attribute("server.address", target)
-        try:
+def client_span(
+    tracer: trace.Tracer, name: str, target: str, *, current: bool = True
+) -> Iterator[trace.Span]:
+    """A client span around one call; failures mark it as an error (never with prompt text).
+
+    ``current=False`` leaves the current context alone: for generators, which yield to their
+    consumer with the span open (a span made current there would leak into the consumer's code
+    between events). Inject it into the call's metadata with ``trace.set_span_in_context``.
+    """
+    span = tracer.start_span(name, kind=trace.SpanKind.CLIENT, record_exception=False)
+    if span.is_recording():
+        span.set_attribute("server.address", target)
+    try:
+        if current:
+            with trace.use_span(
+                span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+            ):
+                yield span
+        else:
             yield span
-        except Exception as exc:
-            if span.is_recording():
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                outcome = getattr(exc, "outcome", None)
-                if outcome:
-                    span.set_attribute("uniwizard.outcome", outcome)
-            raise
+    except Exception as exc:
+        if span.is_recording():
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            outcome = getattr(exc, "outcome", None)
+            if outcome:
+                span.set_attribute("uniwizard.outcome", outcome)
+        raise
+    finally:
+        span.end()
 
 
 def current_trace_id(span: trace.Span) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,18 @@ async def test_async_variant(tmp_path: Path) -> None:
         async with AsyncBackendRouter(f"127.0.0.1:{_closed_port()}", deadline=5) as down:
             with pytest.raises(RouterUnavailable):
                 await down.dispatch(ROME)
+
+
+def test_routers_do_not_share_a_lock(threaded_stack: Stack) -> None:
+    a = BackendRouter(threaded_stack.router.target, deadline=10)
+    b = BackendRouter(threaded_stack.router.target, deadline=10)
+    assert a._conn._lock is not b._conn._lock
+    with a._conn._lock:  # one router busy opening its channel does not hold up another
+        done = threading.Event()
+        worker = threading.Thread(target=lambda: (b.decide(ROME), done.set()))
+        worker.start()
+        assert done.wait(10), "b waited for a's lock"
+        worker.join()
+    assert a.decide(ROME).backend == "gpt"
+    a.close()
+    b.close()

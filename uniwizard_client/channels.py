@@ -1,0 +1,169 @@
+"""Client channels to the stack's services: the one place a client channel is built.
+
+An :class:`Endpoint` is one service's address with this process's security settings (TLS from
+``UNIWIZARD_TLS_*``, the bearer token from ``UNIWIZARD_TOKEN[_FILE]``, unless given). A
+:class:`SyncConnection` / :class:`AsyncConnection` opens the channel lazily, sends the token and
+the W3C trace context with every call, and turns every failed call into a typed
+:class:`~uniwizard_client.errors.RouterError`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncGenerator, Callable, Generator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import grpc
+from opentelemetry.context import Context
+
+from uniwizard.net import CHANNEL_OPTIONS, address
+from uniwizard.security import load_security
+from uniwizard_client.errors import RouterError, from_rpc_error
+from uniwizard_client.tracing import Metadata, call_metadata
+
+StubT = TypeVar("StubT")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one service is and how to talk to it."""
+
+    service: str  # registry, router, caller
+    target: str
+    token: str | None = None
+    credentials: grpc.ChannelCredentials | None = None
+
+    @classmethod
+    def resolve(
+        cls,
+        service: str,
+        target: str | None = None,
+        *,
+        token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> Endpoint:
+        """``target`` defaults to ``UNIWIZARD_<SERVICE>_ADDR``; an unset token or credentials to
+        the process's settings. Raises ``uniwizard.security.SecurityError`` on unusable
+        settings (naming the variable)."""
+        security = load_security()
+        return cls(
+            service=service,
+            target=target or address(service),
+            token=token if token is not None else security.token,
+            credentials=credentials or security.channel_credentials(),
+        )
+
+    def channel(self) -> grpc.Channel:
+        if self.credentials is not None:
+            return grpc.secure_channel(self.target, self.credentials, options=CHANNEL_OPTIONS)
+        return grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+
+    def aio_channel(self) -> grpc.aio.Channel:
+        if self.credentials is not None:
+            return grpc.aio.secure_channel(self.target, self.credentials, options=CHANNEL_OPTIONS)
+        return grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+
+    def metadata(self, context: Context | None = None) -> Metadata:
+        """The bearer token and the trace context (``context``, else the current one)."""
+        return call_metadata(self.token, context)
+
+    def error(self, exc: grpc.RpcError) -> RouterError:
+        return from_rpc_error(exc, service=self.service, target=self.target)
+
+
+class SyncConnection(Generic[StubT]):
+    """One blocking channel to one service, opened on first use. Thread-safe."""
+
+    def __init__(self, endpoint: Endpoint, stub: Callable[[grpc.Channel], StubT]):
+        self.endpoint = endpoint
+        self._make_stub = stub
+        self._lock = threading.Lock()  # per connection: never shared between clients
+        self._channel: grpc.Channel | None = None
+        self._stub: StubT | None = None
+
+    def stub(self) -> StubT:
+        with self._lock:
+            if self._stub is None:
+                self._channel = self.endpoint.channel()
+                self._stub = self._make_stub(self._channel)
+            return self._stub
+
+    def unary(
+        self, method: str, request: Any, timeout: float, *, context: Context | None = None
+    ) -> Any:
+        """Call a unary RPC; a failure raises a ``RouterError``."""
+        rpc = getattr(self.stub(), method)
+        try:
+            return rpc(request, timeout=timeout, metadata=self.endpoint.metadata(context))
+        except grpc.RpcError as exc:
+            raise self.endpoint.error(exc) from None
+
+    def stream(
+        self, method: str, request: Any, timeout: float, *, context: Context | None = None
+    ) -> Generator[Any, None, None]:
+        """The messages of a server-streaming RPC; a failure raises a ``RouterError``. Closing
+        the generator early cancels the call."""
+        call = getattr(self.stub(), method)(
+            request, timeout=timeout, metadata=self.endpoint.metadata(context)
+        )
+        try:
+            yield from call
+        except grpc.RpcError as exc:
+            raise self.endpoint.error(exc) from None
+        finally:
+            call.cancel()  # a no-op once the call has ended
+
+    def close(self) -> None:
+        with self._lock:
+            if self._channel is not None:
+                self._channel.close()
+            self._channel = None
+            self._stub = None
+
+
+class AsyncConnection(Generic[StubT]):
+    """One ``grpc.aio`` channel to one service, opened on first use in the running loop."""
+
+    def __init__(self, endpoint: Endpoint, stub: Callable[[grpc.aio.Channel], StubT]):
+        self.endpoint = endpoint
+        self._make_stub = stub
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: StubT | None = None
+
+    def stub(self) -> StubT:
+        if self._stub is None:
+            self._channel = self.endpoint.aio_channel()
+            self._stub = self._make_stub(self._channel)
+        return self._stub
+
+    async def unary(
+        self, method: str, request: Any, timeout: float, *, context: Context | None = None
+    ) -> Any:
+        rpc = getattr(self.stub(), method)
+        try:
+            return await rpc(request, timeout=timeout, metadata=self.endpoint.metadata(context))
+        except grpc.RpcError as exc:
+            raise self.endpoint.error(exc) from None
+
+    async def stream(
+        self, method: str, request: Any, timeout: float, *, context: Context | None = None
+    ) -> AsyncGenerator[Any, None]:
+        """The messages of a server-streaming RPC; a failure raises a ``RouterError``. Closing
+        the generator early (or cancelling the task consuming it) cancels the call."""
+        call = getattr(self.stub(), method)(
+            request, timeout=timeout, metadata=self.endpoint.metadata(context)
+        )
+        try:
+            async for message in call:
+                yield message
+        except grpc.RpcError as exc:
+            raise self.endpoint.error(exc) from None
+        finally:
+            call.cancel()
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close(None)
+        self._channel = None
+        self._stub = None

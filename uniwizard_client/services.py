@@ -1,0 +1,127 @@
+"""Blocking clients of the registry (backends and their health, operator switches, reload) and of
+the caller (the cost ledger's totals), for operator tools: the ``uniwizard`` command line and
+dashboards such as the Evennia Workshop script.
+
+    with RegistryClient() as registry:           # UNIWIZARD_REGISTRY_ADDR or 127.0.0.1:50051
+        for b in registry.list_backends().backends:
+            print(b.key, b.state)
+        registry.set_enabled("gpt", False, by="ops", reason="maintenance")
+    with CallerClient() as caller:               # UNIWIZARD_CALLER_ADDR or 127.0.0.1:50053
+        print(caller.usage().total.cost_usd)
+
+Failures raise ``RouterError`` (``RouterUnavailable`` when the service cannot be reached).
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import grpc
+
+from uniwizard.v1 import caller_pb2, caller_pb2_grpc, registry_pb2, registry_pb2_grpc
+from uniwizard_client.channels import Endpoint, SyncConnection
+from uniwizard_client.results import (
+    BackendList,
+    BackendState,
+    ReloadResult,
+    UsageReport,
+    backend_list,
+    backend_state,
+    reload_result,
+    usage_report,
+)
+
+DEFAULT_DEADLINE = 10.0
+
+
+class _ServiceClient:
+    """One service's endpoint and lazily opened channel; closes with ``with`` or ``close()``."""
+
+    service = ""
+    stub: Any = None  # the generated stub class
+
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        deadline: float = DEFAULT_DEADLINE,
+        token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+    ):
+        if deadline <= 0:
+            raise ValueError(f"deadline must be positive, got {deadline}")
+        self.endpoint = Endpoint.resolve(self.service, target, token=token, credentials=credentials)
+        self.deadline = deadline
+        self._conn: SyncConnection[Any] = SyncConnection(self.endpoint, type(self).stub)
+
+    @property
+    def target(self) -> str:
+        return self.endpoint.target
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.target!r}, deadline={self.deadline})"
+
+    def _call(self, method: str, request: Any, deadline: float | None) -> Any:
+        return self._conn.unary(method, request, self.deadline if deadline is None else deadline)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class RegistryClient(_ServiceClient):
+    """registry_svc: ``target`` defaults to ``UNIWIZARD_REGISTRY_ADDR`` or ``127.0.0.1:50051``."""
+
+    service = "registry"
+    stub = registry_pb2_grpc.RegistryStub
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def list_backends(self, *, deadline: float | None = None) -> BackendList:
+        """Every configured backend with its live health, in configuration order."""
+        pb = self._call("ListBackends", registry_pb2.ListBackendsRequest(), deadline)
+        return backend_list(pb)
+
+    def set_enabled(
+        self,
+        key: str,
+        enabled: bool,
+        *,
+        by: str = "operator",
+        reason: str = "",
+        deadline: float | None = None,
+    ) -> BackendState:
+        """Operator enable/disable of one backend (persisted by the registry); its new state."""
+        req = registry_pb2.SetEnabledRequest(key=key, enabled=enabled, by=by, reason=reason)
+        return backend_state(self._call("SetEnabled", req, deadline))
+
+    def reload(self, *, deadline: float | None = None) -> ReloadResult:
+        """Re-read the backends file; a rejected file keeps the old configuration."""
+        return reload_result(self._call("Reload", registry_pb2.ReloadRequest(), deadline))
+
+
+class CallerClient(_ServiceClient):
+    """caller_svc: ``target`` defaults to ``UNIWIZARD_CALLER_ADDR`` or ``127.0.0.1:50053``."""
+
+    service = "caller"
+    stub = caller_pb2_grpc.CallerStub
+
+    def __enter__(self) -> CallerClient:
+        return self
+
+    def usage(
+        self, since: float = 0.0, until: float = 0.0, *, deadline: float | None = None
+    ) -> UsageReport:
+        """The cost ledger's totals per backend and overall, between ``since`` and ``until``
+        (epoch seconds; 0 = from the beginning / until now)."""
+        req = caller_pb2.UsageRequest(since=since, until=until)
+        return usage_report(self._call("Usage", req, deadline))
