@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from uniwizard import yamlcheck as yc
-from uniwizard.yamlcheck import ConfigError
+from uniwizard.config import ConfigError
 
 F = "f.yaml"
 
@@ -27,7 +27,8 @@ def error(fn, *args, **kwargs) -> str:  # type: ignore[no-untyped-def]
     return message
 
 
-def test_config_error_names_file_line_key_path_and_problem() -> None:
+def test_config_error_is_the_one_error_type() -> None:
+    assert yc.ConfigError is ConfigError
     e = ConfigError(F, "a.b", "bad\nthing", 3)
     assert (e.path, e.key_path, e.message, e.line) == (F, "a.b", "bad\nthing", 3)
     assert str(e) == "f.yaml:3: a.b: bad\\nthing"
