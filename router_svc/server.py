@@ -9,11 +9,11 @@ import os
 from router_svc.dispatch import RouterCore
 from router_svc.fallback import FallbackPolicy
 from router_svc.health_view import HealthView
-from router_svc.policy import PolicyError, load_policy
+from router_svc.policy import load_policy
 from router_svc.servicer import RouterServicer
-from uniwizard.config import load_config
+from uniwizard.config import ConfigError, load_config
 from uniwizard.net import address, aio_channel
-from uniwizard.server import ServiceHost, StartupError, main_entry
+from uniwizard.server import ServiceHost, main_entry
 from uniwizard.v1 import caller_pb2_grpc, registry_pb2_grpc, router_pb2, router_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -31,10 +31,7 @@ async def build_router(
     content_policy: str = "propagate",
 ) -> ServiceHost:
     config = load_config(config_path)  # fail fast; also the bootstrap view before the registry
-    try:
-        policy = load_policy(policy_path, known_backends=config.backends)
-    except PolicyError as exc:
-        raise StartupError(str(exc)) from None
+    policy = load_policy(policy_path, known_backends=config.backends)  # fail fast too
     view = HealthView(config.backends)
     registry_channel = aio_channel(registry, "router_svc")
     caller_channel = aio_channel(caller, "router_svc")
@@ -55,7 +52,7 @@ async def build_router(
         try:
             core.policy = load_policy(policy_path, known_backends=view.backends)
             log.info("reloaded routing policy %s", policy_path)
-        except PolicyError as exc:
+        except ConfigError as exc:
             log.warning("routing policy rejected, keeping the old one: %s", exc)
 
     host.on_reload.append(reload_policy)
