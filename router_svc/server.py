@@ -12,11 +12,11 @@ from router_svc.dispatch import RouterCore
 from router_svc.fallback import FallbackPolicy
 from router_svc.health_view import HealthView
 from router_svc.links import GrpcCallerLink, GrpcRegistryLink
-from router_svc.policy import PolicyError, load_policy
+from router_svc.policy import load_policy
 from router_svc.servicer import RouterServicer
-from uniwizard.config import load_config
+from uniwizard.config import ConfigError, load_config
 from uniwizard.net import address, aio_channel
-from uniwizard.server import Service, ServiceHost, StartupError, main_entry
+from uniwizard.server import Service, ServiceHost, main_entry
 from uniwizard.v1 import router_pb2, router_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class RouterService(Service):
         try:
             self.core.policy = load_policy(self.policy_path, known_backends=self.view.backends)
             log.info("reloaded routing policy %s", self.policy_path)
-        except PolicyError as exc:
+        except ConfigError as exc:
             log.warning("routing policy rejected, keeping the old one: %s", exc)
 
     async def aclose(self) -> None:
@@ -74,10 +74,7 @@ async def build_router(
     content_policy: str = "propagate",
 ) -> RouterService:
     config = load_config(config_path)  # fail fast; also the bootstrap view before the registry
-    try:
-        policy = load_policy(policy_path, known_backends=config.backends)
-    except PolicyError as exc:
-        raise StartupError(str(exc)) from None
+    policy = load_policy(policy_path, known_backends=config.backends)  # fail fast too
     registry_channel = aio_channel(registry, "router_svc")
     caller_channel = aio_channel(caller, "router_svc")
     core = RouterCore(

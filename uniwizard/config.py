@@ -1,20 +1,22 @@
-"""Load and validate ``backends.yaml``.
+"""Load and validate ``backends.yaml`` into a :class:`~uniwizard.config_types.Config`.
 
-Every problem is reported as one :class:`ConfigError` whose message names the file, the line, the
-key path and what is wrong, e.g.::
+The file is read with :mod:`uniwizard.yamlcheck`, so every problem is one :class:`ConfigError`
+whose message names the file, the line, the key path and what is wrong, e.g.::
 
     configs/backends.yaml:14: backends.claude.timeout: must be a positive number, got -1
 
-The YAML is composed into nodes first so every value keeps its line number.
+This module adds what is particular to backends: provider names, http(s) URLs, modalities,
+backend key names, API keys kept out of the file (``api_key_env`` names an environment
+variable), soul files resolved next to the config, and probe jitter below 1.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,210 +30,134 @@ from uniwizard.config_types import (
     IdentityConfig,
     ProbeConfig,
 )
+from uniwizard.yamlcheck import (
+    ConfigError,  # the one configuration error type; import it from here or from yamlcheck
+    Entry,
+    boolean,
+    compose,
+    integer,
+    is_null,
+    mapping,
+    number,
+    read_text,
+    string,
+    strings,
+)
+
+__all__ = [
+    "BACKEND_FIELDS",
+    "ConfigError",
+    "dump_config",
+    "load_config",
+    "parse_config",
+    "rewrite_urls",
+]
 
 KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Shapes of real API keys: an env var name never looks like these.
 SECRET_RE = re.compile(r"^(sk-|sk_|xai-|AIza|gsk_|key-)|[-.]", re.ASCII)
+URL_RE = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+# Keys people write an API key under; the message tells them to use api_key_env instead.
+INLINE_KEY_FIELDS = ("api_key", "key", "apikey", "secret", "token")
+
+Read = Callable[[Entry], Any]  # checks one value and returns it as the dataclass field wants
 
 
-class ConfigError(Exception):
-    """A configuration problem, with where it is and what is wrong."""
-
-    def __init__(self, path: str, key_path: str, message: str, line: int | None = None):
-        self.path, self.key_path, self.message, self.line = path, key_path, message, line
-        where = f"{path}:{line}" if line else path
-        text = f"{where}: {key_path}: {message}" if key_path else f"{where}: {message}"
-        super().__init__(_one_line(text))
+def _provider(entry: Entry) -> str:
+    value = string(entry)
+    if value not in PROVIDERS:
+        raise entry.error(f"unknown provider {value!r} (known: {', '.join(PROVIDERS)})")
+    return value
 
 
-def _one_line(text: str) -> str:
-    """Keys and values quoted from the file may hold line breaks or control characters."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+def _url(entry: Entry) -> str:
+    value = string(entry)
+    if not URL_RE.match(value):
+        raise entry.error(f"must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
 
 
-def _problem(exc: BaseException) -> str:
-    """The first line of what a YAML (or scalar conversion) error says is wrong."""
-    problem = getattr(exc, "problem", None) or str(exc)
-    lines = problem.strip().splitlines()
-    return lines[0] if lines else exc.__class__.__name__
+def _env_name(entry: Entry) -> str | None:
+    if is_null(entry):
+        return None
+    value = string(entry)
+    if SECRET_RE.search(value) or not ENV_NAME_RE.match(value):
+        raise entry.error(
+            "looks like an API key written inline; put the key in an environment "
+            "variable and write that variable's NAME here (e.g. ANTHROPIC_API_KEY)"
+        )
+    return value
 
 
-@dataclass(frozen=True, slots=True)
-class _Field:
-    kind: str  # str, int, number, bool, list, url, env, provider, modalities
-    required: bool = False
-    positive: bool = False
-    non_negative: bool = False
-    nullable: bool = False
+def _modalities(entry: Entry) -> tuple[str, ...]:
+    values = strings(entry)
+    bad = [v for v in values if v not in MODALITIES]
+    if bad:
+        raise entry.error(f"unknown modality {bad[0]!r} (known: {', '.join(MODALITIES)})")
+    return values
 
 
-BACKEND_FIELDS: dict[str, _Field] = {
-    "provider": _Field("provider", required=True),
-    "url": _Field("url", required=True),
-    "model": _Field("str", required=True),
-    "api_key_env": _Field("env", nullable=True),
-    "cost_per_1k": _Field("number", non_negative=True),
-    "cost_per_1k_input": _Field("number", non_negative=True),
-    "cost_per_1k_output": _Field("number", non_negative=True),
-    "strengths": _Field("list"),
-    "weaknesses": _Field("list"),
-    "max_context": _Field("int", positive=True),
-    "max_output_tokens": _Field("int", positive=True),
-    "timeout": _Field("number", positive=True),
-    "connect_timeout": _Field("number", positive=True),
-    "first_token_timeout": _Field("number", positive=True),
-    "stream_idle_timeout": _Field("number", positive=True),
-    "modalities": _Field("modalities"),
-    "tools": _Field("bool"),
-    "private": _Field("bool"),
-    "allowed_fails": _Field("int", positive=True),
-    "cooldown_time": _Field("number", positive=True),
-    "failure_window": _Field("number", positive=True),
-    "enabled": _Field("bool"),
+_positive: Read = partial(number, positive=True)
+_non_negative: Read = partial(number, non_negative=True)
+_count: Read = partial(integer, minimum=1)
+
+# Every key a backend may have, and how its value is checked.
+BACKEND_FIELDS: dict[str, Read] = {
+    "provider": _provider,
+    "url": _url,
+    "model": string,
+    "api_key_env": _env_name,
+    "cost_per_1k": _non_negative,
+    "cost_per_1k_input": _non_negative,
+    "cost_per_1k_output": _non_negative,
+    "strengths": strings,
+    "weaknesses": strings,
+    "max_context": _count,
+    "max_output_tokens": _count,
+    "timeout": _positive,
+    "connect_timeout": _positive,
+    "first_token_timeout": _positive,
+    "stream_idle_timeout": _positive,
+    "modalities": _modalities,
+    "tools": boolean,
+    "private": boolean,
+    "allowed_fails": _count,
+    "cooldown_time": _positive,
+    "failure_window": _positive,
+    "enabled": boolean,
 }
-IDENTITY_FIELDS: dict[str, _Field] = {
-    "names": _Field("list"),
-    "soul_files": _Field("list"),
-    "on_detect": _Field("str"),
-    "placeholder": _Field("str"),
+BACKEND_REQUIRED = ("provider", "url", "model")
+IDENTITY_FIELDS: dict[str, Read] = {
+    "names": strings,
+    "soul_files": strings,
+    "on_detect": string,
+    "placeholder": string,
 }
-PROBE_FIELDS: dict[str, _Field] = {
-    "interval": _Field("number", positive=True),
-    "jitter": _Field("number", non_negative=True),
-    "timeout": _Field("number", positive=True),
+PROBE_FIELDS: dict[str, Read] = {
+    "interval": _positive,
+    "jitter": _non_negative,
+    "timeout": _positive,
 }
 TOP_LEVEL = ("backends", "identity", "probes")
 
 
-class _Reader:
-    """Walks composed YAML nodes, converting scalars and raising ConfigError with lines."""
-
-    def __init__(self, path: str):
-        self.path = path
-
-    def fail(self, key_path: str, message: str, node: yaml.Node | None) -> ConfigError:
-        line = node.start_mark.line + 1 if node is not None else None
-        return ConfigError(self.path, key_path, message, line)
-
-    def mapping(self, node: yaml.Node, key_path: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(key_path, f"must be a mapping, got {_describe(node)}", node)
-        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for knode, vnode in node.value:
-            if not isinstance(knode, yaml.ScalarNode):
-                raise self.fail(key_path, "keys must be plain strings", knode)
-            key = str(knode.value)
-            if key in out:
-                raise self.fail(_join(key_path, key), "duplicate key", knode)
-            out[key] = (knode, vnode)
-        return out
-
-    def scalar(self, node: yaml.Node, key_path: str, spec: _Field) -> Any:
-        try:
-            value = _construct(node)
-        except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError) as exc:
-            # an unknown tag (!!foo), a bad tagged scalar (!!int abc), a recursive alias
-            raise self.fail(key_path, f"cannot read the value: {_problem(exc)}", node) from None
-        if value is None:
-            if spec.nullable:
-                return None
-            raise self.fail(key_path, "must not be empty", node)
-        kind = spec.kind
-        if kind in ("list", "modalities"):
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise self.fail(key_path, f"must be a list of strings, got {_show(value)}", node)
-            if kind == "modalities":
-                bad = [v for v in value if v not in MODALITIES]
-                if bad:
-                    raise self.fail(
-                        key_path,
-                        f"unknown modality {bad[0]!r} (known: {', '.join(MODALITIES)})",
-                        node,
-                    )
-            return tuple(value)
-        if kind == "bool":
-            if not isinstance(value, bool):
-                raise self.fail(key_path, f"must be true or false, got {_show(value)}", node)
-            return value
-        if kind in ("int", "number"):
-            ok = isinstance(value, int) if kind == "int" else isinstance(value, int | float)
-            if isinstance(value, bool) or not ok:
-                want = "a whole number" if kind == "int" else "a number"
-                raise self.fail(key_path, f"must be {want}, got {_show(value)}", node)
-            if not math.isfinite(value):
-                raise self.fail(key_path, f"must be a finite number, got {value}", node)
-            if spec.positive and value <= 0:
-                raise self.fail(key_path, f"must be a positive number, got {value}", node)
-            if spec.non_negative and value < 0:
-                raise self.fail(key_path, f"must not be negative, got {value}", node)
-            return float(value) if kind == "number" else value
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(key_path, f"must be a non-empty string, got {_show(value)}", node)
-        if kind == "provider" and value not in PROVIDERS:
-            raise self.fail(
-                key_path, f"unknown provider {value!r} (known: {', '.join(PROVIDERS)})", node
+def _section(
+    entry: Entry, spec: dict[str, Read], required: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], dict[str, Entry]]:
+    """The checked values of a mapping whose keys are ``spec``'s, and their entries."""
+    for key, sub in mapping(entry).items():
+        if key in INLINE_KEY_FIELDS and key not in spec:
+            raise sub.error(
+                "API keys must not be written in the config; set api_key_env to the "
+                "NAME of an environment variable holding the key"
             )
-        if kind == "url" and not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
-            raise self.fail(key_path, f"must be an http(s) URL, got {value!r}", node)
-        if kind == "env":
-            if SECRET_RE.search(value) or not ENV_NAME_RE.match(value):
-                raise self.fail(
-                    key_path,
-                    "looks like an API key written inline; put the key in an environment "
-                    "variable and write that variable's NAME here (e.g. ANTHROPIC_API_KEY)",
-                    node,
-                )
-        return value
-
-    def section(
-        self, node: yaml.Node, key_path: str, spec: dict[str, _Field]
-    ) -> tuple[dict[str, Any], dict[str, yaml.Node]]:
-        items = self.mapping(node, key_path)
-        out: dict[str, Any] = {}
-        for key, (knode, vnode) in items.items():
-            kp = _join(key_path, key)
-            if key not in spec:
-                if key in ("api_key", "key", "apikey", "secret", "token"):
-                    raise self.fail(
-                        kp,
-                        "API keys must not be written in the config; set api_key_env to the "
-                        "NAME of an environment variable holding the key",
-                        knode,
-                    )
-                raise self.fail(kp, f"unknown key (allowed: {', '.join(spec)})", knode)
-            out[key] = self.scalar(vnode, kp, spec[key])
-        for key, f in spec.items():
-            if f.required and key not in out:
-                raise self.fail(_join(key_path, key), "required key is missing", node)
-        return out, {k: v for k, (_, v) in items.items()}
-
-
-def _construct(node: yaml.Node) -> Any:
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
-    finally:
-        loader.dispose()
-
-
-def _describe(node: yaml.Node) -> str:
-    if isinstance(node, yaml.SequenceNode):
-        return "a list"
-    if isinstance(node, yaml.ScalarNode):
-        return f"{node.value!r}" if node.value else "nothing"
-    return "a mapping"
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _join(base: str, key: str) -> str:
-    return f"{base}.{key}" if base else key
+    entries = mapping(entry, tuple(spec))
+    values = {key: spec[key](sub) for key, sub in entries.items()}
+    for key in required:
+        if key not in entries:
+            raise entry.missing(key)
+    return values, entries
 
 
 def _backend(key: str, values: dict[str, Any]) -> BackendConfig:
@@ -240,79 +166,56 @@ def _backend(key: str, values: dict[str, Any]) -> BackendConfig:
     if both is not None:
         values.setdefault("cost_per_1k_input", both)
         values.setdefault("cost_per_1k_output", both)
-    values["url"] = values["url"].rstrip("/")
     return BackendConfig(key=key, **values)
 
 
+def _identity(entry: Entry, config_path: str) -> IdentityConfig:
+    values, entries = _section(entry, IDENTITY_FIELDS)
+    mode = values.get("on_detect", "redact")
+    if mode not in ("redact", "reject"):
+        raise entries["on_detect"].error(f"must be redact or reject, got {mode!r}")
+    base = Path(config_path).parent  # relative soul files are next to the config
+    values["soul_files"] = tuple(
+        str(Path(p) if os.path.isabs(p) else base / p) for p in values.get("soul_files", ())
+    )
+    identity = IdentityConfig(**values)
+    if not identity.names and not identity.soul_files:
+        raise entry.error("needs names or soul_files (or remove it)")
+    return identity
+
+
+def _probes(entry: Entry) -> ProbeConfig:
+    values, entries = _section(entry, PROBE_FIELDS)
+    if values.get("jitter", 0.0) >= 1:
+        raise entries["jitter"].error("is a fraction of the interval, below 1")
+    return ProbeConfig(**values)
+
+
 def parse_config(text: str, path: str = "<config>") -> Config:
-    """Validate YAML text; raise ConfigError on the first problem."""
-    reader = _Reader(path)
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(path, "", f"invalid YAML: {_problem(exc)}", line) from None
-    except RecursionError:
-        raise ConfigError(path, "", "invalid YAML: nested too deeply") from None
+    """Validate YAML text; raise ConfigError on the first problem (``path`` names the file in
+    messages and is where relative soul files are looked up)."""
+    root = compose(text, path)
     if root is None:
         raise ConfigError(path, "", "the file is empty; it needs a 'backends' mapping")
-    top = reader.mapping(root, "")
-    for key, (knode, _) in top.items():
-        if key not in TOP_LEVEL:
-            raise reader.fail(key, f"unknown key (allowed: {', '.join(TOP_LEVEL)})", knode)
-    if "backends" not in top:
-        raise ConfigError(path, "backends", "required key is missing", 1)
-    backends_node = top["backends"][1]
-    entries = reader.mapping(backends_node, "backends")
+    top = mapping(root, TOP_LEVEL, required=("backends",))
+    entries = mapping(top["backends"])
     if not entries:
-        raise reader.fail("backends", "must define at least one backend", backends_node)
+        raise top["backends"].error("must define at least one backend")
     backends: dict[str, BackendConfig] = {}
-    for key, (knode, vnode) in entries.items():
-        kp = f"backends.{key}"
+    for key, entry in entries.items():
         if not KEY_RE.match(key):
-            raise reader.fail(kp, "backend keys are lowercase letters, digits, '-' and '_'", knode)
-        values, _ = reader.section(vnode, kp, BACKEND_FIELDS)
+            raise entry.error("backend keys are lowercase letters, digits, '-' and '_'")
+        values, _ = _section(entry, BACKEND_FIELDS, BACKEND_REQUIRED)
         backends[key] = _backend(key, values)
-    identity = None
-    if "identity" in top:
-        inode = top["identity"][1]
-        values, nodes = reader.section(inode, "identity", IDENTITY_FIELDS)
-        mode = values.get("on_detect", "redact")
-        if mode not in ("redact", "reject"):
-            raise reader.fail(
-                "identity.on_detect", f"must be redact or reject, got {mode!r}", nodes["on_detect"]
-            )
-        base = Path(path).parent
-        souls = tuple(
-            str((base / p) if not os.path.isabs(p) else Path(p))
-            for p in values.get("soul_files", ())
-        )
-        values["soul_files"] = souls
-        identity = IdentityConfig(**values)
-        if not identity.names and not identity.soul_files:
-            raise reader.fail("identity", "needs names or soul_files (or remove it)", inode)
-    probes = ProbeConfig()
-    if "probes" in top:
-        values, nodes = reader.section(top["probes"][1], "probes", PROBE_FIELDS)
-        if values.get("jitter", 0.0) >= 1:
-            raise reader.fail(
-                "probes.jitter", "is a fraction of the interval, below 1", nodes["jitter"]
-            )
-        probes = ProbeConfig(**values)
+    identity = _identity(top["identity"], path) if "identity" in top else None
+    probes = _probes(top["probes"]) if "probes" in top else ProbeConfig()
     return Config(path=path, backends=backends, identity=identity, probes=probes)
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate a config file; raise ConfigError naming the file on any problem."""
     p = str(path)
-    try:
-        text = Path(p).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(p, "", "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(p, "", f"cannot read: {exc.__class__.__name__}") from None
-    return parse_config(text, p)
+    return parse_config(read_text(p), p)
 
 
 def dump_config(config: Config) -> str:
@@ -337,7 +240,5 @@ def dump_config(config: Config) -> str:
 
 def rewrite_urls(config: Config, url_for: Callable[[BackendConfig], str]) -> Config:
     """A copy of the configuration with every backend's url replaced (e.g. by the simulator's)."""
-    from dataclasses import replace
-
     backends = {k: replace(b, url=url_for(b)) for k, b in config.backends.items()}
     return replace(config, backends=backends)

@@ -42,7 +42,7 @@ BROKEN = [
     (
         "wrong type",
         GOOD.replace("timeout: 30", "timeout: thirty"),
-        "backends.claude.timeout: must be a number, got 'thirty'",
+        "backends.claude.timeout: must be a number, got a string ('thirty')",
         15,
     ),
     (

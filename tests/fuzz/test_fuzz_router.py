@@ -4,7 +4,7 @@ random / mutated routing policies through the policy loader.
 Contract: classification never raises on any Task and returns a category of the policy;
 ``build_chain`` never raises, never puts a non-private backend in a private task's chain, and
 accounts for every candidate exactly once (in the chain or skipped, with a known reason).
-``parse_policy`` raises only ``PolicyError``, whose message is one line starting with the path.
+``parse_policy`` raises only ``ConfigError``, whose message is one line starting with the path.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from router_svc.chain import SKIP_REASONS, build_chain
 from router_svc.classify import classify
-from router_svc.policy import Policy, PolicyError, load_policy, parse_policy
-from uniwizard.config import load_config
+from router_svc.policy import Policy, load_policy, parse_policy
+from uniwizard.config import ConfigError, load_config
 from uniwizard.providers.tokens import estimate_task_tokens, estimate_tokens
 from uniwizard.types import (
     Attachment,
@@ -291,6 +291,8 @@ PATH = "configs/routing.yaml"
 @example(text="categories: " + "[" * 1500 + "]" * 1500)
 @example(text="categories: &x [*x]\n")
 @example(text="version: !!int x\n")
+@example(text="version: !!bool maybe\n")
+@example(text="version: !!timestamp x\n")
 @example(text='"a\\nb": 1\n')
 @example(
     text="version: 1\na: &a [x,x,x,x,x,x,x,x,x,x]\n"
@@ -298,10 +300,10 @@ PATH = "configs/routing.yaml"
         f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(7)
     )
 )
-def test_policy_loader_raises_only_policy_error(text: str) -> None:
+def test_policy_loader_raises_only_config_error(text: str) -> None:
     try:
         policy = parse_policy(text, PATH, BACKENDS)
-    except PolicyError as exc:
+    except ConfigError as exc:
         message = str(exc)
         assert message.startswith(PATH)
         assert "\n" not in message and "\r" not in message and message.isprintable()

@@ -5,9 +5,9 @@ import textwrap
 
 import pytest
 
-from router_svc.policy import Policy, PolicyError, load_policy, parse_policy
+from router_svc.policy import Policy, load_policy, parse_policy
 from tests.router import helpers as h
-from uniwizard.config import load_config
+from uniwizard.config import ConfigError, load_config
 
 KNOWN = ("local", "claude", "kimi", "gpt", "gemini", "grok")
 
@@ -96,7 +96,7 @@ BROKEN = [
     ),
     pytest.param(
         GOOD.replace("[image/]", "[image/]\n      min_input_tokens: lots"),
-        "categories[0].when.min_input_tokens: expected an integer, got a string ('lots')",
+        "categories[0].when.min_input_tokens: must be a whole number, got a string ('lots')",
         id="wrong-type",
     ),
     pytest.param(
@@ -137,12 +137,12 @@ BROKEN = [
     ),
     pytest.param(
         GOOD.replace("weight: 2}", "weight: -1}"),
-        "categories[1].when.keywords[1].weight: must be > 0, got -1",
+        "categories[1].when.keywords[1].weight: must be a positive number, got -1",
         id="negative-weight",
     ),
     pytest.param(
         GOOD.replace("media_types: [image/]", "min_input_tokens: true"),
-        "categories[0].when.min_input_tokens: expected an integer, got a boolean (true)",
+        "categories[0].when.min_input_tokens: must be a whole number, got a boolean (true)",
         id="bool-is-not-int",
     ),
     pytest.param(
@@ -176,7 +176,7 @@ BROKEN = [
 
 @pytest.mark.parametrize(("text", "message"), BROKEN)
 def test_broken_policy_names_file_key_and_problem(text: str, message: str) -> None:
-    with pytest.raises(PolicyError) as err:
+    with pytest.raises(ConfigError) as err:
         parse(text)
     line = str(err.value)
     print(line)
@@ -186,7 +186,7 @@ def test_broken_policy_names_file_key_and_problem(text: str, message: str) -> No
 
 
 def test_error_carries_parts_and_line() -> None:
-    with pytest.raises(PolicyError) as err:
+    with pytest.raises(ConfigError) as err:
         parse(GOOD.replace("prefer: [local, grok]", "prefer: [local, claud]"))
     e = err.value
     assert (e.path, e.key_path, e.line) == ("configs/routing.yaml", "categories[1].prefer[1]", 14)
@@ -199,5 +199,20 @@ def test_known_backends_none_skips_backend_check() -> None:
 
 
 def test_missing_file(tmp_path) -> None:
-    with pytest.raises(PolicyError, match=r"nope\.yaml: cannot read"):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read"):
         load_policy(tmp_path / "nope.yaml", KNOWN)
+
+
+def test_anchors_and_merge_keys_share_settings() -> None:
+    text = GOOD.replace(
+        "  - name: simple\n",
+        "  - name: simple\n    <<: &shared {private_only: false, description: shared}\n",
+    ).replace("  - name: knowledge\n", "  - name: knowledge\n    <<: *shared\n")
+    p = parse(text)
+    assert p.rule("simple").description == "shared" == p.rule("knowledge").description
+    bad = text.replace("<<: *shared", "<<: 3")
+    with pytest.raises(ConfigError) as err:
+        parse(bad)
+    assert str(err.value) == (
+        "configs/routing.yaml:17: categories[2]: '<<' merges a mapping or a list of mappings"
+    )
