@@ -20,7 +20,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from caller_svc.identity import IdentityGuard, IdentityLeak
-from caller_svc.ledger import Ledger, LedgerRow
+from caller_svc.ledger import Ledger, LedgerRow, LedgerUnavailable
 from caller_svc.pricing import estimate_tokens, price
 from caller_svc.providers import get_adapter
 from caller_svc.providers.base import (
@@ -316,9 +316,10 @@ class CallerCore:
             span.set_attribute("error.type", result.outcome.value)
             span.set_status(Status(StatusCode.ERROR, result.outcome.value))
 
-    def _begin(self, b: BackendConfig, ctx: CallContext) -> int:
-        """The ledger row of an attempt about to leave for the provider."""
-        return self.ledger.begin(
+    async def _begin(self, b: BackendConfig, ctx: CallContext) -> int:
+        """The ledger row of an attempt about to leave for the provider, committed; raises
+        LedgerUnavailable if it cannot be (see _unledgered)."""
+        return await self.ledger.begin(
             LedgerRow(
                 backend=b.key,
                 model=b.model,
@@ -404,7 +405,12 @@ class CallerCore:
             result = self._local_failure(b, Outcome.BAD_REQUEST, str(exc))
             self._record(result, ctx)
             return result
-        row_id = self._begin(b, ctx)
+        try:
+            row_id = await self._begin(b, ctx)
+        except LedgerUnavailable as exc:
+            result = self._unledgered(b, exc)
+            self._record(result, ctx)
+            return result
         try:
             exchange = await transport.send(http, self._budget(b, ctx))
         except asyncio.CancelledError:
@@ -445,7 +451,13 @@ class CallerCore:
         held_chars = 0
         holding = True
         recorded = False
-        row_id = self._begin(b, ctx)
+        try:
+            row_id = await self._begin(b, ctx)
+        except LedgerUnavailable as exc:
+            result = self._unledgered(b, exc)
+            self._record(result, ctx)
+            yield result
+            return
         try:
             async with aclosing(transport.stream(http, self._budget(b, ctx))) as items:
                 async for item in items:
@@ -496,6 +508,11 @@ class CallerCore:
             if not recorded:
                 self._record(self._cancelled(b, started), ctx, row_id)
             raise
+
+    def _unledgered(self, b: BackendConfig, exc: LedgerUnavailable) -> CallResult:
+        """No committed ledger row, no request: nothing is sent. NO_BACKEND makes the router
+        stop (every backend would hit the same ledger) and the registry ignore the report."""
+        return self._local_failure(b, Outcome.NO_BACKEND, f"nothing sent: {exc}")
 
     def _cancelled(self, b: BackendConfig, started: float) -> CallResult:
         return CallResult(

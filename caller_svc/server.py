@@ -8,7 +8,7 @@ import os
 
 from caller_svc.core import CallerCore
 from caller_svc.identity import IdentityConfigError, IdentityGuard
-from caller_svc.ledger import Ledger
+from caller_svc.ledger import LedgerUnavailable, open_ledger
 from caller_svc.refusal import RefusalDetector
 from caller_svc.reporter import RegistryReporter
 from caller_svc.servicer import CallerServicer
@@ -40,21 +40,30 @@ async def build_caller(
             guard = IdentityGuard.load(config.identity, os.path.dirname(config_path))
         except IdentityConfigError as exc:
             raise StartupError(f"refusing to start without identity protection: {exc}") from None
-    ledger = Ledger(ledger_path or default_ledger_path())
-    if lost := ledger.interrupted():
+    try:
+        ledger = await open_ledger(ledger_path or default_ledger_path())
+    except LedgerUnavailable as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        lost = await ledger.interrupted()
+    except LedgerUnavailable as exc:
+        await ledger.aclose()
+        raise StartupError(f"cannot update the cost ledger: {exc}") from None
+    if lost:
         log.warning(
             "%d ledger rows were in flight when the last caller stopped; marked interrupted", lost
         )
     reporter = RegistryReporter(registry) if registry else None
     core = CallerCore(config, ledger, guard=guard, refusals=RefusalDetector(), reporter=reporter)
     host = ServiceHost("caller_svc", addr, [SERVICE_NAME])
+    host.core = core  # type: ignore[attr-defined]  # for in-process tests
     caller_pb2_grpc.add_CallerServicer_to_server(CallerServicer(core, host.limits), host.server)
 
     async def close() -> None:
         await core.aclose()
         if reporter is not None:
             await reporter.aclose()
-        ledger.close()
+        await ledger.aclose()  # after the calls and core: every queued row is committed
 
     host.cleanups.append(close)
 

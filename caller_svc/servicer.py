@@ -7,6 +7,7 @@ from contextlib import aclosing
 import grpc
 
 from caller_svc.core import CallContext, CallerCore, UnknownBackend
+from caller_svc.ledger import LedgerUnavailable
 from caller_svc.providers.base import StreamDelta
 from uniwizard import telemetry
 from uniwizard.convert import call_result_to_pb, request_from_pb, tool_call_to_pb
@@ -78,7 +79,10 @@ class CallerServicer(caller_pb2_grpc.CallerServicer):
             or (request.until and request.until < request.since)
         ):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "need 0 <= since <= until")
-        per, total = self.core.ledger.totals(request.since, request.until)
+        try:
+            per, total = await self.core.ledger.totals(request.since, request.until)
+        except LedgerUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
         def pb(t):  # type: ignore[no-untyped-def]
             return caller_pb2.BackendUsage(

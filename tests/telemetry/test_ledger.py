@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from caller_svc.ledger import Ledger, LedgerRow
+from caller_svc.ledger import LedgerRow, open_ledger
 from tests.stack import ROOT, SIM_KEY, running_stack, sim_config, task
 from uniwizard.convert import request_to_pb
 from uniwizard.v1 import caller_pb2, caller_pb2_grpc
@@ -39,19 +39,23 @@ async def test_totals_equal_the_sum_of_attempts_and_match_the_simulator(tmp_path
     per = {u.backend: u for u in usage.backends}
     assert sum(u.attempts for u in per.values()) == usage.total.attempts
     assert per["gpt"].attempts == sum(1 for a in attempts if a.backend == "gpt")
-    rows = Ledger(str(tmp_path / "ledger.db")).rows()
+    ledger = await open_ledger(str(tmp_path / "ledger.db"))
+    rows = await ledger.rows()
+    await ledger.aclose()
     assert {r["request_id"] for r in rows} == {r.request_id for r in results}
     assert {r["trace_id"] for r in rows} == {r.trace_id for r in results}
     assert {r["category"] for r in rows} == {"knowledge", "reasoning"}
 
 
-def test_usage_time_range(tmp_path: Path) -> None:
-    ledger = Ledger(str(tmp_path / "l.db"))
+async def test_usage_time_range(tmp_path: Path) -> None:
+    ledger = await open_ledger(str(tmp_path / "l.db"))
     for ts, cost in ((100.0, 1.0), (200.0, 2.0), (300.0, 4.0)):
         ledger.record(LedgerRow("gpt", "m", "success", 10, 5, cost, "provider", 1.0, ts=ts))
-    assert ledger.totals(since=150)[1].cost_usd == 6.0
-    assert ledger.totals(since=150, until=250)[1].cost_usd == 2.0
-    assert ledger.totals()[1].attempts == 3
+    # Queued records are seen by the totals that follow them (same thread, in order).
+    assert (await ledger.totals(since=150))[1].cost_usd == 6.0
+    assert (await ledger.totals(since=150, until=250))[1].cost_usd == 2.0
+    assert (await ledger.totals())[1].attempts == 3
+    await ledger.aclose()
 
 
 async def test_a_caller_killed_right_after_answering_still_has_the_row(tmp_path: Path) -> None:
@@ -149,7 +153,7 @@ async def test_a_caller_killed_mid_request_leaves_one_interrupted_row(tmp_path: 
     assert len(rows) == len([r for r in sim.requests("gpt")])
 
 
-def test_a_ledger_from_an_older_version_is_migrated_not_lost(tmp_path: Path) -> None:
+async def test_a_ledger_from_an_older_version_is_migrated_not_lost(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as db:  # the first release's table, without `sent`
         db.execute(
@@ -168,8 +172,9 @@ def test_a_ledger_from_an_older_version_is_migrated_not_lost(tmp_path: Path) -> 
             " output_tokens, cost_usd, cost_source, latency_ms)"
             " VALUES (1, 'gpt', 'm', 'success', 3, 4, 0.5, 'provider', 1)"
         )
-    ledger = Ledger(str(path))
+    ledger = await open_ledger(str(path))
     ledger.record(LedgerRow("claude", "m", "success", 1, 2, 0.25, "provider", 1.0))
-    _, total = ledger.totals()
+    _, total = await ledger.totals()
     assert (total.attempts, total.cost_usd) == (2, 0.75)
-    assert [r["sent"] for r in ledger.rows()] == [1, 1]
+    assert [r["sent"] for r in await ledger.rows()] == [1, 1]
+    await ledger.aclose()
