@@ -336,7 +336,10 @@ class CallerCore:
             )
         )
 
-    def _record(self, result: CallResult, ctx: CallContext, row_id: int = 0) -> None:
+    def _record(self, result: CallResult, ctx: CallContext, row_id: int = 0) -> Awaitable[bool]:
+        """Metrics, span, report, and the ledger row (queued). Await the result before handing
+        the answer back, so that its row is committed first; it never raises, and a ledger that
+        cannot write just now does not hold the answer (the row is kept and retried)."""
         self._annotate(result)
         b = self.config.backends.get(result.backend)
         failed = result.outcome is not Outcome.SUCCESS
@@ -372,16 +375,14 @@ class CallerCore:
             identity_redactions=result.scrubbed,
             sent=bool(row_id),
         )
-        if row_id:
-            self.ledger.finish(row_id, row)
-        else:
-            self.ledger.record(row)
+        written = self.ledger.finish(row_id, row) if row_id else self.ledger.record(row)
         if self.reporter is not None and result.outcome is not Outcome.IDENTITY_LEAK:
             task = asyncio.ensure_future(
                 self.reporter(result.backend, result.outcome, result.retry_after_s, _detail(result))
             )
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+        return written
 
     # -- the two call shapes -----------------------------------------------------------------
 
@@ -396,20 +397,20 @@ class CallerCore:
         b = transport.backend
         request, scrubbed, early = self._prepare(b, request)
         if early is not None:
-            self._record(early, ctx)
+            await self._record(early, ctx)
             return early
         started = time.perf_counter()
         try:
             http = transport.adapter.build_request(b, request, self._api_key(b), stream=False)
         except UnsupportedInput as exc:
             result = self._local_failure(b, Outcome.BAD_REQUEST, str(exc))
-            self._record(result, ctx)
+            await self._record(result, ctx)
             return result
         try:
             row_id = await self._begin(b, ctx)
         except LedgerUnavailable as exc:
             result = self._unledgered(b, exc)
-            self._record(result, ctx)
+            await self._record(result, ctx)
             return result
         try:
             exchange = await transport.send(http, self._budget(b, ctx))
@@ -417,7 +418,7 @@ class CallerCore:
             self._record(self._cancelled(b, started), ctx, row_id)
             raise
         result = self._finish(b, request, exchange, started, scrubbed)
-        self._record(result, ctx, row_id)
+        await self._record(result, ctx, row_id)
         return result
 
     async def call_stream(
@@ -436,7 +437,7 @@ class CallerCore:
         b = transport.backend
         request, scrubbed, early = self._prepare(b, request)
         if early is not None:
-            self._record(early, ctx)
+            await self._record(early, ctx)
             yield early
             return
         started = time.perf_counter()
@@ -444,7 +445,7 @@ class CallerCore:
             http = transport.adapter.build_request(b, request, self._api_key(b), stream=True)
         except UnsupportedInput as exc:
             result = self._local_failure(b, Outcome.BAD_REQUEST, str(exc))
-            self._record(result, ctx)
+            await self._record(result, ctx)
             yield result
             return
         held: list[StreamDelta] = []
@@ -455,7 +456,7 @@ class CallerCore:
             row_id = await self._begin(b, ctx)
         except LedgerUnavailable as exc:
             result = self._unledgered(b, exc)
-            self._record(result, ctx)
+            await self._record(result, ctx)
             yield result
             return
         try:
@@ -487,8 +488,8 @@ class CallerCore:
                                 started,
                                 scrubbed,
                             )
-                            self._record(result, ctx, row_id)
-                            recorded = True
+                            recorded = True  # queued: a cancellation now must not finish it again
+                            await self._record(result, ctx, row_id)
                             yield result
                             return
                         holding = False
@@ -500,8 +501,8 @@ class CallerCore:
                     if holding and result.outcome is Outcome.SUCCESS:
                         for d in held:
                             yield d
-                    self._record(result, ctx, row_id)
                     recorded = True
+                    await self._record(result, ctx, row_id)
                     yield result
                     return
         except (asyncio.CancelledError, GeneratorExit):

@@ -7,12 +7,16 @@ Guarantees
   caller killed mid-request still leaves exactly one row per attempt the provider saw; on the next
   start :meth:`Ledger.interrupted` turns such rows into ``interrupted``.
 * Completing a row (:meth:`Ledger.finish`) and recording an attempt that was stopped before
-  anything was sent (:meth:`Ledger.record`, ``sent = 0``) are *queued*: the request path does not
-  wait for them. They are applied in the order they were queued and never dropped silently;
-  ``await ledger.flush()`` waits until everything queued so far is committed, and
-  ``await ledger.aclose()`` flushes and then closes. Until a queued completion is committed, a
-  process killed by SIGKILL leaves that row ``in_flight`` (→ ``interrupted`` on the next start,
-  counted but without its cost); in practice the writer commits within one transaction time.
+  anything was sent (:meth:`Ledger.record`, ``sent = 0``) are *queued*, applied in the order they
+  were queued, and never dropped silently. ``await ledger.flush()`` waits until everything queued
+  so far is committed; ``await ledger.aclose()`` flushes and then closes.
+  Each returns a future that may be ignored or awaited: ``True`` once its transaction committed,
+  ``False`` as soon as a first try failed (the row is kept and retried) or the ledger is closed
+  (the row is logged); it never raises. The caller awaits it before handing an answer back, so
+  an answered attempt's row is complete on disk even if the process is killed right after, and a
+  ledger that cannot write just now does not hold the answer. Rows not awaited (cancellations)
+  are committed with the next transaction; if the process is killed before, a completion is lost
+  and its row stays ``in_flight`` (→ ``interrupted``: counted, without its cost).
 * WAL with ``synchronous=NORMAL`` makes each committed transaction survive a crash of the process;
   only a power loss can take the last transactions. No prompt or answer text is stored.
 
@@ -21,17 +25,20 @@ Threading model (:class:`SQLiteLedger`)
 One dedicated writer thread owns the only SQLite connection; nothing touches SQLite on the event
 loop. Operations go to the thread through a FIFO queue. The thread takes everything queued (up to
 ``MAX_BATCH``) and applies the writes in one transaction (group commit: under concurrency many
-begins/finishes share one commit). The futures of ``begin`` (and ``flush``) are resolved only
-after that transaction has committed. Reads (``totals``, ``rows``) run on the same thread, in queue
-order, outside the write transaction: so they see every write queued before them that has been
-committed (read-your-writes for the process's own queued finishes), at the price of waiting behind
-a write that is stuck on SQLite's lock.
+begins/finishes share one commit). The futures of ``begin``, ``finish``/``record``, ``flush`` and
+``interrupted`` (a write too) are resolved only after that transaction has committed. Reads
+(``totals``, ``rows``) run on the same thread, in queue order, outside the write transaction: so
+they see every write queued before them (read-your-writes for the process's own queued finishes;
+a write that failed and is kept for retry is not visible yet), at the price of waiting behind a
+write that is stuck on SQLite's lock.
 
 Errors
 ------
 * ``begin`` raises :class:`LedgerUnavailable` when its row could not be committed (database locked
   beyond the busy timeout, disk full, read-only or failing file, ledger closed). Nothing was
-  written for it, and the attempt must not be sent; the caller turns it into a failed attempt.
+  written for it, and the attempt must not be sent (caller_svc.core answers with a ``no_backend``
+  attempt, nothing sent, so the router stops rather than trying every backend against the same
+  ledger).
   The writer thread keeps running and later writes work once the cause is gone.
 * A queued ``finish``/``record`` whose transaction fails is kept, logged, and retried (with a
   short backoff, and with every later transaction); ``flush`` waits for it. A row SQLite rejects
@@ -51,7 +58,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -175,12 +182,15 @@ class Ledger(Protocol):
         Raises :class:`LedgerUnavailable` if it cannot be committed."""
         ...
 
-    def finish(self, row_id: int, row: LedgerRow) -> None:
-        """Queue the completion of a row from ``begin`` (its start time is kept)."""
+    def finish(self, row_id: int, row: LedgerRow) -> Awaitable[bool]:
+        """Queue the completion of a row from ``begin`` (its start time is kept). Awaiting the
+        result is optional: True once committed, False if the first try failed (the row is
+        kept and retried) or the ledger is closed (the row is logged). It never raises."""
         ...
 
-    def record(self, row: LedgerRow) -> None:
-        """Queue a complete row (an attempt stopped before anything was sent)."""
+    def record(self, row: LedgerRow) -> Awaitable[bool]:
+        """Queue a complete row (e.g. an attempt stopped before anything was sent); the
+        result is as for ``finish``."""
         ...
 
     async def flush(self) -> None:
@@ -257,11 +267,13 @@ class _Begin:
 class _Finish:
     row_id: int
     row: LedgerRow
+    waiter: _Waiter
 
 
 @dataclass(eq=False, slots=True)
 class _Record:
     row: LedgerRow
+    waiter: _Waiter
 
 
 @dataclass(eq=False, slots=True)
@@ -372,15 +384,18 @@ class SQLiteLedger:
             self._put(_Cancel(op))
             raise
 
-    def finish(self, row_id: int, row: LedgerRow) -> None:
-        op = _Finish(row_id, row)
-        if not self._put(op):
-            log.error("ledger closed; this completion was not written: %s", _describe(op))
+    def finish(self, row_id: int, row: LedgerRow) -> asyncio.Future[bool]:
+        return self._queue_durable(_Finish(row_id, row, _Waiter()))
 
-    def record(self, row: LedgerRow) -> None:
-        op = _Record(replace(row, ts=row.ts or time.time()))  # stamped now, not when written
+    def record(self, row: LedgerRow) -> asyncio.Future[bool]:
+        # Stamped now, not when written (a kept row may be written much later).
+        return self._queue_durable(_Record(replace(row, ts=row.ts or time.time()), _Waiter()))
+
+    def _queue_durable(self, op: _Finish | _Record) -> asyncio.Future[bool]:
         if not self._put(op):
-            log.error("ledger closed; this row was not written: %s", _describe(op))
+            log.error("ledger closed; not written: %s", _describe(op))
+            op.waiter.future.set_result(False)
+        return op.waiter.future
 
     async def flush(self) -> None:
         op = _Flush(_Waiter())
@@ -557,6 +572,8 @@ class SQLiteLedger:
                 elif isinstance(op, _Interrupted):
                     op.waiter.settle(error=error)
                 else:
+                    if isinstance(op, _Finish | _Record):
+                        op.waiter.settle(False)  # not yet: kept and retried
                     kept.append(op)
             self._warn(exc, kept)
             return error
@@ -573,6 +590,8 @@ class SQLiteLedger:
                     op.waiter.settle(op.row_id)
             elif isinstance(op, _Interrupted):
                 op.waiter.settle(op.count)
+            elif isinstance(op, _Finish | _Record):
+                op.waiter.settle(True)  # no effect if it was settled False on an earlier try
             elif isinstance(op, _Flush):
                 op.waiter.settle()
         return None
@@ -605,6 +624,8 @@ class SQLiteLedger:
             raise exc
         else:
             log.error("the ledger rejected a write (%s); not written: %s", exc, _describe(op))
+            if isinstance(op, _Finish | _Record):
+                op.waiter.settle(False)
 
     def _apply_read(self, op: _Read) -> None:
         assert self._db is not None
@@ -645,6 +666,8 @@ class SQLiteLedger:
         for op in rest:
             if isinstance(op, _DURABLE):
                 log.error("ledger closed; not written: %s", _describe(op))
+                if isinstance(op, _Finish | _Record):
+                    op.waiter.settle(False)
             else:
                 op.waiter.settle(error=error)
         if self._db is not None:
