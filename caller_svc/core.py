@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncGenerator, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Coroutine, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +31,7 @@ from caller_svc.attempt import (
 )
 from caller_svc.exchange import Backend, exchange, exchange_stream
 from caller_svc.identity import IdentityGuard
-from caller_svc.ledger import Ledger, Totals
+from caller_svc.ledger import Ledger, LedgerUnavailable, Totals
 from caller_svc.record import CallContext, OutcomeReporter, Recorder
 from caller_svc.refusal import RefusalDetector
 from uniwizard.config_types import BackendConfig, Config
@@ -99,7 +99,8 @@ class CallerCore:
         return sorted(self.backends)
 
     async def usage(self, since: float, until: float) -> tuple[list[Totals], Totals]:
-        """Ledger totals per backend and overall for [since, until) (0 = open-ended)."""
+        """Ledger totals per backend and overall for [since, until) (0 = open-ended); raises
+        LedgerUnavailable."""
         return await self.ledger.totals(since, until)
 
     def apply_config(self, config: Config, guard: IdentityGuard | None) -> list[str]:
@@ -140,9 +141,11 @@ class CallerCore:
             try:
                 answer = await exchange(backend, sending.http, self._budget(sending))
             except asyncio.CancelledError:
-                self._record(sending, self._cancelled(sending))
+                self._record(sending, self._cancelled(sending))  # queued; not waited for
                 raise
-            return self._conclude(sending, answer)
+            result = self._classify(sending, answer)
+            await self._record(sending, result)
+            return result
 
     async def call_stream(
         self, key: str, request: BlindRequest, ctx: CallContext
@@ -166,8 +169,9 @@ class CallerCore:
                             if gate.refused is None:
                                 continue
                             item = refused_opening(gate.refused)  # the rest is never read
-                        result = self._conclude(sending, item)
-                        done = True
+                        result = self._classify(sending, item)
+                        done = True  # before the await: a cancellation must not record twice
+                        await self._record(sending, result)
                         if result.outcome is Outcome.SUCCESS:
                             for d in gate.release():  # a short answer, still held back
                                 yield d
@@ -193,23 +197,29 @@ class CallerCore:
         b = backend.config
         admitted = admit(b, request, self.guard)
         if isinstance(admitted, CallResult):
-            self.recorder.record(b, admitted, ctx)
+            await self.recorder.record(b, admitted, ctx)
             return admitted
         started = time.perf_counter()
         try:
             http = backend.adapter.build_request(
                 b, admitted.request, self._api_key(b), stream=stream
             )
+            row_id = await self.recorder.begin(b, ctx)
         except UnsupportedInput as exc:
             result = local_failure(b, Outcome.BAD_REQUEST, str(exc))
-            self.recorder.record(b, result, ctx)
+            await self.recorder.record(b, result, ctx)
             return result
-        row_id = await self.recorder.begin(b, ctx)
+        except LedgerUnavailable as exc:
+            # No committed row, no request. NO_BACKEND makes the router stop (every backend
+            # would meet the same ledger) and the registry ignore the report.
+            result = local_failure(b, Outcome.NO_BACKEND, f"nothing sent: {exc}")
+            await self.recorder.record(b, result, ctx)
+            return result
         return _Sending(backend, ctx, admitted, http, row_id, started)
 
-    def _conclude(self, sending: _Sending, answer: ParsedResponse | Failure) -> CallResult:
-        """Classify and price the answer, then record it."""
-        result = classify(
+    def _classify(self, sending: _Sending, answer: ParsedResponse | Failure) -> CallResult:
+        """The attempt's result: outcome class, usage and price."""
+        return classify(
             sending.config,
             sending.admitted.request,
             answer,
@@ -218,11 +228,9 @@ class CallerCore:
             scrubbed=sending.admitted.scrubbed,
             api_key=self._api_key(sending.config),
         )
-        self._record(sending, result)
-        return result
 
-    def _record(self, sending: _Sending, result: CallResult) -> None:
-        self.recorder.record(sending.config, result, sending.ctx, sending.row_id)
+    def _record(self, sending: _Sending, result: CallResult) -> Awaitable[bool]:
+        return self.recorder.record(sending.config, result, sending.ctx, sending.row_id)
 
     def _cancelled(self, sending: _Sending) -> CallResult:
         b = sending.config

@@ -4,7 +4,7 @@ report to the registry. No prompt or answer text goes into any of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -68,26 +68,27 @@ class Recorder:
             yield
 
     async def begin(self, b: BackendConfig, ctx: CallContext) -> int:
-        """The ledger row of an attempt about to leave for the provider: committed on return."""
-        return await self.ledger.begin(_row(CallResult(b.key, b.model, Outcome.SUCCESS), ctx))
+        """The ledger row of an attempt about to leave for the provider (``in_flight``):
+        committed on return. Raises LedgerUnavailable when it cannot be."""
+        blank = CallResult(b.key, b.model, Outcome.SUCCESS)  # no outcome, tokens or cost yet
+        return await self.ledger.begin(_row(blank, ctx))
 
     def record(
         self, b: BackendConfig, result: CallResult, ctx: CallContext, row_id: int = 0
-    ) -> None:
+    ) -> Awaitable[bool]:
         """Keep the attempt: span attributes, metrics, the ledger row (completing the row of a
-        sent attempt, else a new one with sent = 0), and the outcome report."""
+        sent attempt, else a new one with sent = 0), and the outcome report. Returns when the
+        row is committed (queued either way; awaiting it is what makes an answer wait for its
+        row, see caller_svc/ledger.py)."""
         _annotate(trace.get_current_span(), result)
         self._measure(b, result)
-        row = _row(result, ctx, sent=bool(row_id))
-        if row_id:
-            self.ledger.finish(row_id, row)
-        else:
-            self.ledger.record(row)
         # An identity rejection says nothing about the provider, which never saw the request.
         if self.reporter is not None and result.outcome is not Outcome.IDENTITY_LEAK:
             self.reporter.report(
                 result.backend, result.outcome, result.retry_after_s, _detail(result)
             )
+        row = _row(result, ctx, sent=bool(row_id))
+        return self.ledger.finish(row_id, row) if row_id else self.ledger.record(row)
 
     def _measure(self, b: BackendConfig, result: CallResult) -> None:
         failed = result.outcome is not Outcome.SUCCESS

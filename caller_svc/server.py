@@ -8,7 +8,7 @@ import os
 
 from caller_svc.core import CallerCore
 from caller_svc.identity import IdentityConfigError, IdentityGuard
-from caller_svc.ledger import Ledger
+from caller_svc.ledger import LedgerUnavailable, open_ledger
 from caller_svc.refusal import RefusalDetector
 from caller_svc.reporter import RegistryReporter
 from caller_svc.servicer import CallerServicer
@@ -60,7 +60,7 @@ class CallerService(Service):
         await self.core.aclose()
         if self.reporter is not None:
             await self.reporter.aclose()
-        await self.core.ledger.aclose()
+        await self.core.ledger.aclose()  # last: every queued row is committed
 
 
 def load_guard(config: Config, config_path: str) -> IdentityGuard | None:
@@ -81,8 +81,16 @@ async def build_caller(
         guard = load_guard(config, config_path)
     except IdentityConfigError as exc:
         raise StartupError(f"refusing to start without identity protection: {exc}") from None
-    ledger = Ledger(ledger_path or default_ledger_path())
-    if lost := await ledger.interrupted():
+    try:
+        ledger = await open_ledger(ledger_path or default_ledger_path())
+    except LedgerUnavailable as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        lost = await ledger.interrupted()
+    except LedgerUnavailable as exc:
+        await ledger.aclose()
+        raise StartupError(f"cannot update the cost ledger: {exc}") from None
+    if lost:
         log.warning(
             "%d ledger rows were in flight when the last caller stopped; marked interrupted", lost
         )

@@ -8,7 +8,7 @@ from contextlib import aclosing
 import grpc
 
 from caller_svc.core import CallContext, CallerCore, UnknownBackend
-from caller_svc.ledger import Totals
+from caller_svc.ledger import LedgerUnavailable, Totals
 from uniwizard import telemetry
 from uniwizard.convert import call_result_to_pb, delta_events, request_from_pb
 from uniwizard.limits import Limits, check_deadline, check_request
@@ -79,7 +79,10 @@ class CallerServicer(caller_pb2_grpc.CallerServicer):
             or (request.until and request.until < request.since)
         ):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "need 0 <= since <= until")
-        per, total = await self.core.usage(request.since, request.until)
+        try:
+            per, total = await self.core.usage(request.since, request.until)
+        except LedgerUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         return caller_pb2.UsageResponse(
             backends=[usage_pb(t) for t in per],
             total=usage_pb(total),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from caller_svc.ledger import Ledger
 from tests.stack import Stack, running_stack
 from uniwizard_client import (
     AsyncBackendRouter,
@@ -91,11 +92,9 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 def cancelled_in_ledger(stack: Stack) -> bool:
-    ledger = Ledger(str(stack.tmp / "ledger.db"))
-    try:
-        return [r["outcome"] for r in ledger.rows()] == ["cancelled"]
-    finally:
-        ledger.close()
+    """Read the caller's ledger file with a connection of our own (committed rows only)."""
+    with closing(sqlite3.connect(stack.tmp / "ledger.db")) as db:
+        return [r[0] for r in db.execute("SELECT outcome FROM attempts")] == ["cancelled"]
 
 
 def test_sync_stream_text_tool_calls_fallback_and_failure(threaded_stack: Stack) -> None:
@@ -143,14 +142,14 @@ async def test_async_stream_text_tool_calls_fallback_failure_and_cancel(tmp_path
             check_failure(err.value)
 
             # aclose() cancels the call, and so does cancelling the task consuming the stream
-            ledger = Ledger(str(stack.tmp / "ledger.db"))
+            ledger = stack.caller.core.ledger  # the running caller's own ledger
 
             async def at_the_provider(requests_before: int) -> None:
                 while len(stack.sim.requests("gpt")) == requests_before:
                     await asyncio.sleep(0.02)  # not yet at the provider
 
             async def ledger_says_cancelled() -> None:
-                while ledger.rows()[-1]["outcome"] != "cancelled":
+                while (await ledger.rows())[-1]["outcome"] != "cancelled":
                     await asyncio.sleep(0.05)
 
             stack.sim.add_fault("gpt", {"kind": "hang"}, times=1)
@@ -177,5 +176,4 @@ async def test_async_stream_text_tool_calls_fallback_failure_and_cancel(tmp_path
             with pytest.raises(asyncio.CancelledError):
                 await task
             await asyncio.wait_for(ledger_says_cancelled(), 10)
-            assert [r["outcome"] for r in ledger.rows()][-2:] == ["cancelled", "cancelled"]
-            ledger.close()
+            assert [r["outcome"] for r in await ledger.rows()][-2:] == ["cancelled", "cancelled"]

@@ -12,7 +12,6 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from caller_svc.ledger import Ledger
 from tests.stack import ROOT, Stack, running_stack
 from uniwizard.types import BlindRequest, Message, Role, Task
 
@@ -82,9 +81,6 @@ async def test_benign_prompt_arrives_byte_identical(stack: Stack, case: dict[str
     system, message = received(provider, record["body"])
     assert message == text
     assert system == text
-    ledger = Ledger(str(stack.tmp / "ledger.db"))
-    try:
-        rows = [r for r in ledger.rows(limit=100_000) if r["request_id"] == rid]
-    finally:
-        ledger.close()
+    ledger = stack.caller.core.ledger  # type: ignore[attr-defined]
+    rows = [r for r in await ledger.rows(limit=100_000) if r["request_id"] == rid]
     assert [r["identity_redactions"] for r in rows] == [0]

@@ -29,7 +29,6 @@ from grpc_status import rpc_status
 
 import tests.stack
 from caller_svc.identity import IdentityGuard
-from caller_svc.ledger import Ledger
 from tests.stack import ROOT, Stack, running_stack
 from uniwizard.config import dump_config, load_config
 from uniwizard.convert import outcome_from_pb, task_to_pb
@@ -241,12 +240,11 @@ def guard_of(stack: Stack) -> IdentityGuard:
     return _GUARDS[stack.config_path]
 
 
-def ledger_rows(stack: Stack, request_id: str) -> list[dict[str, Any]]:
-    ledger = Ledger(str(stack.tmp / "ledger.db"))
-    try:
-        return [dict(r) for r in ledger.rows(limit=100_000) if r["request_id"] == request_id]
-    finally:
-        ledger.close()
+async def ledger_rows(stack: Stack, request_id: str) -> list[dict[str, Any]]:
+    """Read through the running caller's ledger: it sees the completions it has queued."""
+    ledger = stack.caller.core.ledger  # type: ignore[attr-defined]
+    rows = await ledger.rows(limit=100_000)
+    return [dict(r) for r in rows if r["request_id"] == request_id]
 
 
 # -- the tests ------------------------------------------------------------------------------------
@@ -299,7 +297,7 @@ async def test_redact_mode_nothing_identifying_arrives_unary_and_streamed(
     assert [outcome_from_pb(a.outcome) for a in result.attempts][-1] is Outcome.SUCCESS
     assert problems(guard_of(redact), records) == []
     # The ledger says that it happened, never what it was.
-    rows = ledger_rows(redact, rid)
+    rows = await ledger_rows(redact, rid)
     assert rows and all(row["identity_redactions"] > 0 for row in rows)
     for row in rows:
         for value in row.values():
@@ -338,7 +336,7 @@ async def test_reject_mode_sends_nothing(reject: Stack, case: dict[str, str]) ->
     for text in (failure.message, err.value.details() or "", failure.attempts[0].error_message):
         assert not naive_hits(text) and case["text"] not in text
     assert reject.sim.requests() == []
-    rows = ledger_rows(reject, rid)
+    rows = await ledger_rows(reject, rid)
     assert [r["outcome"] for r in rows] == ["identity_leak"]
     assert rows[0]["input_tokens"] == rows[0]["output_tokens"] == 0
 

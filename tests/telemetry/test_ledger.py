@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sqlite3
 import sys
 import time
+from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
 import pytest
 
-from caller_svc.ledger import Ledger, LedgerRow
+from caller_svc.ledger import LedgerRow, LedgerUnavailable, SQLiteLedger, open_ledger
 from tests.stack import ROOT, SIM_KEY, running_stack, sim_config, task
 from uniwizard.convert import request_to_pb
 from uniwizard.v1 import caller_pb2, caller_pb2_grpc
@@ -39,19 +42,23 @@ async def test_totals_equal_the_sum_of_attempts_and_match_the_simulator(tmp_path
     per = {u.backend: u for u in usage.backends}
     assert sum(u.attempts for u in per.values()) == usage.total.attempts
     assert per["gpt"].attempts == sum(1 for a in attempts if a.backend == "gpt")
-    rows = Ledger(str(tmp_path / "ledger.db")).rows()
+    ledger = await open_ledger(str(tmp_path / "ledger.db"))
+    rows = await ledger.rows()
+    await ledger.aclose()
     assert {r["request_id"] for r in rows} == {r.request_id for r in results}
     assert {r["trace_id"] for r in rows} == {r.trace_id for r in results}
     assert {r["category"] for r in rows} == {"knowledge", "reasoning"}
 
 
-def test_usage_time_range(tmp_path: Path) -> None:
-    ledger = Ledger(str(tmp_path / "l.db"))
+async def test_usage_time_range(tmp_path: Path) -> None:
+    ledger = await open_ledger(str(tmp_path / "l.db"))
     for ts, cost in ((100.0, 1.0), (200.0, 2.0), (300.0, 4.0)):
         ledger.record(LedgerRow("gpt", "m", "success", 10, 5, cost, "provider", 1.0, ts=ts))
-    assert ledger.totals(since=150)[1].cost_usd == 6.0
-    assert ledger.totals(since=150, until=250)[1].cost_usd == 2.0
-    assert ledger.totals()[1].attempts == 3
+    # Queued records are seen by the totals that follow them (same thread, in order).
+    assert (await ledger.totals(since=150))[1].cost_usd == 6.0
+    assert (await ledger.totals(since=150, until=250))[1].cost_usd == 2.0
+    assert (await ledger.totals())[1].attempts == 3
+    await ledger.aclose()
 
 
 async def test_a_caller_killed_right_after_answering_still_has_the_row(tmp_path: Path) -> None:
@@ -149,7 +156,7 @@ async def test_a_caller_killed_mid_request_leaves_one_interrupted_row(tmp_path: 
     assert len(rows) == len([r for r in sim.requests("gpt")])
 
 
-def test_a_ledger_from_an_older_version_is_migrated_not_lost(tmp_path: Path) -> None:
+async def test_a_ledger_from_an_older_version_is_migrated_not_lost(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as db:  # the first release's table, without `sent`
         db.execute(
@@ -168,8 +175,236 @@ def test_a_ledger_from_an_older_version_is_migrated_not_lost(tmp_path: Path) -> 
             " output_tokens, cost_usd, cost_source, latency_ms)"
             " VALUES (1, 'gpt', 'm', 'success', 3, 4, 0.5, 'provider', 1)"
         )
-    ledger = Ledger(str(path))
+    ledger = await open_ledger(str(path))
     ledger.record(LedgerRow("claude", "m", "success", 1, 2, 0.25, "provider", 1.0))
-    _, total = ledger.totals()
+    _, total = await ledger.totals()
     assert (total.attempts, total.cost_usd) == (2, 0.75)
-    assert [r["sent"] for r in ledger.rows()] == [1, 1]
+    assert [r["sent"] for r in await ledger.rows()] == [1, 1]
+    await ledger.aclose()
+
+
+# -- the writer thread: commits, ordering, a blocked disk, errors ----------------------------------
+
+
+def started(request_id: str = "", backend: str = "gpt") -> LedgerRow:
+    return LedgerRow(backend, "m", "", 0, 0, 0.0, "estimated", 0.0, request_id=request_id)
+
+
+def answered(request_id: str = "", cost: float = 0.5, backend: str = "gpt") -> LedgerRow:
+    return LedgerRow(backend, "m", "success", 10, 5, cost, "provider", 12.0, request_id=request_id)
+
+
+def peek(path: Path) -> list[tuple[int, str, str, int, float]]:
+    """What another process would see: committed rows only, through a connection of its own."""
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute(
+            "SELECT id, request_id, outcome, sent, cost_usd FROM attempts ORDER BY id"
+        ).fetchall()
+
+
+def hold_write_lock(path: Path) -> sqlite3.Connection:
+    """Another connection holding SQLite's write lock (as another process or a checkpoint might)."""
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    return blocker
+
+
+async def test_begin_returns_only_once_the_in_flight_row_is_committed(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    ledger = await open_ledger(str(path))
+    row_id = await ledger.begin(started("r1"))
+    assert peek(path) == [(row_id, "r1", "in_flight", 1, 0.0)]  # committed, not just queued
+    await ledger.aclose()
+
+
+async def test_the_event_loop_runs_while_a_write_waits_for_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    ledger = SQLiteLedger(str(path), busy_timeout=60.0)
+    await ledger.ready()
+    blocker = hold_write_lock(path)
+    events: list[str] = []
+
+    async def other_work() -> None:
+        while True:
+            events.append("tick")
+            await asyncio.sleep(0.001)
+
+    ticker = asyncio.create_task(other_work())
+    begin = asyncio.create_task(ledger.begin(started("blocked")))
+    while events.count("tick") < 20:  # the loop keeps serving while the write waits
+        await asyncio.sleep(0.001)
+    assert not begin.done()
+    events.append("released")
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    row_id = await begin
+    events.append("begun")
+    ticker.cancel()
+    assert events.index("released") >= 20
+    assert events.index("begun") > events.index("released")
+    assert peek(path) == [(row_id, "blocked", "in_flight", 1, 0.0)]
+    await ledger.aclose()
+
+
+async def test_queued_finishes_and_records_are_all_committed_by_aclose(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    ledger = await open_ledger(str(path))
+    ids = [await ledger.begin(started(f"r{i}")) for i in range(20)]
+    for i, row_id in enumerate(ids):
+        ledger.finish(row_id, answered(f"r{i}", cost=float(i)))  # queued, not awaited
+    for i in range(5):
+        ledger.record(replace(answered(f"early{i}"), outcome="bad_request", sent=False))
+    await ledger.aclose()
+    rows = peek(path)
+    assert rows[:20] == [(ids[i], f"r{i}", "success", 1, float(i)) for i in range(20)]
+    assert rows[20:] == [(ids[-1] + 1 + i, f"early{i}", "bad_request", 0, 0.5) for i in range(5)]
+
+
+async def test_writes_are_applied_in_the_order_they_were_queued(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    ledger = await open_ledger(str(path))
+    row_id = await ledger.begin(started("r"))
+    ledger.finish(row_id, replace(answered("r", cost=1.0), outcome="timeout"))
+    finished = ledger.finish(row_id, answered("r", cost=2.0))  # the last completion wins
+    other = await ledger.begin(started("other"))
+    # Reads run after what was queued before them: this process sees its own finishes.
+    assert (await ledger.totals())[1].cost_usd == 2.0
+    assert await finished is True  # committed: another connection sees it
+    assert peek(path) == [(row_id, "r", "success", 1, 2.0), (other, "other", "in_flight", 1, 0.0)]
+    await ledger.aclose()
+
+
+async def test_a_failed_write_is_an_error_from_begin_and_the_writer_carries_on(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "l.db"
+    ledger = SQLiteLedger(str(path), busy_timeout=0.05)
+    await ledger.ready()
+    first = await ledger.begin(started("first"))
+    blocker = hold_write_lock(path)
+    with pytest.raises(LedgerUnavailable, match="locked"):
+        await ledger.begin(started("refused"))
+    # A completion that fails while locked is kept and retried, not lost; awaiting it says so
+    # without waiting for the lock to go.
+    assert await ledger.finish(first, answered("first")) is False
+    with pytest.raises(LedgerUnavailable):
+        await ledger.begin(started("refused too"))
+    assert ledger._thread.is_alive()
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    second = await ledger.begin(started("second"))  # later writes work again
+    await ledger.flush()
+    assert peek(path) == [
+        (first, "first", "success", 1, 0.5),
+        (second, "second", "in_flight", 1, 0.0),
+    ]
+    await ledger.aclose()
+
+
+async def test_operations_queued_together_share_one_transaction(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    ledger = SQLiteLedger(str(path), busy_timeout=60.0)
+    await ledger.ready()
+    blocker = hold_write_lock(path)
+    begins = [asyncio.create_task(ledger.begin(started(f"b{i}"))) for i in range(10)]
+    for i in range(50):
+        ledger.record(answered(f"rec{i}"))
+    await asyncio.sleep(0)  # every begin is queued now, behind the lock
+    assert not any(b.done() for b in begins)
+    before = ledger.transactions
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    ids = await asyncio.gather(*begins)
+    await ledger.flush()
+    # The writer may have taken the first operation alone before the lock stopped it; all the
+    # rest went into the next transaction.
+    assert ledger.transactions - before <= 2
+    assert len(set(ids)) == 10 and len(peek(path)) == 60
+    await ledger.aclose()
+
+
+async def test_a_begin_cancelled_while_waiting_leaves_an_unsent_row(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    ledger = SQLiteLedger(str(path), busy_timeout=60.0)
+    await ledger.ready()
+    blocker = hold_write_lock(path)
+    begin = asyncio.create_task(ledger.begin(started("gone")))
+    await asyncio.sleep(0)
+    begin.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await begin
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    await ledger.flush()
+    assert [r[1:] for r in peek(path)] == [("gone", "cancelled", 0, 0.0)]  # never in flight
+    await ledger.aclose()
+
+
+async def test_a_row_sqlite_rejects_fails_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "l.db"
+    ledger = await open_ledger(str(path))
+    with closing(sqlite3.connect(path)) as db:
+        db.execute(
+            "CREATE TRIGGER no_poison BEFORE INSERT ON attempts WHEN NEW.backend = 'poison'"
+            " BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"
+        )
+        db.commit()
+    ledger.record(answered("bad-record", backend="poison"))
+    bad = asyncio.create_task(ledger.begin(started("bad-begin", backend="poison")))
+    good = asyncio.create_task(ledger.begin(started("good")))
+    ledger.record(answered("fine"))
+    with caplog.at_level(logging.ERROR, logger="caller_svc.ledger"):
+        with pytest.raises(LedgerUnavailable, match="poisoned row"):
+            await bad
+        good_id = await good
+        await ledger.flush()
+    # (the records were queued first: the begins were queued when their tasks first ran)
+    assert [r[:2] for r in peek(path)] == [(good_id - 1, "fine"), (good_id, "good")]
+    assert "bad-record" in caplog.text  # logged with its values, not dropped silently
+    await ledger.aclose()
+
+
+async def test_aclose_gives_up_on_unwritable_rows_loudly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "l.db"
+    ledger = SQLiteLedger(str(path), busy_timeout=0.05)
+    await ledger.ready()
+    blocker = hold_write_lock(path)
+    ledger.record(answered("stuck"))
+    with caplog.at_level(logging.ERROR, logger="caller_svc.ledger"):
+        await ledger.aclose(timeout=0.3)  # shutdown does not hang on a locked file
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert "stuck" in caplog.text and "not written" in caplog.text
+    ledger._thread.join(10)
+    assert not ledger._thread.is_alive()
+    with pytest.raises(LedgerUnavailable):
+        await ledger.begin(started("after close"))
+
+
+async def test_rows_left_in_flight_become_interrupted_on_the_next_open(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    ledger = await open_ledger(str(path))
+    row_id = await ledger.begin(started("lost"))
+    await ledger.aclose()  # as if the process died before the answer
+    again = await open_ledger(str(path))
+    assert await again.interrupted() == 1
+    assert await again.interrupted() == 0
+    assert [(r["id"], r["outcome"]) for r in await again.rows()] == [(row_id, "interrupted")]
+    await again.aclose()
+
+
+async def test_open_ledger_takes_a_path_or_memory_and_fails_clearly(tmp_path: Path) -> None:
+    memory = await open_ledger(":memory:")
+    row_id = await memory.begin(started("m"))
+    memory.finish(row_id, answered("m"))
+    assert [(r["request_id"], r["outcome"]) for r in await memory.rows()] == [("m", "success")]
+    await memory.aclose()
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(LedgerUnavailable, match="cannot open"):
+        await open_ledger(str(tmp_path / "a-file" / "l.db"))
+    with pytest.raises(ValueError, match="postgresql"):
+        await open_ledger("postgresql://localhost/uniwizard")
