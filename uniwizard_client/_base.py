@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from opentelemetry import trace
 
 from uniwizard.v1 import router_pb2
-from uniwizard_client.channels import Endpoint
+from uniwizard_client.channels import ServiceClient
 from uniwizard_client.errors import RouterError
 from uniwizard_client.results import RouteInfo, ThinkResult, route_info, think_result
 from uniwizard_client.task import TaskLike, task_pb
@@ -18,7 +20,10 @@ THINK_SPAN = "uniwizard.think"
 THINK_STREAM_SPAN = "uniwizard.think_stream"
 
 
-class RouterBase:
+class RouterBase(ServiceClient):
+    service = "router"
+    default_deadline = DEFAULT_DEADLINE
+
     def __init__(
         self,
         target: str | None = None,
@@ -28,31 +33,13 @@ class RouterBase:
         credentials: grpc.ChannelCredentials | None = None,
         tracer_provider: trace.TracerProvider | None = None,
     ):
-        if deadline <= 0:
-            raise ValueError(f"deadline must be positive, got {deadline}")
-        # Unset target / token / credentials fall back to UNIWIZARD_ROUTER_ADDR and the
-        # process's UNIWIZARD_TOKEN[_FILE] and UNIWIZARD_TLS_* settings, like every other client.
-        self.endpoint = Endpoint.resolve("router", target, token=token, credentials=credentials)
-        self.deadline = deadline
+        super().__init__(target, deadline=deadline, token=token, credentials=credentials)
         self._tracer = get_tracer(tracer_provider)
+        self._conn = self._connect()
 
-    @property
-    def target(self) -> str:
-        return self.endpoint.target
-
-    @property
-    def token(self) -> str | None:
-        return self.endpoint.token
-
-    @property
-    def credentials(self) -> grpc.ChannelCredentials | None:
-        return self.endpoint.credentials
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.target!r}, deadline={self.deadline})"
-
-    def _timeout(self, deadline: float | None) -> float:
-        return self.deadline if deadline is None else deadline
+    def _connect(self) -> Any:
+        """The connection this router talks over (sync or asyncio)."""
+        raise NotImplementedError
 
     @staticmethod
     def _route_request(task: TaskLike) -> router_pb2.RouteRequest:

@@ -6,12 +6,10 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from types import TracebackType
 
-import grpc
 from opentelemetry import trace
 
 from uniwizard.v1 import router_pb2_grpc
 from uniwizard_client._base import (
-    DEFAULT_DEADLINE,
     ROUTE_SPAN,
     THINK_SPAN,
     THINK_STREAM_SPAN,
@@ -27,23 +25,10 @@ class AsyncBackendRouter(RouterBase):
     """Like :class:`~uniwizard_client.BackendRouter`, with coroutines. The channel is opened on
     first use, in the running event loop; close it with ``await router.close()``."""
 
-    def __init__(
-        self,
-        target: str | None = None,
-        *,
-        deadline: float = DEFAULT_DEADLINE,
-        token: str | None = None,
-        credentials: grpc.ChannelCredentials | None = None,
-        tracer_provider: trace.TracerProvider | None = None,
-    ):
-        super().__init__(
-            target,
-            deadline=deadline,
-            token=token,
-            credentials=credentials,
-            tracer_provider=tracer_provider,
-        )
-        self._conn = AsyncConnection(self.endpoint, router_pb2_grpc.RouterStub)
+    _conn: AsyncConnection[router_pb2_grpc.RouterStub]
+
+    def _connect(self) -> AsyncConnection[router_pb2_grpc.RouterStub]:
+        return AsyncConnection(self.endpoint, router_pb2_grpc.RouterStub)
 
     async def route(self, task: TaskLike, *, deadline: float | None = None) -> str:
         return self._backend_of(await self.decide(task, deadline=deadline))

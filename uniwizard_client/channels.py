@@ -72,6 +72,48 @@ class Endpoint:
         return from_rpc_error(exc, service=self.service, target=self.target)
 
 
+class ServiceClient:
+    """What every client object shares: one service's endpoint and a default deadline.
+
+    ``target`` defaults to ``UNIWIZARD_<SERVICE>_ADDR``; ``token`` and ``credentials`` to the
+    process's ``UNIWIZARD_TOKEN[_FILE]`` and ``UNIWIZARD_TLS_*`` settings."""
+
+    service = ""  # registry, router, caller
+    default_deadline = 10.0
+
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        deadline: float | None = None,
+        token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+    ):
+        deadline = self.default_deadline if deadline is None else deadline
+        if deadline <= 0:
+            raise ValueError(f"deadline must be positive, got {deadline}")
+        self.endpoint = Endpoint.resolve(self.service, target, token=token, credentials=credentials)
+        self.deadline = deadline
+
+    @property
+    def target(self) -> str:
+        return self.endpoint.target
+
+    @property
+    def token(self) -> str | None:
+        return self.endpoint.token
+
+    @property
+    def credentials(self) -> grpc.ChannelCredentials | None:
+        return self.endpoint.credentials
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.target!r}, deadline={self.deadline})"
+
+    def _timeout(self, deadline: float | None) -> float:
+        return self.deadline if deadline is None else deadline
+
+
 class SyncConnection(Generic[StubT]):
     """One blocking channel to one service, opened on first use. Thread-safe."""
 

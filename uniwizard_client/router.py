@@ -6,12 +6,10 @@ from collections.abc import Generator
 from contextlib import closing
 from types import TracebackType
 
-import grpc
 from opentelemetry import trace
 
 from uniwizard.v1 import router_pb2_grpc
 from uniwizard_client._base import (
-    DEFAULT_DEADLINE,
     ROUTE_SPAN,
     THINK_SPAN,
     THINK_STREAM_SPAN,
@@ -35,23 +33,10 @@ class BackendRouter(RouterBase):
     the default per call; ``token`` is sent as ``authorization: Bearer <token>``.
     """
 
-    def __init__(
-        self,
-        target: str | None = None,
-        *,
-        deadline: float = DEFAULT_DEADLINE,
-        token: str | None = None,
-        credentials: grpc.ChannelCredentials | None = None,
-        tracer_provider: trace.TracerProvider | None = None,
-    ):
-        super().__init__(
-            target,
-            deadline=deadline,
-            token=token,
-            credentials=credentials,
-            tracer_provider=tracer_provider,
-        )
-        self._conn = SyncConnection(self.endpoint, router_pb2_grpc.RouterStub)
+    _conn: SyncConnection[router_pb2_grpc.RouterStub]
+
+    def _connect(self) -> SyncConnection[router_pb2_grpc.RouterStub]:
+        return SyncConnection(self.endpoint, router_pb2_grpc.RouterStub)
 
     # -- the seed's interface ------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 
 from uniwizard.v1 import caller_pb2, caller_pb2_grpc, registry_pb2, registry_pb2_grpc
-from uniwizard_client.channels import Endpoint, SyncConnection
+from uniwizard_client.channels import ServiceClient, SyncConnection
 from uniwizard_client.results import (
     BackendList,
     BackendState,
@@ -32,38 +32,25 @@ from uniwizard_client.results import (
     usage_report,
 )
 
-DEFAULT_DEADLINE = 10.0
 
+class _ServiceClient(ServiceClient):
+    """A service client with a lazily opened channel; closes with ``with`` or ``close()``."""
 
-class _ServiceClient:
-    """One service's endpoint and lazily opened channel; closes with ``with`` or ``close()``."""
-
-    service = ""
     stub: Any = None  # the generated stub class
 
     def __init__(
         self,
         target: str | None = None,
         *,
-        deadline: float = DEFAULT_DEADLINE,
+        deadline: float | None = None,
         token: str | None = None,
         credentials: grpc.ChannelCredentials | None = None,
     ):
-        if deadline <= 0:
-            raise ValueError(f"deadline must be positive, got {deadline}")
-        self.endpoint = Endpoint.resolve(self.service, target, token=token, credentials=credentials)
-        self.deadline = deadline
+        super().__init__(target, deadline=deadline, token=token, credentials=credentials)
         self._conn: SyncConnection[Any] = SyncConnection(self.endpoint, type(self).stub)
 
-    @property
-    def target(self) -> str:
-        return self.endpoint.target
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.target!r}, deadline={self.deadline})"
-
     def _call(self, method: str, request: Any, deadline: float | None) -> Any:
-        return self._conn.unary(method, request, self.deadline if deadline is None else deadline)
+        return self._conn.unary(method, request, self._timeout(deadline))
 
     def close(self) -> None:
         self._conn.close()
