@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
 from opentelemetry import trace
 
@@ -35,11 +33,6 @@ class RouterBase(ServiceClient):
     ):
         super().__init__(target, deadline=deadline, token=token, credentials=credentials)
         self._tracer = get_tracer(tracer_provider)
-        self._conn = self._connect()
-
-    def _connect(self) -> Any:
-        """The connection this router talks over (sync or asyncio)."""
-        raise NotImplementedError
 
     @staticmethod
     def _route_request(task: TaskLike) -> router_pb2.RouteRequest:

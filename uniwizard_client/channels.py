@@ -94,6 +94,11 @@ class ServiceClient:
             raise ValueError(f"deadline must be positive, got {deadline}")
         self.endpoint = Endpoint.resolve(self.service, target, token=token, credentials=credentials)
         self.deadline = deadline
+        self._conn = self._connect()
+
+    def _connect(self) -> Any:
+        """The connection this client talks over (opened lazily, on first use)."""
+        raise NotImplementedError
 
     @property
     def target(self) -> str:

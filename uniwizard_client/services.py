@@ -17,8 +17,6 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
-import grpc
-
 from uniwizard.v1 import caller_pb2, caller_pb2_grpc, registry_pb2, registry_pb2_grpc
 from uniwizard_client.channels import ServiceClient, SyncConnection
 from uniwizard_client.results import (
@@ -37,17 +35,10 @@ class _ServiceClient(ServiceClient):
     """A service client with a lazily opened channel; closes with ``with`` or ``close()``."""
 
     stub: Any = None  # the generated stub class
+    _conn: SyncConnection[Any]
 
-    def __init__(
-        self,
-        target: str | None = None,
-        *,
-        deadline: float | None = None,
-        token: str | None = None,
-        credentials: grpc.ChannelCredentials | None = None,
-    ):
-        super().__init__(target, deadline=deadline, token=token, credentials=credentials)
-        self._conn: SyncConnection[Any] = SyncConnection(self.endpoint, type(self).stub)
+    def _connect(self) -> SyncConnection[Any]:
+        return SyncConnection(self.endpoint, type(self).stub)
 
     def _call(self, method: str, request: Any, deadline: float | None) -> Any:
         return self._conn.unary(method, request, self._timeout(deadline))
