@@ -8,6 +8,9 @@ A success that follows a reported success of the same backend tells the registry
 (it only closes a half-open breaker or clears an auth failure, and the report before it would
 have been that failure), so it is sent at most every ``SUCCESS_REFRESH_S`` seconds. Failures are
 always sent.
+
+The channel is a network channel to the registry, or an in-process one when the registry runs in
+the same process (``uniwizard serve --target all``); the reporter cannot tell them apart.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import time
 import grpc
 
 from uniwizard.convert import outcome_to_pb
-from uniwizard.net import aio_channel
 from uniwizard.types import Outcome
 from uniwizard.v1 import registry_pb2, registry_pb2_grpc
 
@@ -32,22 +34,28 @@ SUCCESS_REFRESH_S = 5.0
 
 
 class RegistryReporter:
-    def __init__(self, target: str):
-        self.channel = aio_channel(target, "caller_svc")
-        self.stub = registry_pb2_grpc.RegistryStub(self.channel)
+    def __init__(self, channel: grpc.aio.Channel):
+        self.channel = channel
+        self.stub = registry_pb2_grpc.RegistryStub(channel)
         self.queue: asyncio.Queue[registry_pb2.ReportOutcomeRequest] = asyncio.Queue(MAX_QUEUE)
         self.dropped = 0
         self.suppressed = 0
         self._last_success: dict[str, float] = {}  # backend -> when its last success was sent
         self._sender: asyncio.Task[None] | None = None
 
-    def report(self, backend: str, outcome: Outcome, retry_after_s: float, detail: str) -> None:
-        """Queue one outcome (never blocks; called in the event loop)."""
+    def start(self) -> asyncio.Task[None]:
+        """The sender task (started by the first report otherwise); it runs until aclose()."""
         if self._sender is None:
             # An empty context: a batch belongs to no single request's trace.
             self._sender = asyncio.create_task(
                 self._send_loop(), name="report-outcomes", context=contextvars.Context()
             )
+        return self._sender
+
+    def report(self, backend: str, outcome: Outcome, retry_after_s: float, detail: str) -> None:
+        """Queue one outcome (never blocks; called in the event loop)."""
+        if self._sender is None:
+            self.start()
         if outcome is Outcome.SUCCESS:
             now = time.monotonic()
             if now - self._last_success.get(backend, -1e9) < SUCCESS_REFRESH_S:

@@ -14,7 +14,7 @@ from caller_svc.reporter import RegistryReporter
 from caller_svc.servicer import CallerServicer
 from uniwizard.config import ConfigError, load_config
 from uniwizard.config_types import Config
-from uniwizard.net import address, data_dir
+from uniwizard.net import Link, address, data_dir, link_channel
 from uniwizard.server import Service, ServiceHost, StartupError, main_entry
 from uniwizard.v1 import caller_pb2, caller_pb2_grpc
 
@@ -42,7 +42,9 @@ class CallerService(Service):
         self.core = core
         self.reporter = reporter
         servicer = CallerServicer(core, self.host.limits)
-        caller_pb2_grpc.add_CallerServicer_to_server(servicer, self.host.server)
+        self.host.add_servicer(caller_pb2_grpc.add_CallerServicer_to_server, servicer)
+        if reporter is not None:
+            self.watch(reporter.start())
 
     def reload(self) -> None:
         """SIGHUP: re-read backends.yaml. A file that fails validation, or whose identity
@@ -74,8 +76,10 @@ async def build_caller(
     addr: str,
     *,
     ledger_path: str | None = None,
-    registry: str | None = None,
+    registry: Link | None = None,
 ) -> CallerService:
+    """``registry``: where outcomes are reported (an address, or an in-process channel); None
+    reports nowhere."""
     config = load_config(config_path)  # fail fast
     try:
         guard = load_guard(config, config_path)
@@ -94,7 +98,7 @@ async def build_caller(
         log.warning(
             "%d ledger rows were in flight when the last caller stopped; marked interrupted", lost
         )
-    reporter = RegistryReporter(registry) if registry else None
+    reporter = RegistryReporter(link_channel(registry, "caller_svc")) if registry else None
     core = CallerCore(config, ledger, guard=guard, refusals=RefusalDetector(), reporter=reporter)
     return CallerService(config_path, core, reporter, addr)
 

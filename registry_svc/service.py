@@ -161,12 +161,14 @@ class Registry:
 
     # -- timers ------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._timer = asyncio.create_task(self._time_loop())
+    def start(self) -> asyncio.Task[None]:
+        """Start the timer that publishes time-driven changes; it runs until :meth:`stop`."""
+        self._timer = asyncio.create_task(self._time_loop(), name="registry-timer")
         metrics.observe_health(
             "registry_svc",
             lambda: [(h.key, h.state.value, h.routable) for h in self.book.snapshot().values()],
         )
+        return self._timer
 
     async def stop(self) -> None:
         if self._timer is not None:
