@@ -1,5 +1,10 @@
-"""The whole stack in-process for tests: simulator + registry + caller + router on port 0,
-talking over real gRPC channels and real sockets.
+"""The whole stack in the test process: simulator + registry + caller + router on port 0, each a
+real gRPC server on a real socket, wired by the same code as ``uniwizard serve --target all``.
+
+Two ways to link the components (``links``): ``"inproc"``, as one process runs them (the router
+reaches the caller, and both reach the registry, through in-process channels), and ``"grpc"``, as
+three processes do (real channels over loopback sockets). Tests that use :func:`running_stack`
+run once per way (``tests/conftest.py``); clients reach the stack over real sockets either way.
 """
 
 from __future__ import annotations
@@ -9,18 +14,19 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import grpc
 
-from caller_svc.server import CallerService, build_caller
-from registry_svc.server import RegistryService, build_registry
-from router_svc.server import RouterService, build_router
+from caller_svc.server import CallerService
+from registry_svc.server import RegistryService
+from router_svc.server import RouterService
 from uniwizard.config import dump_config, load_config, rewrite_urls
 from uniwizard.config_types import BackendConfig, Config
 from uniwizard.convert import task_to_pb
 from uniwizard.net import aio_channel
-from uniwizard.server import Service
+from uniwizard.serve import COMPONENTS, StackOptions, start_components
+from uniwizard.server import Service, stop_all
 from uniwizard.types import Attachment, BlindRequest, Message, Role, Task
 from uniwizard.v1 import (
     caller_pb2_grpc,
@@ -36,6 +42,11 @@ ROOT = Path(__file__).resolve().parent.parent
 BACKENDS_YAML = ROOT / "configs" / "backends.yaml"
 ROUTING_YAML = ROOT / "configs" / "routing.yaml"
 SIM_KEY = "sim-test-key"
+Links = Literal["inproc", "grpc"]
+LINKS: list[Links] = ["inproc", "grpc"]
+# How running_stack links the components when a test does not say: set per test by the
+# parametrized ``stack_links`` fixture of tests/conftest.py.
+default_links: Links = "inproc"
 
 
 def task(
@@ -59,6 +70,7 @@ class Stack:
     config: Config
     config_path: str
     tmp: Path
+    links: Links = "inproc"
     channels: list[grpc.aio.Channel] = dataclasses.field(default_factory=list)
 
     def channel(self, host: Service) -> grpc.aio.Channel:
@@ -123,8 +135,10 @@ async def running_stack(
     probes: bool = False,
     content_policy: str = "propagate",
     missing_keys: tuple[str, ...] = (),
+    links: Links | None = None,
 ) -> AsyncIterator[Stack]:
-    """Start everything; API key variables are set to a placeholder the simulator accepts."""
+    """Start everything; API key variables are set to a placeholder the simulator accepts.
+    ``links``: how the components reach each other (default: ``default_links``)."""
     saved = dict(os.environ)
     async with running_simulator() as sim:
         config, path = sim_config(sim.url, tmp, tweak)
@@ -133,31 +147,28 @@ async def running_stack(
                 os.environ[b.api_key_env] = SIM_KEY
         for name in missing_keys:
             os.environ.pop(name, None)
-        registry = await build_registry(
-            path, "127.0.0.1:0", state_path=str(tmp / "ops.json"), probes=probes
-        )
-        await registry.start()
-        caller = await build_caller(
-            path, "127.0.0.1:0", ledger_path=str(tmp / "ledger.db"), registry=registry.target
-        )
-        await caller.start()
-        router = await build_router(
+        opts = StackOptions(
             path,
-            str(ROUTING_YAML),
-            "127.0.0.1:0",
-            registry=registry.target,
-            caller=caller.target,
+            policy_path=str(ROUTING_YAML),
+            addresses=dict.fromkeys(COMPONENTS, "127.0.0.1:0"),
             content_policy=content_policy,
+            probes=probes,
+            ledger_path=str(tmp / "ledger.db"),
+            state_path=str(tmp / "ops.json"),
+            in_process_links=(links or default_links) == "inproc",
         )
-        await router.start()
-        stack = Stack(sim, registry, caller, router, config, path, tmp)
+        services = await start_components(COMPONENTS, opts)
+        registry, caller, router = services
+        assert isinstance(registry, RegistryService)
+        assert isinstance(caller, CallerService)
+        assert isinstance(router, RouterService)
+        stack = Stack(sim, registry, caller, router, config, path, tmp, links or default_links)
         try:
             await stack.wait_router(lambda v: v.connected)
             yield stack
         finally:
             for ch in stack.channels:
                 await ch.close()
-            for host in (router, caller, registry):
-                await host.stop(grace=1.0)
+            await stop_all(services, grace=1.0)
             os.environ.clear()
             os.environ.update(saved)
