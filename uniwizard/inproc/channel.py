@@ -70,7 +70,7 @@ class InProcessChannel(grpc.aio.Channel):
             for shape, kind in _INTERCEPTOR_TYPES.items()
         }
         self._closed = False
-        self._calls: set[_Call] = set()
+        self._calls: set[asyncio.Task[Status]] = set()  # in flight, for close()
 
     def __repr__(self) -> str:
         return f"InProcessChannel({self.server.name!r}, client={self.client!r})"
@@ -94,11 +94,11 @@ class InProcessChannel(grpc.aio.Channel):
     async def close(self, grace: float | None = None) -> None:
         """No new calls; calls in flight get ``grace`` seconds, then are cancelled."""
         self._closed = True
-        calls = [c for c in self._calls if not c.done()]
+        calls = [t for t in self._calls if not t.done()]
         if calls and grace:
-            await asyncio.wait([c.task for c in calls], timeout=grace)
-        for c in calls:
-            c.cancel()
+            await asyncio.wait(calls, timeout=grace)
+        for task in calls:
+            task.cancel()
 
     def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
         if self._closed:
@@ -144,10 +144,9 @@ class InProcessChannel(grpc.aio.Channel):
             client=self.client,
             responses=responses,
         )
-        call = _CALL_TYPES[shape](self, method, task, context, requests, responses, feeder)
-        self._calls.add(call)
-        task.add_done_callback(lambda _: self._calls.discard(call))
-        return call
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+        return _CALL_TYPES[shape](self, method, task, context, requests, responses, feeder)
 
 
 async def _feed(request_iterator: Any, pipe: Pipe) -> None:

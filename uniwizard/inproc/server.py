@@ -209,6 +209,8 @@ class LocalServer:
             context=contextvars.Context(),
         )
         context.task = task
+        if deadline is not None:
+            context.timer = loop.call_at(deadline, _expire, context)
         self._calls.add(task)
         task.add_done_callback(self._finished)
         return task, context
@@ -221,33 +223,33 @@ class LocalServer:
         self, method: str, request: Any, context: ServicerContext, wait_for_ready: bool
     ) -> Status:
         try:
-            status = await self._serve_within_deadline(method, request, context, wait_for_ready)
+            status = await self._serve_call(method, request, context, wait_for_ready)
         except asyncio.CancelledError:
             task = asyncio.current_task()
-            if task is None or task not in self._cancelling:
-                context.end(None)  # the client cancelled
+            if context.expired and task is not None:  # the deadline, not the client
+                task.uncancel()
+                status = Status(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+            elif task is not None and task in self._cancelling:  # the server stopped
+                task.uncancel()
+                status = Status(grpc.StatusCode.UNAVAILABLE, "the server stopped")
+            else:  # the client cancelled
+                context.end(None)
                 raise
-            task.uncancel()
-            status = Status(grpc.StatusCode.UNAVAILABLE, "the server stopped")
         return context.end(status)
 
-    async def _serve_within_deadline(
+    async def _serve_call(
         self, method: str, request: Any, context: ServicerContext, wait_for_ready: bool
     ) -> Status:
-        try:
-            async with asyncio.timeout_at(context.deadline):
-                if not self._serving.is_set():
-                    if not wait_for_ready or self._stopped:
-                        return Status(
-                            grpc.StatusCode.UNAVAILABLE, f"in-process: {self.name} is not serving"
-                        )
-                    await self._serving.wait()
-                handler = await self._handler(method, context.invocation_metadata())
-                if handler is None:
-                    return Status(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
-                return await _run(handler, method, request, context)
-        except TimeoutError:
-            return Status(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+        if not self._serving.is_set():
+            if not wait_for_ready:
+                return Status(
+                    grpc.StatusCode.UNAVAILABLE, f"in-process: {self.name} is not serving"
+                )
+            await self._serving.wait()
+        handler = await self._handler(method, context.invocation_metadata())
+        if handler is None:
+            return Status(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+        return await _run(handler, method, request, context)
 
     async def _handler(self, method: str, metadata: Metadata) -> grpc.RpcMethodHandler | None:
         details: Any = HandlerCallDetails(method, metadata)
@@ -276,6 +278,13 @@ class LocalServer:
             if handler is not None:
                 return handler
         return None
+
+
+def _expire(context: ServicerContext) -> None:
+    """The call's deadline: its handler is cancelled (and the status is DEADLINE_EXCEEDED)."""
+    if context.task is not None and not context.task.done():
+        context.expired = True
+        context.task.cancel()
 
 
 async def _run(handler: Any, method: str, request: Any, context: ServicerContext) -> Status:
@@ -349,6 +358,8 @@ class ServicerContext(grpc.aio.ServicerContext):  # type: ignore[type-arg]
     ) -> None:
         self.deadline = deadline
         self.task: asyncio.Task[Status] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.expired = False
         self._loop = loop
         self._metadata = metadata
         self._peer = f"unix:inproc:{client}"
@@ -364,6 +375,8 @@ class ServicerContext(grpc.aio.ServicerContext):  # type: ignore[type-arg]
 
     def end(self, status: Status | None) -> Status:
         """The call is over: a response stream gets its end; done-callbacks run."""
+        if self.timer is not None:
+            self.timer.cancel()
         if self._responses is not None:
             self._responses.end(status)
         callbacks, self._done = self._done, []
