@@ -4,8 +4,8 @@ report to the registry. No prompt or answer text goes into any of them.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,12 +49,14 @@ class Recorder:
         self.ledger = ledger
         self.reporter = reporter
         self.tracer = telemetry.tracer("caller_svc")
+        self.traced = not isinstance(self.tracer, telemetry.OffTracer)
         self.metrics = CallMetrics("caller_svc")
 
-    @contextmanager
-    def span(self, b: BackendConfig, *, stream: bool) -> Iterator[None]:
+    def span(self, b: BackendConfig, *, stream: bool) -> AbstractContextManager[object]:
         """The provider call as a CLIENT span named ``{operation} {model}`` (GenAI conventions)."""
-        with self.tracer.start_as_current_span(
+        if not self.traced:
+            return telemetry.NO_SPAN  # nothing, at no cost
+        return self.tracer.start_as_current_span(
             f"chat {b.model}",
             kind=SpanKind.CLIENT,
             attributes={
@@ -64,8 +66,7 @@ class Recorder:
                 "uniwizard.backend": b.key,
                 "uniwizard.stream": stream,
             },
-        ):
-            yield
+        )
 
     async def begin(self, b: BackendConfig, ctx: CallContext) -> int:
         """The ledger row of an attempt about to leave for the provider (``in_flight``):
@@ -91,6 +92,8 @@ class Recorder:
         return self.ledger.finish(row_id, row) if row_id else self.ledger.record(row)
 
     def _measure(self, b: BackendConfig, result: CallResult) -> None:
+        if not self.metrics.on:
+            return
         failed = result.outcome is not Outcome.SUCCESS
         self.metrics.record(
             {
