@@ -86,6 +86,19 @@ CREATE TABLE IF NOT EXISTS attempts (
     sent INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS attempts_ts ON attempts(ts);
+CREATE INDEX IF NOT EXISTS attempts_request ON attempts(request_id);
+CREATE INDEX IF NOT EXISTS attempts_trace ON attempts(trace_id);
+CREATE TABLE IF NOT EXISTS ratings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    request_id TEXT NOT NULL UNIQUE,
+    trace_id TEXT NOT NULL DEFAULT '',
+    attempt_id INTEGER NOT NULL,        -- the attempts row that answered
+    backend TEXT NOT NULL,
+    category TEXT NOT NULL DEFAULT '',
+    score REAL NOT NULL,                -- [0, 1]
+    label TEXT NOT NULL DEFAULT ''
+);
 """
 
 
@@ -167,6 +180,32 @@ class Totals:
     estimated_rows: int
 
 
+@dataclass(frozen=True, slots=True)
+class Rated:
+    """A stored rating and the attempt it belongs to."""
+
+    request_id: str
+    trace_id: str
+    attempt_id: int
+    backend: str
+    category: str
+    score: float
+    label: str
+    ts: float
+
+
+class RatingRefused(Exception):
+    """A rating that cannot be stored; the message says why in plain words."""
+
+
+class UnknownRequest(RatingRefused):
+    """No answered attempt has this request (or trace) id."""
+
+
+class AlreadyRated(RatingRefused):
+    """The request was rated before; ratings are final."""
+
+
 class LedgerUnavailable(Exception):
     """The ledger could not commit (or read) for this operation; nothing was written for it.
 
@@ -211,6 +250,15 @@ class Ledger(Protocol):
 
     async def rows(self, limit: int = 1000) -> list[dict[str, Any]]:
         """The first ``limit`` rows in id order, as column → value (for tests and tools)."""
+        ...
+
+    async def rate(self, request_id: str, trace_id: str, score: float, label: str) -> Rated:
+        """Store a rating beside the attempt that answered ``request_id`` (or, when that is
+        empty, ``trace_id``). Raises :class:`UnknownRequest` or :class:`AlreadyRated`."""
+        ...
+
+    async def spend(self, day_start: float, month_start: float) -> dict[str, tuple[float, float]]:
+        """USD per backend since ``day_start`` and since ``month_start``."""
         ...
 
 
@@ -432,6 +480,16 @@ class SQLiteLedger:
     async def rows(self, limit: int = 1000) -> list[dict[str, Any]]:
         return await self._read(lambda db: _rows(db, limit))  # type: ignore[no-any-return]
 
+    async def rate(self, request_id: str, trace_id: str, score: float, label: str) -> Rated:
+        # A read with one autocommitted insert: ratings are rare and must answer at once.
+        rated = await self._read(lambda db: _rate(db, request_id, trace_id, score, label))
+        return rated  # type: ignore[no-any-return]
+
+    async def spend(self, day_start: float, month_start: float) -> dict[str, tuple[float, float]]:
+        return await self._read(  # type: ignore[no-any-return]
+            lambda db: _spend(db, day_start, month_start)
+        )
+
     async def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         op = _Read(fn, _Waiter())
         if not self._put(op):
@@ -631,6 +689,8 @@ class SQLiteLedger:
         assert self._db is not None
         try:
             result = op.fn(self._db)
+        except RatingRefused as exc:  # an answer about the request, not a ledger failure
+            op.waiter.settle(error=exc)
         except Exception as exc:
             op.waiter.settle(error=LedgerUnavailable(f"ledger read failed: {exc}"))
         else:
@@ -712,3 +772,43 @@ def _rows(db: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
     cur = db.execute("SELECT * FROM attempts ORDER BY id LIMIT ?", (limit,))
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur]
+
+
+def _rate(
+    db: sqlite3.Connection, request_id: str, trace_id: str, score: float, label: str
+) -> Rated:
+    key, value = ("request_id", request_id) if request_id else ("trace_id", trace_id)
+    found = db.execute(
+        f"SELECT id, request_id, trace_id, backend, category FROM attempts"
+        f" WHERE {key} = ? AND outcome = 'success' ORDER BY id DESC LIMIT 1",
+        (value,),
+    ).fetchone()
+    if found is None:
+        raise UnknownRequest(f"no answered request has {key.replace('_', ' ')} {value!r}")
+    attempt_id, request_id, trace_id, backend, category = found
+    before = db.execute(
+        "SELECT score, ts FROM ratings WHERE request_id = ?", (request_id,)
+    ).fetchone()
+    if before is not None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(before[1]))
+        raise AlreadyRated(
+            f"request {request_id} was rated {before[0]:.2f} at {when}; ratings are final"
+        )
+    rated = Rated(request_id, trace_id, attempt_id, backend, category, score, label, time.time())
+    db.execute(
+        "INSERT INTO ratings (ts, request_id, trace_id, attempt_id, backend, category, score,"
+        " label) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (rated.ts, request_id, trace_id, attempt_id, backend, category, score, label),
+    )
+    return rated
+
+
+def _spend(
+    db: sqlite3.Connection, day_start: float, month_start: float
+) -> dict[str, tuple[float, float]]:
+    rows = db.execute(
+        "SELECT backend, SUM(CASE WHEN ts >= ? THEN cost_usd ELSE 0 END), SUM(cost_usd)"
+        " FROM attempts WHERE ts >= ? GROUP BY backend",
+        (day_start, month_start),  # a month starts no later than any of its days
+    ).fetchall()
+    return {r[0]: (r[1] or 0.0, r[2] or 0.0) for r in rows}

@@ -9,6 +9,19 @@ MODALITIES = ("text", "image", "audio", "video")
 
 
 @dataclass(frozen=True, slots=True)
+class Budget:
+    """A spending cap in USD per UTC day and per UTC month (0 = no cap of that kind)."""
+
+    daily_usd: float = 0.0
+    monthly_usd: float = 0.0
+    warn_at: float = 0.9  # the fraction of a cap at which the registry warns
+
+    @property
+    def capped(self) -> bool:
+        return self.daily_usd > 0 or self.monthly_usd > 0
+
+
+@dataclass(frozen=True, slots=True)
 class BackendConfig:
     key: str
     provider: str  # one of PROVIDERS
@@ -32,6 +45,7 @@ class BackendConfig:
     cooldown_time: float = 30.0  # seconds the breaker stays open
     failure_window: float = 60.0  # seconds
     enabled: bool = True  # initial operator state (operator overrides persist in the registry)
+    budget: Budget = field(default_factory=Budget)  # no caps unless configured
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +64,20 @@ class ProbeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LearningConfig:
+    """How fast the registry forgets what it learned per (category, backend): every new
+    observation discounts the older ones so that about ``window`` of them count, and all of
+    them lose half their weight every ``half_life_hours``."""
+
+    window: int = 40
+    half_life_hours: float = 168.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: str
     backends: dict[str, BackendConfig]
     identity: IdentityConfig | None = None
     probes: ProbeConfig = field(default_factory=ProbeConfig)
+    budget: Budget = field(default_factory=Budget)  # overall caps, across every backend
+    learning: LearningConfig = field(default_factory=LearningConfig)

@@ -8,6 +8,12 @@ from typing import TypeVar
 from google.protobuf.message import Message as PbMessage
 
 from uniwizard.config_types import BackendConfig
+from uniwizard.convert_learning import (
+    budget_from_pb,
+    budget_status_from_pb,
+    budget_status_to_pb,
+    budget_to_pb,
+)
 from uniwizard.types import (
     Attachment,
     BackendHealth,
@@ -187,6 +193,7 @@ def call_result_to_pb(r: CallResult) -> caller_pb2.CallResult:
         error_message=r.error_message,
         response_model=r.response_model,
         identity_redactions=r.scrubbed,
+        ttft_ms=r.ttft_ms,
     )
 
 
@@ -207,6 +214,7 @@ def call_result_from_pb(pb: caller_pb2.CallResult) -> CallResult:
         error_message=pb.error_message,
         response_model=pb.response_model,
         scrubbed=pb.identity_redactions,
+        ttft_ms=pb.ttft_ms,
     )
 
 
@@ -248,6 +256,7 @@ def backend_to_pb(b: BackendConfig) -> common_pb2.Backend:
         connect_timeout_s=b.connect_timeout,
         first_token_timeout_s=b.first_token_timeout,
         stream_idle_timeout_s=b.stream_idle_timeout,
+        budget=budget_to_pb(b.budget),
     )
 
 
@@ -274,6 +283,7 @@ def backend_from_pb(pb: common_pb2.Backend) -> BackendConfig:
         connect_timeout=pb.connect_timeout_s,
         first_token_timeout=pb.first_token_timeout_s,
         stream_idle_timeout=pb.stream_idle_timeout_s,
+        budget=budget_from_pb(pb.budget),
     )
 
 
@@ -290,6 +300,7 @@ def health_to_pb(h: BackendHealth) -> common_pb2.BackendHealth:
         last_outcome=outcome_to_pb(h.last_outcome),
         failures_in_window=h.failures_in_window,
         changed_at=h.changed_at,
+        budget=budget_status_to_pb(h.budget),
     )
     if h.last_probe_ok is not None:
         pb.last_probe_ok = h.last_probe_ok
@@ -311,4 +322,5 @@ def health_from_pb(pb: common_pb2.BackendHealth) -> BackendHealth:
         last_outcome=last.value if last else "",
         failures_in_window=pb.failures_in_window,
         changed_at=pb.changed_at,
+        budget=budget_status_from_pb(pb.budget),
     )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from uniwizard.config_types import Budget
+
 
 class Outcome(enum.StrEnum):
     """What happened on one attempt. The names are the design brief's outcome classes."""
@@ -179,6 +181,7 @@ class CallResult:
     error_message: str = ""  # never contains prompt text or secrets
     response_model: str = ""
     scrubbed: int = 0  # identity matches redacted before sending
+    ttft_ms: float = 0.0  # streams: time to the first delta (0: unary, or none arrived)
 
 
 class HealthState(enum.StrEnum):
@@ -191,6 +194,25 @@ class HealthState(enum.StrEnum):
 
 
 ROUTABLE_STATES = frozenset({HealthState.UNKNOWN, HealthState.HEALTHY, HealthState.HALF_OPEN})
+
+
+class BudgetState(enum.StrEnum):
+    NONE = "none"  # no cap configured
+    OK = "ok"
+    WARNING = "warning"  # at or above the budget's warn_at fraction of a cap
+    OVER = "over"  # a cap is reached
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatus:
+    """Spending against a budget, as the cost ledger had it at ``as_of``."""
+
+    budget: Budget = field(default_factory=Budget)
+    spent_today_usd: float = 0.0
+    spent_month_usd: float = 0.0
+    state: BudgetState = BudgetState.NONE
+    detail: str = ""  # plain words, e.g. "daily $5.00, spent $5.02"
+    as_of: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +231,27 @@ class BackendHealth:
     last_outcome: str = ""  # an Outcome value, from the latest passive report
     failures_in_window: int = 0
     changed_at: float = 0.0
+    budget: BudgetStatus = field(default_factory=BudgetStatus)
 
     @property
     def routable(self) -> bool:
         return self.state in ROUTABLE_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class BackendStats:
+    """What has been learned about one backend on one category of task (decayed counts)."""
+
+    category: str
+    backend: str
+    rated_quality: float = 0.0  # mean rating in [0, 1]
+    ratings: float = 0.0
+    attempts: float = 0.0
+    success_rate: float = 0.0
+    outcomes: tuple[tuple[str, float], ...] = ()  # (outcome class, decayed attempts)
+    latency_p50_ms: float = 0.0  # answered attempts
+    latency_p90_ms: float = 0.0
+    ttft_p50_ms: float = 0.0
+    cost_per_answer_usd: float = 0.0
+    answers: float = 0.0
+    updated_at: float = 0.0

@@ -72,6 +72,7 @@ class CallResult(_message.Message):
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
     RESPONSE_MODEL_FIELD_NUMBER: _builtins.int
     IDENTITY_REDACTIONS_FIELD_NUMBER: _builtins.int
+    TTFT_MS_FIELD_NUMBER: _builtins.int
     backend: _builtins.str
     model: _builtins.str
     outcome: _common_pb2.OutcomeClass.ValueType
@@ -86,6 +87,8 @@ class CallResult(_message.Message):
     response_model: _builtins.str
     identity_redactions: _builtins.int
     """how many identity matches were redacted (never what)"""
+    ttft_ms: _builtins.float
+    """streams: time to the first delta (0: unary, or nothing arrived)"""
     @_builtins.property
     def tool_calls(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ToolCall]: ...
     @_builtins.property
@@ -108,10 +111,11 @@ class CallResult(_message.Message):
         error_message: _builtins.str = ...,
         response_model: _builtins.str = ...,
         identity_redactions: _builtins.int = ...,
+        ttft_ms: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "cost_source", b"cost_source", "cost_usd", b"cost_usd", "error_message", b"error_message", "finish_reason", b"finish_reason", "http_status", b"http_status", "identity_redactions", b"identity_redactions", "latency_ms", b"latency_ms", "model", b"model", "outcome", b"outcome", "response_model", b"response_model", "retry_after_s", b"retry_after_s", "text", b"text", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "cost_source", b"cost_source", "cost_usd", b"cost_usd", "error_message", b"error_message", "finish_reason", b"finish_reason", "http_status", b"http_status", "identity_redactions", b"identity_redactions", "latency_ms", b"latency_ms", "model", b"model", "outcome", b"outcome", "response_model", b"response_model", "retry_after_s", b"retry_after_s", "text", b"text", "tool_calls", b"tool_calls", "ttft_ms", b"ttft_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

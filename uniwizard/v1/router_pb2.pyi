@@ -72,7 +72,7 @@ class Skip(_message.Message):
     DETAIL_FIELD_NUMBER: _builtins.int
     backend: _builtins.str
     reason: _builtins.str
-    """disabled, down, cooling_down, context_too_small, modality, not_private, no_tools, over_cost_ceiling"""
+    """disabled, down, cooling_down, context_too_small, modality, not_private, no_tools, over_cost_ceiling, over_budget"""
     detail: _builtins.str
     def __init__(
         self,
