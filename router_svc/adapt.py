@@ -16,9 +16,10 @@ For each backend of the chain, at its v1 position ``r``:
 Evidence only moves a backend once it has ``min_count`` ratings or answers on the category;
 until then it keeps its v1 place (its latency and cost count as the chain's average). With no
 evidence at all the order is v1's. ``explore`` is the largest share of decisions that may
-explore: on those, each backend's quality is drawn from its posterior (Thompson sampling:
-``Beta`` with the shrunk mean and the evidence's weight), which tries backends whose quality is
-still uncertain; a decision that then differs from the greedy one says "exploring".
+explore, once the category has ratings at all (exploring learns only through them): on those,
+each backend's quality is drawn from its posterior (Thompson sampling: ``Beta`` with the shrunk
+mean and the evidence's weight), which tries backends whose quality is still uncertain; a
+decision that then differs from the greedy one says "exploring".
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ def rank(
     if not any(c.rated >= config.min_count or c.latency is not None for c in candidates):
         return Ranked(tuple(chain))  # no evidence: v1's order
     greedy = _order(candidates, config, lambda c: c.quality)
-    exploring = rng.random() < config.explore
+    # Exploring only learns through ratings: an agent that never rates never explores.
+    rated = any(c.rated > 0 for c in candidates)
+    exploring = rated and rng.random() < config.explore
     if exploring:
         chosen = _order(candidates, config, lambda c: _sample(c, rng))
     else:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import yaml
 
 from caller_svc.server import CallerService, build_caller
 from registry_svc.server import RegistryService, build_registry
@@ -115,6 +116,15 @@ def sim_config(
     return load_config(path), str(path)
 
 
+def v1_policy(tmp: Path) -> Path:
+    """The shipped routing.yaml with adaptation off: v1's rule-based routing exactly."""
+    data = yaml.safe_load(ROUTING_YAML.read_text(encoding="utf-8"))
+    data["adapt"] = False
+    out = tmp / "routing-v1.yaml"
+    out.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return out
+
+
 @asynccontextmanager
 async def running_stack(
     tmp: Path,
@@ -123,8 +133,13 @@ async def running_stack(
     probes: bool = False,
     content_policy: str = "propagate",
     missing_keys: tuple[str, ...] = (),
+    adapt: bool = False,
+    policy: Path | None = None,
 ) -> AsyncIterator[Stack]:
-    """Start everything; API key variables are set to a placeholder the simulator accepts."""
+    """Start everything; API key variables are set to a placeholder the simulator accepts.
+
+    Routing adaptation (v2) is off unless ``adapt``: tests that expect a given backend must not
+    depend on what earlier requests taught the registry. ``policy`` replaces routing.yaml."""
     saved = dict(os.environ)
     async with running_simulator() as sim:
         config, path = sim_config(sim.url, tmp, tweak)
@@ -143,7 +158,7 @@ async def running_stack(
         await caller.start()
         router = await build_router(
             path,
-            str(ROUTING_YAML),
+            str(policy or (ROUTING_YAML if adapt else v1_policy(tmp))),
             "127.0.0.1:0",
             registry=registry.target,
             caller=caller.target,

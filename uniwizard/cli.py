@@ -21,6 +21,7 @@ from uniwizard_client import (
     BackendRouter,
     BackendState,
     BackendUsage,
+    BudgetInfo,
     CallerClient,
     RegistryClient,
     RouteInfo,
@@ -308,6 +309,18 @@ def _health_dict(b: BackendState, now: float) -> dict[str, Any]:
         "max_context": b.max_context,
         "cost_per_1k_input": b.cost_per_1k_input,
         "cost_per_1k_output": b.cost_per_1k_output,
+        "budget": _budget_dict(b.budget),
+    }
+
+
+def _budget_dict(b: BudgetInfo) -> dict[str, Any]:
+    return {
+        "state": b.state,
+        "detail": b.detail,
+        "daily_usd": b.daily_usd,
+        "monthly_usd": b.monthly_usd,
+        "spent_today_usd": round(b.spent_today_usd, 6),
+        "spent_month_usd": round(b.spent_month_usd, 6),
     }
 
 
@@ -330,8 +343,9 @@ def cmd_backends(args: argparse.Namespace) -> int:
         listed = _rpc(lambda: registry.list_backends(deadline=10))
     now = time.time()
     rows = [_health_dict(b, now) for b in listed.backends]
+    overall = _budget_dict(listed.overall_budget)
     if args.json:
-        _print_json({"config": listed.config_path, "backends": rows})
+        _print_json({"config": listed.config_path, "backends": rows, "overall_budget": overall})
         return 0
     table = [("BACKEND", "STATE", "PROBE", "LAST OUTCOME", "FAILS", "MODEL")]
     for d in rows:
@@ -355,6 +369,10 @@ def cmd_backends(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    budgets = [(d["key"], d["budget"]) for d in rows] + [("overall", overall)]
+    for key, b in budgets:
+        if b["state"] != "none":
+            print(f"budget:  {key}: {b['detail']} ({b['state']})")
     return 0
 
 
@@ -483,6 +501,10 @@ def parser() -> argparse.ArgumentParser:
 
     reload_ = sub.add_parser("reload", help="re-read backends.yaml in the registry")
     reload_.set_defaults(fn=cmd_reload)
+
+    from uniwizard.cli_learning import add_commands  # its own module; it imports helpers here
+
+    add_commands(sub)
 
     sim = sub.add_parser("sim", help="the provider simulator on its own")
     sim.add_argument("--host", default="127.0.0.1")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from uniwizard.convert import health_state_from_pb, outcome_from_pb
 from uniwizard.types import ROUTABLE_STATES, HealthState, ToolCall
 from uniwizard.v1 import caller_pb2, common_pb2, registry_pb2, router_pb2
+from uniwizard_client.learning import BudgetInfo, budget_info
 
 # -- router ------------------------------------------------------------------------------------
 
@@ -208,6 +209,7 @@ class BackendState:
     last_probe_ok: bool | None = None  # None: never probed
     last_probe_latency_ms: float = 0.0
     last_probe_at: float = 0.0  # epoch seconds
+    budget: BudgetInfo = field(default_factory=BudgetInfo)  # state "none": no cap
 
     @property
     def routable(self) -> bool:
@@ -220,6 +222,7 @@ class BackendList:
 
     config_path: str
     backends: tuple[BackendState, ...]
+    overall_budget: BudgetInfo = field(default_factory=BudgetInfo)  # across every backend
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,12 +259,15 @@ def backend_state(s: common_pb2.BackendStatus) -> BackendState:
         last_probe_ok=h.last_probe_ok if h.HasField("last_probe_ok") else None,
         last_probe_latency_ms=h.last_probe_latency_ms,
         last_probe_at=h.last_probe_at,
+        budget=budget_info(h.budget),
     )
 
 
 def backend_list(r: registry_pb2.ListBackendsResponse) -> BackendList:
     return BackendList(
-        config_path=r.config_path, backends=tuple(backend_state(s) for s in r.backends)
+        config_path=r.config_path,
+        backends=tuple(backend_state(s) for s in r.backends),
+        overall_budget=budget_info(r.overall_budget),
     )
 
 
