@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from uniwizard.config_types import Budget
-from uniwizard.time_windows import day_start, month_start
+from uniwizard.time_windows import day_start, month_start, usd
 from uniwizard.types import BudgetState, BudgetStatus
 
 
@@ -56,5 +56,5 @@ def status(budget: Budget, today: float, month: float, as_of: float) -> BudgetSt
         state = BudgetState.WARNING
     else:
         state = BudgetState.OK
-    detail = f"{name} ${cap:.2f}, spent ${spent:.2f}"
+    detail = f"{name} {usd(cap)}, spent {usd(spent)}"
     return BudgetStatus(budget, today, month, state, detail, as_of)

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from uniwizard.config_types import Budget
-from uniwizard.time_windows import day_start, month_start
+from uniwizard.time_windows import day_start, month_start, usd
 from uniwizard.types import BackendHealth, BudgetStatus
 
 
@@ -113,8 +113,8 @@ class BudgetCheck:
             ("monthly", budget.monthly_usd, month),
         ):
             if cap > 0 and spent + cost > cap:
-                detail = f"{name} ${cap:.2f}, spent ${spent:.2f}"
+                detail = f"{name} {usd(cap)}, spent {usd(spent)}"
                 if spent < cap:
-                    detail += f", this task up to ${cost:.4f}"
+                    detail += f", this task up to {usd(cost)}"
                 return detail
         return None

@@ -8,12 +8,18 @@ import mimetypes
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
-from uniwizard.security import SecurityError
+from uniwizard.cli_common import (
+    EXIT_FAILED,
+    CliError,
+    _client,
+    _print_json,
+    _rpc,
+    _unreachable,
+)
 from uniwizard.types import Attachment, BlindRequest, Message, Role, Task
 from uniwizard_client import (
     AttemptFailed,
@@ -31,57 +37,6 @@ from uniwizard_client import (
     ThinkResult,
     ToolCalled,
 )
-
-EXIT_FAILED = 1  # the request failed (a typed error)
-EXIT_USAGE = 2  # bad arguments or input
-EXIT_UNREACHABLE = 3  # a service could not be reached
-
-
-class CliError(Exception):
-    def __init__(self, message: str, code: int = EXIT_USAGE):
-        super().__init__(message)
-        self.code = code
-
-
-# -- helpers ---------------------------------------------------------------------------------
-
-
-class _Closable(Protocol):
-    def close(self) -> None: ...
-
-
-C = TypeVar("C", bound=_Closable)
-T = TypeVar("T")
-UNREACHABLE_HINT = "is the stack running? (start it with: uniwizard up --sim)"
-
-
-@contextmanager
-def _client(make: Callable[[], C]) -> Iterator[C]:
-    """A ``uniwizard_client`` client for one command (settings errors are usage errors)."""
-    try:
-        client = make()
-    except SecurityError as exc:
-        raise CliError(str(exc)) from None
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-def _unreachable(err: RouterUnavailable) -> CliError:
-    return CliError(
-        f"cannot reach {err.service}_svc at {err.target}: {UNREACHABLE_HINT}", EXIT_UNREACHABLE
-    )
-
-
-def _rpc(fn: Callable[[], T]) -> T:
-    """``fn()``; a service that cannot be connected to is exit 3 with a hint."""
-    try:
-        return fn()
-    except RouterUnavailable as err:
-        if err.connect_failed:
-            raise _unreachable(err) from None
-        raise
 
 
 def _read_text(text: str) -> str:
@@ -118,10 +73,6 @@ def build_task(args: argparse.Namespace) -> Task:
         private=args.private,
         latency_budget_ms=getattr(args, "latency_budget_ms", 0) or 0,
     )
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def _decision_dict(d: RouteInfo) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from uniwizard.cli import EXIT_FAILED, CliError, _client, _print_json, _rpc
+from uniwizard.cli_common import EXIT_FAILED, CliError, _client, _print_json, _rpc
 from uniwizard.ratings import InvalidRating, parse_score
 from uniwizard_client import BackendRouter, RegistryClient, RouterError, StatsRow
 

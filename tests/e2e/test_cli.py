@@ -158,3 +158,32 @@ def test_unreachable_router_is_a_clear_error(tmp_path: Path) -> None:
     r = cli(env, "route", "hello")
     assert r.returncode == 3
     assert "cannot reach router_svc" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_rate_an_answer_then_see_what_was_learned(up: dict[str, str]) -> None:
+    answered = json.loads(cli(up, "think", "--json", "Who was the first emperor of Rome?").stdout)
+    rid = answered["request_id"]
+    r = cli(up, "rate", rid, "4/5", "--label", "great")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"rated 0.75 (great): {answered['backend']}'s answer to a knowledge task\n"
+    again = cli(up, "rate", "--json", rid, "0.1")
+    assert again.returncode == 1
+    assert json.loads(again.stdout)["error"]["class"] == "already_exists"
+    bad = cli(up, "rate", rid, "great")
+    assert bad.returncode == 2 and "is not a number" in bad.stderr
+    unknown = cli(up, "rate", "no-such-request", "0.5")
+    assert unknown.returncode == 1 and "no answered request" in unknown.stderr
+    deadline = time.monotonic() + 10
+    while True:
+        stats = json.loads(cli(up, "stats", "--json", "--category", "knowledge").stdout)
+        rows = {s["backend"]: s for s in stats["stats"]}
+        row = rows.get(answered["backend"])
+        if row is not None and row["ratings"] >= 0.99:
+            break
+        assert time.monotonic() < deadline, stats
+        time.sleep(0.1)
+    assert row["rated_quality"] == 0.75 and row["answers"] > 0 and row["latency_p50_ms"] > 0
+    assert {s["category"] for s in stats["stats"]} == {"knowledge"}
+    table = cli(up, "stats")
+    assert table.returncode == 0
+    assert "CATEGORY" in table.stdout and "knowledge" in table.stdout and "0.75" in table.stdout
