@@ -37,6 +37,7 @@ class RegistryReporter:
         self.queue: asyncio.Queue[Item] = asyncio.Queue(MAX_QUEUE)
         self.dropped = 0
         self._sender: asyncio.Task[None] | None = None
+        self._closed = False
 
     def report(self, result: CallResult, category: str) -> None:
         """Queue one attempt's outcome (never blocks; called in the event loop)."""
@@ -74,6 +75,8 @@ class RegistryReporter:
         )
 
     def _put(self, item: Item) -> None:
+        if self._closed:
+            return  # shutting down: what is queued was flushed already
         if self._sender is None:
             # An empty context: a batch belongs to no single request's trace.
             self._sender = asyncio.create_task(
@@ -118,6 +121,7 @@ class RegistryReporter:
                 pass
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._sender is not None:
             self._sender.cancel()
             await asyncio.gather(self._sender, return_exceptions=True)

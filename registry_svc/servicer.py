@@ -145,16 +145,18 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     ) -> AsyncIterator[registry_pb2.HealthEvent]:
         queue = self.registry.watch()
         stop = asyncio.ensure_future(self.draining.wait())
+        get: asyncio.Future[HealthChange] | None = None
         try:
             while True:
                 get = asyncio.ensure_future(queue.get())
                 done, _ = await asyncio.wait({get, stop}, return_when=asyncio.FIRST_COMPLETED)
                 if get not in done:
-                    get.cancel()
                     return  # graceful shutdown ends the stream cleanly
                 yield event_pb(get.result())
         finally:
             stop.cancel()
+            if get is not None:
+                get.cancel()  # also when the client went away mid-wait
             self.registry.unwatch(queue)
 
     async def Stats(

@@ -10,7 +10,8 @@ For each backend of the chain, at its v1 position ``r``:
   order (``PRIOR - PRIOR_STEP * r``) with the weight of ``min_count`` ratings: a few ratings
   move it a little, many move it all the way;
 * latency is its p50 on answered attempts of this category, cost its cost per answered task
-  (failed attempts included), both relative to the most expensive / slowest of the chain;
+  (failed attempts included), both relative to the most expensive / slowest of the chain
+  (exploration also takes a backend's configured prices for a cost not yet seen);
 * utility = ``weights.quality * q - weights.latency * latency - weights.cost * cost``.
 
 Evidence only moves a backend once it has ``min_count`` ratings or answers on the category;
@@ -24,6 +25,7 @@ decision that then differs from the greedy one says "exploring".
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -60,9 +62,11 @@ def rank(
     stats: Mapping[tuple[str, str], BackendStats],
     config: AdaptConfig,
     rng: random.Random,
+    prices: Mapping[str, float] | None = None,
 ) -> Ranked:
     """The adapted order of ``chain`` and the reasons it differs from v1 (none when it does
-    not)."""
+    not). ``prices``: what a task is expected to cost on each backend at its configured prices,
+    which exploration uses for backends whose cost has no evidence yet."""
     if not config.enabled or len(chain) < 2:
         return Ranked(tuple(chain))
     candidates = [_candidate(category, key, r, stats, config) for r, key in enumerate(chain)]
@@ -73,7 +77,11 @@ def rank(
     rated = any(c.rated > 0 for c in candidates)
     exploring = rated and rng.random() < config.explore
     if exploring:
-        chosen = _order(candidates, config, lambda c: _sample(c, rng))
+        # Exploration is optimistic about what is not known yet: a backend's quality is drawn
+        # from its posterior, and its cost, without evidence, is its price.
+        known = [dataclasses.replace(c, cost=_priced(c, prices)) for c in candidates]
+        chosen = _order(known, config, lambda c: _sample(c, rng))
+        chosen = [next(c for c in candidates if c.key == k.key) for k in chosen]
     else:
         chosen = greedy
     reasons: list[Reason] = []
@@ -136,6 +144,12 @@ def _relative(values: list[float | None]) -> list[float]:
     scaled = [v / top if v is not None else None for v in values]
     mean = sum(s for s in scaled if s is not None) / len(known)
     return [s if s is not None else mean for s in scaled]
+
+
+def _priced(c: _Candidate, prices: Mapping[str, float] | None) -> float | None:
+    if c.cost is not None or prices is None:
+        return c.cost
+    return prices.get(c.key)
 
 
 def _sample(c: _Candidate, rng: random.Random) -> float:

@@ -31,12 +31,14 @@ from router_svc.links import CallerLink, RegistryLink
 from router_svc.policy import Policy
 from uniwizard import telemetry
 from uniwizard.convert import request_to_pb
+from uniwizard.providers.pricing import price
 from uniwizard.providers.tokens import estimate_task_tokens
 from uniwizard.time_windows import month_start
-from uniwizard.types import CallResult, Delta, HealthState, Outcome, Task
+from uniwizard.types import CallResult, Delta, HealthState, Outcome, Task, Usage
 from uniwizard.v1 import caller_pb2, common_pb2
 
 DEFAULT_DEADLINE_S = 120.0
+TYPICAL_OUTPUT_TOKENS = 300  # what a task is expected to cost, for exploring unpriced backends
 RATE_TIMEOUT_S = 10.0
 
 
@@ -132,13 +134,15 @@ class RouterCore:
         )
         if pin:
             return self._pinned(task, decision, pin, budget)
-        ranked = rank(
-            decision.category,
-            decision.chain,
-            self.view.stats,
-            self.policy.rule(decision.category).adapt,
-            self.rng,
-        )
+        adapt = self.policy.rule(decision.category).adapt
+        if not adapt.enabled:
+            return decision
+        prices = {
+            k: price(self.view.backends[k], Usage(estimate, TYPICAL_OUTPUT_TOKENS))
+            for k in decision.chain
+            if k in self.view.backends
+        }
+        ranked = rank(decision.category, decision.chain, self.view.stats, adapt, self.rng, prices)
         if ranked.chain == decision.chain and not ranked.reasons:
             return decision
         return replace(

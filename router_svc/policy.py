@@ -121,9 +121,9 @@ class AdaptConfig:
     enabled: bool = False
     quality: float = 1.0  # weights
     latency: float = 0.1
-    cost: float = 0.2
-    min_count: int = 5  # ratings (quality) or answers (latency, cost) before evidence counts
-    explore: float = 0.05  # the largest share of decisions that explore
+    cost: float = 0.1
+    min_count: int = 3  # ratings (quality) or answers (latency, cost) before evidence counts
+    explore: float = 0.1  # the largest share of decisions that explore
 
 
 OFF = AdaptConfig()  # adaptation off: v1's order exactly

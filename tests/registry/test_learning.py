@@ -91,3 +91,22 @@ def test_dump_and_load_round_trip() -> None:
 def test_a_bad_dump_is_refused() -> None:
     with pytest.raises(ValueError, match="version"):
         LearningBook().load({"version": 9, "evidence": []})
+
+
+def test_what_was_learned_survives_a_registry_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from registry_svc.evidence import AttemptReport, Evidence, RatingReport
+    from registry_svc.store import LearningStore
+    from uniwizard.config_types import Config
+
+    config = Config(path="x.yaml", backends={})
+    store = LearningStore(tmp_path / "learning.json")
+    first = Evidence(config, store)
+    first.attempt(AttemptReport("gpt", Outcome.SUCCESS, category="knowledge", latency_ms=80, at=T0))
+    first.rating(RatingReport("gpt", "knowledge", 0.9, T0))
+    first.save_if_changed()
+    again = Evidence(config, LearningStore(tmp_path / "learning.json"))
+    assert again.table(T0) == first.table(T0) != []
+    (tmp_path / "learning.json").write_text("{not json")
+    fresh = Evidence(config, LearningStore(tmp_path / "learning.json"))  # set aside, not fatal
+    assert fresh.table(T0) == []
+    assert list(tmp_path.glob("learning.json.corrupt-*"))
