@@ -102,6 +102,12 @@ _positive: Read = partial(number, positive=True)
 _non_negative: Read = partial(number, non_negative=True)
 _count: Read = partial(integer, minimum=1)
 
+
+def _price_or_default(entry: Entry) -> float | None:
+    """A price, or null for the provider's default (uniwizard/providers/pricing.py)."""
+    return None if is_null(entry) else _non_negative(entry)
+
+
 # Every key a backend may have, and how its value is checked.
 BACKEND_FIELDS: dict[str, Read] = {
     "provider": _provider,
@@ -111,6 +117,8 @@ BACKEND_FIELDS: dict[str, Read] = {
     "cost_per_1k": _non_negative,
     "cost_per_1k_input": _non_negative,
     "cost_per_1k_output": _non_negative,
+    "cost_per_1k_cached_input": _price_or_default,
+    "cost_per_1k_cache_write": _price_or_default,
     "strengths": strings,
     "weaknesses": strings,
     "max_context": _count,
