@@ -295,8 +295,11 @@ def cmd_think(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(_result_dict(result))
         return 0
-    if not args.stream:
-        print(result.text)
+    if not args.stream:  # as the stream shows it: the text, then each tool call on its line
+        if result.text or not result.tool_calls:
+            print(result.text)
+        for call in result.tool_calls:
+            print(tool_call_line(call.name, call.arguments_json))
     failed = len(result.attempts) - 1
     note = f", after {failed} failed attempt{'s' * (failed != 1)}" if failed else ""
     print(
