@@ -132,7 +132,12 @@ def run_response_case(adapter: Adapter, path: Path) -> None:
         check(path, data, "expected_error", {"type": "MalformedResponse", "message": str(exc)})
         return
     except ProviderStreamError as exc:  # an error object in a 200 body
-        check(path, data, "expected_error", {"type": "ProviderError", "failure": exc.failure})
+        check(
+            path,
+            data,
+            "expected_error",
+            {"type": "ProviderError", "failure": jsonable(exc.failure)},
+        )
         return
     check(path, data, "expected", parsed)
 
