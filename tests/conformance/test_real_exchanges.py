@@ -410,7 +410,7 @@ def test_the_command_line_prints_the_answer_and_each_tool_call(
     assert lines == [
         cli.tool_call_line(c["name"], json.dumps(c["arguments"])) for c in ex.expect["tool_calls"]
     ]
-    assert re.match(r"— x\d\d-text \(", err), err
+    assert re.search(r"^— x\d\d-text \(", err, re.M), err
 
 
 def test_the_provider_span_carries_the_breakdown_under_genai_names(replay: ReplayStack) -> None:
