@@ -126,7 +126,7 @@ def load_tools(path: str) -> tuple[ToolDef, ...]:
     except ValueError as exc:
         raise CliError(f"{where}: not valid JSON ({exc})") from None
     if not isinstance(data, list):
-        raise CliError(f"{where}: must hold a JSON list of tools, got a {_json_type(data)}")
+        raise CliError(f"{where}: must hold a JSON list of tools, not a JSON {_json_type(data)}")
     if not data:
         raise CliError(f"{where}: the list of tools is empty")
     tools: list[ToolDef] = []

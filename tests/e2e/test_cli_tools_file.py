@@ -38,7 +38,7 @@ def test_a_list_of_tools_becomes_tool_definitions(tmp_path: Path) -> None:
 BAD = [
     ("missing.json", None, "no such file"),
     ("t.json", "[{", "not valid JSON"),
-    ("t.json", {"tools": [WEATHER]}, "must hold a JSON list of tools, got a object"),
+    ("t.json", {"tools": [WEATHER]}, "must hold a JSON list of tools, not a JSON object"),
     ("t.json", [], "the list of tools is empty"),
     ("t.json", ["get_weather"], "tool 1: must be an object {name, description, parameters}"),
     ("t.json", [{"description": "no name"}], 'tool 1: needs a "name" (a string)'),

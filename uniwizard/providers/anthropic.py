@@ -215,6 +215,13 @@ class AnthropicAdapter:
                 turns.append((role, blocks))
         if turns and turns[0][0] != "user":
             raise UnsupportedInput("anthropic: the conversation must start with a user message")
+        if turns and turns[-1][0] == "assistant":
+            # Thinking is never switched on here, and then the API refuses thinking blocks in an
+            # assistant turn in the final position (earlier turns may carry them).
+            turns[-1] = (
+                "assistant",
+                [b for b in turns[-1][1] if b["type"] not in _THINKING_BLOCKS],
+            )
         out: list[dict[str, Any]] = []
         for role, blocks in turns:
             if role == "user":
