@@ -151,6 +151,49 @@ def provider_error_message(ex: Exchange) -> str:
     raise AssertionError(f"{ex.id}: no error message in the recorded body")
 
 
+# Gemini finish and block reasons that mean the provider blocked the answer.
+GEMINI_BLOCKS = frozenset(
+    {
+        "SAFETY",
+        "RECITATION",
+        "PROHIBITED_CONTENT",
+        "BLOCKLIST",
+        "SPII",
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "IMAGE_RECITATION",
+        "MODEL_ARMOR",
+        "OTHER",
+    }
+)
+
+
+def provider_refusal(ex: Exchange) -> str:
+    """The provider's own refusal or block signal in the recorded answer, or "": OpenAI's
+    ``refusal`` field or ``content_filter`` finish, Anthropic's ``refusal`` stop reason,
+    Gemini's blocking finish reason or ``promptFeedback.blockReason``."""
+    for obj in json_objects(ex):
+        if ex.provider in ("openai", "openai_compatible"):
+            for choice in obj.get("choices") or []:
+                part = choice.get("message") or choice.get("delta") or {}
+                if part.get("refusal"):
+                    return "refusal"
+                if choice.get("finish_reason") == "content_filter":
+                    return "content_filter"
+        elif ex.provider == "anthropic":
+            delta = obj.get("delta") if obj.get("type") == "message_delta" else obj
+            if isinstance(delta, dict) and delta.get("stop_reason") == "refusal":
+                return "refusal"
+        else:
+            block = (obj.get("promptFeedback") or {}).get("blockReason")
+            if block:
+                return str(block)
+            for cand in obj.get("candidates") or []:
+                if cand.get("finishReason") in GEMINI_BLOCKS - {"OTHER"}:
+                    return str(cand["finishReason"])
+    return ""
+
+
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 

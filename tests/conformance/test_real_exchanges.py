@@ -75,20 +75,6 @@ _TYPE_CLASSES = {
 }
 # A 4xx may be more precisely a context-window or content-policy failure, by its wording.
 _REFINED = {Outcome.BAD_REQUEST: {Outcome.CONTEXT_WINDOW, Outcome.CONTENT_POLICY}}
-# Finish reasons that are the provider's own refusal or safety block.
-REFUSAL_FINISHES = {
-    "content_filter",
-    "refusal",
-    "SAFETY",
-    "RECITATION",
-    "PROHIBITED_CONTENT",
-    "BLOCKLIST",
-    "SPII",
-    "IMAGE_SAFETY",
-    "IMAGE_PROHIBITED_CONTENT",
-    "IMAGE_RECITATION",
-    "MODEL_ARMOR",
-}
 
 
 def error_classes(ex: Exchange) -> set[Outcome]:
@@ -116,10 +102,15 @@ def error_classes(ex: Exchange) -> set[Outcome]:
 def expected_outcome(ex: Exchange) -> set[Outcome]:
     if ex.is_error:
         return error_classes(ex)
-    if ex.expect["finish_reason"] in REFUSAL_FINISHES:
+    if recorded.provider_refusal(ex):
         return {Outcome.REFUSAL}
-    if not (ex.expect["text"] or "").strip() and not ex.expect["tool_calls"]:
+    text = ex.expect["text"] or ""
+    if not text.strip() and not ex.expect["tool_calls"]:
         return {Outcome.EMPTY}
+    if not ex.expect["tool_calls"] and RefusalDetector().detect(text).is_refusal:
+        # An answer that refuses in words (none in the shared set: see the test above); it is
+        # judged by the detector, whose own precision and recall are measured elsewhere.
+        return {Outcome.REFUSAL}
     return {Outcome.SUCCESS}
 
 
@@ -263,12 +254,16 @@ def test_call_gives_what_the_provider_said(replay: ReplayStack, ex: Exchange) ->
     if ex.is_error:
         assert norm(recorded.provider_error_message(ex))[:240] in norm(result.error_message)
         assert result.text == "" and result.tool_calls == ()
+    elif recorded.provider_refusal(ex):  # the provider's own refusal or block, named
+        assert recorded.provider_refusal(ex) in result.error_message
+        if ex.expect["finish_reason"] is not None:
+            assert result.provider_finish_reason == ex.expect["finish_reason"]
+        else:  # a blocked prompt has no finish reason; its block reason stands for it
+            assert result.provider_finish_reason in ("", recorded.provider_refusal(ex))
     else:
         assert result.text == (ex.expect["text"] or "")
         assert said_tool_calls(result.tool_calls) == ex.expect["tool_calls"]
         assert result.provider_finish_reason == (ex.expect["finish_reason"] or "")
-        if result.outcome is Outcome.REFUSAL:
-            assert ex.expect["finish_reason"] in result.error_message
 
     if ex.stream and not ex.is_error and result.outcome is Outcome.SUCCESS:
         # the stream delivered the same text and the same tool calls, as they came
@@ -276,11 +271,14 @@ def test_call_gives_what_the_provider_said(replay: ReplayStack, ex: Exchange) ->
         streamed = [e for e in events if isinstance(e, ToolCall)]
         assert said_tool_calls(streamed) == ex.expect["tool_calls"]
 
-    usage = expected_usage(ex)
+    # An error bills nothing, or (a stream cut after some text) the estimate of that text.
+    usage = None if ex.is_error else expected_usage(ex)
     if usage is not None:
         assert result.usage == usage
         assert result.cost_source == "provider"
         assert result.cost_usd == pytest.approx(recorded.hand_priced(usage), abs=1e-8)
+    elif ex.is_error and result.usage.estimated:  # text had come before the error
+        assert result.cost_source == "estimated" and result.usage.output_tokens > 0
     elif ex.is_error:
         assert (result.usage.input_tokens, result.usage.output_tokens) == (0, 0)
         assert result.cost_usd == 0.0
@@ -384,8 +382,8 @@ def test_the_command_line_gives_what_the_provider_said(
         if ex.is_error:
             said = norm(recorded.provider_error_message(ex))[:240]
             assert said in norm(attempt["error"])
-        else:  # the provider's own refusal or block: its finish reason is named
-            assert ex.expect["finish_reason"] in attempt["error"]
+        elif recorded.provider_refusal(ex):  # the provider's own refusal or block, named
+            assert recorded.provider_refusal(ex) in attempt["error"]
 
 
 @pytest.mark.parametrize(
