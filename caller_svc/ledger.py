@@ -83,7 +83,9 @@ CREATE TABLE IF NOT EXISTS attempts (
     latency_ms REAL NOT NULL,
     http_status INTEGER NOT NULL DEFAULT 0,
     identity_redactions INTEGER NOT NULL DEFAULT 0,
-    sent INTEGER NOT NULL DEFAULT 1
+    sent INTEGER NOT NULL DEFAULT 1,
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    reasoning_tokens INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS attempts_ts ON attempts(ts);
 CREATE INDEX IF NOT EXISTS attempts_request ON attempts(request_id);
@@ -102,8 +104,15 @@ CREATE TABLE IF NOT EXISTS ratings (
 """
 
 
-# Columns added after the first release, with their definitions, for _migrate.
-ADDED_COLUMNS = {"sent": "INTEGER NOT NULL DEFAULT 1"}
+# Columns added after the first release, with their definitions, for _migrate. Token columns:
+# input_tokens and output_tokens are all input and all output (uniwizard.types.Usage);
+# cached_input_tokens and cache_write_tokens are parts of input_tokens, reasoning_tokens of
+# output_tokens.
+ADDED_COLUMNS = {
+    "sent": "INTEGER NOT NULL DEFAULT 1",
+    "cache_write_tokens": "INTEGER NOT NULL DEFAULT 0",
+    "reasoning_tokens": "INTEGER NOT NULL DEFAULT 0",
+}
 
 IN_FLIGHT = "in_flight"
 INTERRUPTED = "interrupted"
@@ -126,6 +135,8 @@ _FIELDS = (
     "http_status",
     "identity_redactions",
     "sent",
+    "cache_write_tokens",
+    "reasoning_tokens",
 )
 _COLUMNS = ", ".join(_FIELDS)
 _INSERT = f"INSERT INTO attempts ({_COLUMNS}) VALUES ({', '.join('?' * len(_FIELDS))})"
@@ -167,6 +178,8 @@ class LedgerRow:
     identity_redactions: int = 0
     ts: float = 0.0
     sent: bool = True
+    cache_write_tokens: int = 0  # of input_tokens
+    reasoning_tokens: int = 0  # of output_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +191,9 @@ class Totals:
     output_tokens: int
     cost_usd: float
     estimated_rows: int
+    cached_input_tokens: int = 0  # of input_tokens
+    cache_write_tokens: int = 0  # of input_tokens
+    reasoning_tokens: int = 0  # of output_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +394,8 @@ def _values(row: LedgerRow) -> tuple[object, ...]:
         row.http_status,
         row.identity_redactions,
         int(row.sent),
+        row.cache_write_tokens,
+        row.reasoning_tokens,
     )
 
 
@@ -749,12 +767,25 @@ def _migrate(db: sqlite3.Connection) -> None:
 def _totals(db: sqlite3.Connection, since: float, until: float) -> tuple[list[Totals], Totals]:
     rows = db.execute(
         "SELECT backend, COUNT(*), SUM(outcome = 'success'), SUM(input_tokens),"
-        " SUM(output_tokens), SUM(cost_usd), SUM(cost_source = 'estimated')"
+        " SUM(output_tokens), SUM(cost_usd), SUM(cost_source = 'estimated'),"
+        " SUM(cached_input_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens)"
         " FROM attempts WHERE ts >= ? AND ts < ? GROUP BY backend ORDER BY backend",
         (since, until),
     ).fetchall()
     per = [
-        Totals(r[0], r[1], r[2] or 0, r[3] or 0, r[4] or 0, r[5] or 0.0, r[6] or 0) for r in rows
+        Totals(
+            backend=r[0],
+            attempts=r[1],
+            successes=r[2] or 0,
+            input_tokens=r[3] or 0,
+            output_tokens=r[4] or 0,
+            cost_usd=r[5] or 0.0,
+            estimated_rows=r[6] or 0,
+            cached_input_tokens=r[7] or 0,
+            cache_write_tokens=r[8] or 0,
+            reasoning_tokens=r[9] or 0,
+        )
+        for r in rows
     ]
     total = Totals(
         "total",
@@ -764,6 +795,9 @@ def _totals(db: sqlite3.Connection, since: float, until: float) -> tuple[list[To
         sum(t.output_tokens for t in per),
         sum(t.cost_usd for t in per),
         sum(t.estimated_rows for t in per),
+        sum(t.cached_input_tokens for t in per),
+        sum(t.cache_write_tokens for t in per),
+        sum(t.reasoning_tokens for t in per),
     )
     return per, total
 

@@ -127,6 +127,8 @@ def _row(result: CallResult, ctx: CallContext, *, sent: bool = True) -> LedgerRo
         input_tokens=result.usage.input_tokens,
         output_tokens=result.usage.output_tokens,
         cached_input_tokens=result.usage.cached_input_tokens,
+        cache_write_tokens=result.usage.cache_write_tokens,
+        reasoning_tokens=result.usage.reasoning_tokens,
         cost_usd=result.cost_usd,
         cost_source=result.cost_source,
         latency_ms=result.latency_ms,
@@ -144,8 +146,17 @@ def _annotate(span: trace.Span, result: CallResult) -> None:
     if not span.is_recording():
         return
     span.set_attribute("gen_ai.response.model", result.response_model or result.model)
-    span.set_attribute("gen_ai.usage.input_tokens", result.usage.input_tokens)
-    span.set_attribute("gen_ai.usage.output_tokens", result.usage.output_tokens)
+    usage = result.usage
+    # GenAI conventions: input_tokens includes the cache reads and writes, output_tokens the
+    # reasoning tokens ("SHOULD be included"); uniwizard.types.Usage counts the same way.
+    span.set_attribute("gen_ai.usage.input_tokens", usage.input_tokens)
+    span.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens)
+    if usage.cached_input_tokens:
+        span.set_attribute("gen_ai.usage.cache_read.input_tokens", usage.cached_input_tokens)
+    if usage.cache_write_tokens:
+        span.set_attribute("gen_ai.usage.cache_creation.input_tokens", usage.cache_write_tokens)
+    if usage.reasoning_tokens:
+        span.set_attribute("gen_ai.usage.reasoning.output_tokens", usage.reasoning_tokens)
     if result.finish_reason:
         span.set_attribute("gen_ai.response.finish_reasons", [result.finish_reason])
     span.set_attribute("gen_ai.usage.cost.amount", result.cost_usd)

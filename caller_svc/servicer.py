@@ -130,4 +130,7 @@ def usage_pb(t: Totals) -> caller_pb2.BackendUsage:
         output_tokens=t.output_tokens,
         cost_usd=t.cost_usd,
         estimated_rows=t.estimated_rows,
+        cached_input_tokens=t.cached_input_tokens,
+        cache_write_tokens=t.cache_write_tokens,
+        reasoning_tokens=t.reasoning_tokens,
     )

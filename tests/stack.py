@@ -126,6 +126,44 @@ def v1_policy(tmp: Path) -> Path:
 
 
 @asynccontextmanager
+async def running_services(
+    path: str,
+    tmp: Path,
+    *,
+    probes: bool = False,
+    content_policy: str = "propagate",
+    policy: Path | None = None,
+) -> AsyncIterator[tuple[RegistryService, CallerService, RouterService]]:
+    """Registry, caller and router on port 0 for the backends file ``path`` (state and ledger
+    under ``tmp``), the router connected to the registry's health stream. ``policy`` is the
+    routing policy: by default the shipped one with adaptation off (v1), so tests that expect a
+    given backend do not depend on what earlier requests taught the registry."""
+    registry = await build_registry(
+        path, "127.0.0.1:0", state_path=str(tmp / "ops.json"), probes=probes
+    )
+    await registry.start()
+    caller = await build_caller(
+        path, "127.0.0.1:0", ledger_path=str(tmp / "ledger.db"), registry=registry.target
+    )
+    await caller.start()
+    router = await build_router(
+        path,
+        str(policy or v1_policy(tmp)),
+        "127.0.0.1:0",
+        registry=registry.target,
+        caller=caller.target,
+        content_policy=content_policy,
+    )
+    await router.start()
+    try:
+        await router.view.wait_for(lambda v: v.connected, 5.0)
+        yield registry, caller, router
+    finally:
+        for host in (router, caller, registry):
+            await host.stop(grace=1.0)
+
+
+@asynccontextmanager
 async def running_stack(
     tmp: Path,
     *,
@@ -148,31 +186,20 @@ async def running_stack(
                 os.environ[b.api_key_env] = SIM_KEY
         for name in missing_keys:
             os.environ.pop(name, None)
-        registry = await build_registry(
-            path, "127.0.0.1:0", state_path=str(tmp / "ops.json"), probes=probes
-        )
-        await registry.start()
-        caller = await build_caller(
-            path, "127.0.0.1:0", ledger_path=str(tmp / "ledger.db"), registry=registry.target
-        )
-        await caller.start()
-        router = await build_router(
-            path,
-            str(policy or (ROUTING_YAML if adapt else v1_policy(tmp))),
-            "127.0.0.1:0",
-            registry=registry.target,
-            caller=caller.target,
-            content_policy=content_policy,
-        )
-        await router.start()
-        stack = Stack(sim, registry, caller, router, config, path, tmp)
         try:
-            await stack.wait_router(lambda v: v.connected)
-            yield stack
+            async with running_services(
+                path,
+                tmp,
+                probes=probes,
+                content_policy=content_policy,
+                policy=policy or (ROUTING_YAML if adapt else None),
+            ) as (registry, caller, router):
+                stack = Stack(sim, registry, caller, router, config, path, tmp)
+                try:
+                    yield stack
+                finally:
+                    for ch in stack.channels:
+                        await ch.close()
         finally:
-            for ch in stack.channels:
-                await ch.close()
-            for host in (router, caller, registry):
-                await host.stop(grace=1.0)
             os.environ.clear()
             os.environ.update(saved)

@@ -6,6 +6,7 @@ import argparse
 import json
 import mimetypes
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from uniwizard.cli_common import (
     _rpc,
     _unreachable,
 )
-from uniwizard.types import Attachment, BlindRequest, Message, Role, Task
+from uniwizard.types import Attachment, BlindRequest, Message, Role, Task, ToolDef
 from uniwizard_client import (
     AttemptFailed,
     AttemptInfo,
@@ -60,13 +61,86 @@ def _attachments(paths: Sequence[str]) -> tuple[Attachment, ...]:
     return tuple(out)
 
 
+# A tool name every provider accepts (OpenAI's rule, and Gemini's: a letter or "_" first).
+_TOOL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+_TOOL_KEYS = ("name", "description", "parameters")
+
+
+def load_tools(path: str) -> tuple[ToolDef, ...]:
+    """``--tools FILE``: a JSON list of ``{"name", "description", "parameters"}`` (parameters: a
+    JSON Schema object; OpenAI's ``{"type": "function", "function": {...}}`` is taken too).
+    Any problem is a CliError naming the file, the tool and what is wrong."""
+    where = f"--tools {path}"
+    try:
+        raw = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CliError(f"{where}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"{where}: cannot read it ({exc})") from None
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise CliError(f"{where}: not valid JSON ({exc})") from None
+    if not isinstance(data, list):
+        raise CliError(f"{where}: must hold a JSON list of tools, not a JSON {_json_type(data)}")
+    if not data:
+        raise CliError(f"{where}: the list of tools is empty")
+    tools: list[ToolDef] = []
+    for i, item in enumerate(data):
+        tools.append(_tool(item, f"{where}: tool {i + 1}"))
+    names = [t.name for t in tools]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise CliError(f"{where}: tool name {dupes[0]!r} is used more than once")
+    return tuple(tools)
+
+
+def _tool(item: Any, where: str) -> ToolDef:
+    if isinstance(item, dict) and item.get("type") == "function" and "function" in item:
+        item = item["function"]  # OpenAI's tools list, as it is
+    if not isinstance(item, dict):
+        raise CliError(f"{where}: must be an object {{name, description, parameters}}")
+    unknown = [k for k in item if k not in _TOOL_KEYS]
+    if unknown:
+        raise CliError(f"{where}: unknown key {unknown[0]!r} (a tool has {', '.join(_TOOL_KEYS)})")
+    name = item.get("name")
+    if not isinstance(name, str) or not name:
+        raise CliError(f'{where}: needs a "name" (a string)')
+    where = f"{where} ({name!r})"
+    if not _TOOL_NAME_RE.match(name):
+        raise CliError(
+            f"{where}: a name is a letter or '_' then letters, digits, '_' or '-', "
+            "at most 64 characters"
+        )
+    description = item.get("description", "")
+    if not isinstance(description, str):
+        raise CliError(f'{where}: "description" must be a string')
+    parameters = item.get("parameters", {"type": "object", "properties": {}})
+    if not isinstance(parameters, dict):
+        raise CliError(f'{where}: "parameters" must be a JSON Schema object')
+    if str(parameters.get("type", "object")).lower() != "object":  # Gemini writes OBJECT
+        raise CliError(
+            f'{where}: "parameters" must describe an object ("type": "object"), '
+            f"got type {parameters['type']!r}"
+        )
+    return ToolDef(name, description, json.dumps(parameters, ensure_ascii=False))
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "object", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number"
+    )
+
+
 def build_task(args: argparse.Namespace) -> Task:
     text = _read_text(args.text)
     message = Message(role=Role.USER, text=text, attachments=_attachments(args.attach))
+    tools_file = getattr(args, "tools", None)
     request = BlindRequest(
         messages=(message,),
         system_prompt=getattr(args, "system", "") or "",
         max_output_tokens=getattr(args, "max_tokens", 0) or 0,
+        tools=load_tools(tools_file) if tools_file else (),
     )
     return Task(
         request=request,
@@ -97,6 +171,10 @@ def _attempt_dict(a: AttemptInfo) -> dict[str, Any]:
         "output_tokens": a.output_tokens,
         "cost_usd": round(a.cost_usd, 8),
         "cost_source": a.cost_source,
+        # parts of input_tokens / output_tokens, as the provider reported them
+        "cached_input_tokens": a.cached_input_tokens,
+        "cache_write_tokens": a.cache_write_tokens,
+        "reasoning_tokens": a.reasoning_tokens,
     }
     if a.error:
         d["error"] = a.error
@@ -138,8 +216,16 @@ def _result_dict(r: ThinkResult) -> dict[str, Any]:
         "model": r.model,
         "category": r.category,
         "finish_reason": r.finish_reason,
+        "provider_finish_reason": r.provider_finish_reason,
         "tool_calls": [
-            {"id": c.id, "name": c.name, "arguments": c.arguments_json} for c in r.tool_calls
+            {
+                "id": c.id,
+                "name": c.name,
+                "arguments": c.arguments_json,
+                # opaque; send it back with the call on the next turn (Gemini, Claude thinking)
+                "provider_state": c.provider_state,
+            }
+            for c in r.tool_calls
         ],
         "attempts": [_attempt_dict(a) for a in r.attempts],
         "cost_usd": round(r.cost_usd, 8),
@@ -161,8 +247,11 @@ def cmd_think(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(_result_dict(result))
         return 0
-    if not args.stream:
-        print(result.text)
+    if not args.stream:  # as the stream shows it: the text, then each tool call on its line
+        if result.text or not result.tool_calls:
+            print(result.text)
+        for call in result.tool_calls:
+            print(tool_call_line(call.name, call.arguments_json))
     failed = len(result.attempts) - 1
     note = f", after {failed} failed attempt{'s' * (failed != 1)}" if failed else ""
     print(
@@ -360,6 +449,10 @@ def cmd_usage(args: argparse.Namespace) -> int:
             "output_tokens": u.output_tokens,
             "cost_usd": round(u.cost_usd, 8),
             "estimated_rows": u.estimated_rows,
+            # parts of input_tokens (cache reads, cache writes) and of output_tokens (reasoning)
+            "cached_input_tokens": u.cached_input_tokens,
+            "cache_write_tokens": u.cache_write_tokens,
+            "reasoning_tokens": u.reasoning_tokens,
         }
 
     rows = [row(u) for u in report.backends]
@@ -368,13 +461,16 @@ def cmd_usage(args: argparse.Namespace) -> int:
         _print_json({"since": since, "backends": rows, "total": total})
         return 0
     print(
-        f"{'BACKEND':<10} {'ATTEMPTS':>8} {'OK':>6} {'IN TOK':>10} {'OUT TOK':>10} {'COST USD':>12}"
+        f"{'BACKEND':<10} {'ATTEMPTS':>8} {'OK':>6} {'IN TOK':>10} {'CACHE RD':>10}"
+        f" {'CACHE WR':>10} {'OUT TOK':>10} {'REASONING':>10} {'COST USD':>12}"
     )
     for r in [*rows, total]:
         print(
             f"{r['backend']:<10} {r['attempts']:>8} {r['successes']:>6} {r['input_tokens']:>10}"
-            f" {r['output_tokens']:>10} {r['cost_usd']:>12.6f}"
+            f" {r['cached_input_tokens']:>10} {r['cache_write_tokens']:>10}"
+            f" {r['output_tokens']:>10} {r['reasoning_tokens']:>10} {r['cost_usd']:>12.6f}"
         )
+    print("(CACHE RD and CACHE WR are part of IN TOK; REASONING is part of OUT TOK)")
     return 0
 
 
@@ -419,6 +515,11 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--attach", action="append", default=[], metavar="FILE")
         sp.add_argument("--private", action="store_true", help="private backends only")
         sp.add_argument("--latency-budget-ms", type=int, default=0)
+        sp.add_argument(
+            "--tools",
+            metavar="FILE",
+            help="tools the answer may call: a JSON list of {name, description, parameters}",
+        )
 
     route = sub.add_parser("route", help="which backend would take a task, and why")
     task_args(route)

@@ -127,6 +127,11 @@ def _budget(entry: Entry) -> Budget:
         raise entry.error("needs daily_usd or monthly_usd above 0 (or remove it)")
     return budget
 
+def _price_or_default(entry: Entry) -> float | None:
+    """A price, or null for the provider's default (uniwizard/providers/pricing.py)."""
+    return None if is_null(entry) else _non_negative(entry)
+
+
 # Every key a backend may have, and how its value is checked.
 BACKEND_FIELDS: dict[str, Read] = {
     "provider": _provider,
@@ -136,6 +141,8 @@ BACKEND_FIELDS: dict[str, Read] = {
     "cost_per_1k": _non_negative,
     "cost_per_1k_input": _non_negative,
     "cost_per_1k_output": _non_negative,
+    "cost_per_1k_cached_input": _price_or_default,
+    "cost_per_1k_cache_write": _price_or_default,
     "strengths": strings,
     "weaknesses": strings,
     "max_context": _count,

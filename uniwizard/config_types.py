@@ -29,7 +29,11 @@ class BackendConfig:
     model: str
     api_key_env: str | None = None  # NAME of the environment variable holding the key
     cost_per_1k_input: float = 0.0  # USD per 1000 input tokens
-    cost_per_1k_output: float = 0.0  # USD per 1000 output tokens
+    cost_per_1k_output: float = 0.0  # USD per 1000 output tokens (reasoning tokens included)
+    # USD per 1000 input tokens read from / written to the provider's cache. None: the
+    # provider's default share of cost_per_1k_input (uniwizard/providers/pricing.py).
+    cost_per_1k_cached_input: float | None = None
+    cost_per_1k_cache_write: float | None = None
     strengths: tuple[str, ...] = ()
     weaknesses: tuple[str, ...] = ()
     max_context: int = 8192  # tokens

@@ -70,11 +70,18 @@ _ROLE_FROM_PB = {v: k for k, v in _ROLE_TO_PB.items()} | {common_pb2.ROLE_UNSPEC
 
 
 def tool_call_to_pb(c: ToolCall) -> common_pb2.ToolCall:
-    return common_pb2.ToolCall(id=c.id, name=c.name, arguments_json=c.arguments_json)
+    return common_pb2.ToolCall(
+        id=c.id, name=c.name, arguments_json=c.arguments_json, provider_state=c.provider_state
+    )
 
 
 def tool_call_from_pb(c: common_pb2.ToolCall) -> ToolCall:
-    return ToolCall(id=c.id, name=c.name, arguments_json=c.arguments_json or "{}")
+    return ToolCall(
+        id=c.id,
+        name=c.name,
+        arguments_json=c.arguments_json or "{}",
+        provider_state=c.provider_state,
+    )
 
 
 def delta_events(delta: Delta, event: Callable[..., E]) -> Iterator[E]:
@@ -169,11 +176,20 @@ def usage_to_pb(u: Usage) -> common_pb2.Usage:
         output_tokens=u.output_tokens,
         cached_input_tokens=u.cached_input_tokens,
         estimated=u.estimated,
+        cache_write_tokens=u.cache_write_tokens,
+        reasoning_tokens=u.reasoning_tokens,
     )
 
 
 def usage_from_pb(pb: common_pb2.Usage) -> Usage:
-    return Usage(pb.input_tokens, pb.output_tokens, pb.cached_input_tokens, pb.estimated)
+    return Usage(
+        input_tokens=pb.input_tokens,
+        output_tokens=pb.output_tokens,
+        cached_input_tokens=pb.cached_input_tokens,
+        estimated=pb.estimated,
+        cache_write_tokens=pb.cache_write_tokens,
+        reasoning_tokens=pb.reasoning_tokens,
+    )
 
 
 def call_result_to_pb(r: CallResult) -> caller_pb2.CallResult:
@@ -194,6 +210,7 @@ def call_result_to_pb(r: CallResult) -> caller_pb2.CallResult:
         response_model=r.response_model,
         identity_redactions=r.scrubbed,
         ttft_ms=r.ttft_ms,
+        provider_finish_reason=r.provider_finish_reason,
     )
 
 
@@ -215,6 +232,7 @@ def call_result_from_pb(pb: caller_pb2.CallResult) -> CallResult:
         response_model=pb.response_model,
         scrubbed=pb.identity_redactions,
         ttft_ms=pb.ttft_ms,
+        provider_finish_reason=pb.provider_finish_reason,
     )
 
 
@@ -234,7 +252,7 @@ def attempt_to_pb(r: CallResult) -> common_pb2.Attempt:
 
 
 def backend_to_pb(b: BackendConfig) -> common_pb2.Backend:
-    return common_pb2.Backend(
+    pb = common_pb2.Backend(
         key=b.key,
         provider=b.provider,
         url=b.url,
@@ -258,6 +276,11 @@ def backend_to_pb(b: BackendConfig) -> common_pb2.Backend:
         stream_idle_timeout_s=b.stream_idle_timeout,
         budget=budget_to_pb(b.budget),
     )
+    if b.cost_per_1k_cached_input is not None:
+        pb.cost_per_1k_cached_input = b.cost_per_1k_cached_input
+    if b.cost_per_1k_cache_write is not None:
+        pb.cost_per_1k_cache_write = b.cost_per_1k_cache_write
+    return pb
 
 
 def backend_from_pb(pb: common_pb2.Backend) -> BackendConfig:
@@ -269,6 +292,12 @@ def backend_from_pb(pb: common_pb2.Backend) -> BackendConfig:
         api_key_env=pb.api_key_env or None,
         cost_per_1k_input=pb.cost_per_1k_input,
         cost_per_1k_output=pb.cost_per_1k_output,
+        cost_per_1k_cached_input=(
+            pb.cost_per_1k_cached_input if pb.HasField("cost_per_1k_cached_input") else None
+        ),
+        cost_per_1k_cache_write=(
+            pb.cost_per_1k_cache_write if pb.HasField("cost_per_1k_cache_write") else None
+        ),
         strengths=tuple(pb.strengths),
         weaknesses=tuple(pb.weaknesses),
         max_context=pb.max_context,

@@ -82,6 +82,10 @@ class ToolCall:
     id: str
     name: str
     arguments_json: str = "{}"
+    # Opaque state the provider that made the call needs back when it is replayed on the next
+    # turn (Gemini's thoughtSignature, Anthropic's thinking blocks): JSON text written and read
+    # only by that provider's adapter (uniwizard/providers/). Pass it back unchanged; never log it.
+    provider_state: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,10 +138,22 @@ class Task:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Tokens of one attempt, counted as the OpenTelemetry GenAI conventions count them.
+
+    ``input_tokens`` is all input, cache reads and cache writes included
+    (``gen_ai.usage.input_tokens``; ``cache_read`` and ``cache_creation`` "SHOULD be included"
+    in it); ``output_tokens`` is all output, reasoning/thinking included
+    (``gen_ai.usage.output_tokens``; ``reasoning.output_tokens`` "SHOULD be included"). The
+    other counts are parts of those two, which is how each provider's own numbers are mapped
+    (see the ``_usage`` reader in each module of uniwizard/providers/).
+    """
+
     input_tokens: int = 0
     output_tokens: int = 0
-    cached_input_tokens: int = 0
+    cached_input_tokens: int = 0  # of input_tokens: read from the provider's cache
     estimated: bool = False  # True when the provider gave no usage and we counted
+    cache_write_tokens: int = 0  # of input_tokens: written to the provider's cache
+    reasoning_tokens: int = 0  # of output_tokens: reasoning / thinking
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +198,7 @@ class CallResult:
     response_model: str = ""
     scrubbed: int = 0  # identity matches redacted before sending
     ttft_ms: float = 0.0  # streams: time to the first delta (0: unary, or none arrived)
+    provider_finish_reason: str = ""  # the provider's own value: end_turn, STOP, tool_calls ...
 
 
 class HealthState(enum.StrEnum):

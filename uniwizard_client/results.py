@@ -49,6 +49,11 @@ class AttemptInfo:
     model: str = ""
     error: str = ""  # never prompt text or secrets
     cost_source: str = ""  # "provider" or "estimated"
+    # Parts of input_tokens (read from / written to the provider's cache) and of output_tokens
+    # (reasoning / thinking), as the provider reported them.
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +71,10 @@ class ThinkResult:
     finish_reason: str = ""
     input_tokens: int = 0
     output_tokens: int = 0
-    tool_calls: tuple[ToolCall, ...] = ()  # what the answer asked to call, in order
+    # What the answer asked to call, in order. Send them back unchanged (provider_state
+    # included) in the assistant message of the next turn.
+    tool_calls: tuple[ToolCall, ...] = ()
+    provider_finish_reason: str = ""  # the provider's own word: end_turn, STOP, tool_calls, ...
 
 
 # -- stream events (``dispatch_stream``) -------------------------------------------------------
@@ -128,11 +136,17 @@ def attempt_info(a: common_pb2.Attempt) -> AttemptInfo:
         model=a.model,
         error=a.error_message,
         cost_source=a.cost_source,
+        cached_input_tokens=a.usage.cached_input_tokens,
+        cache_write_tokens=a.usage.cache_write_tokens,
+        reasoning_tokens=a.usage.reasoning_tokens,
     )
 
 
 def tool_call(c: common_pb2.ToolCall) -> ToolCall:
-    return ToolCall(id=c.id, name=c.name, arguments_json=c.arguments_json)
+    """A tool call of the answer, with the provider state to send back on the next turn."""
+    return ToolCall(
+        id=c.id, name=c.name, arguments_json=c.arguments_json, provider_state=c.provider_state
+    )
 
 
 def think_result(r: router_pb2.DispatchResult) -> ThinkResult:
@@ -149,6 +163,7 @@ def think_result(r: router_pb2.DispatchResult) -> ThinkResult:
         input_tokens=r.usage.input_tokens,
         output_tokens=r.usage.output_tokens,
         tool_calls=tuple(tool_call(c) for c in r.tool_calls),
+        provider_finish_reason=r.provider_finish_reason,
     )
 
 
@@ -295,6 +310,9 @@ class BackendUsage:
     output_tokens: int
     cost_usd: float
     estimated_rows: int = 0  # attempts whose tokens or cost we estimated
+    cached_input_tokens: int = 0  # of input_tokens: read from the providers' caches
+    cache_write_tokens: int = 0  # of input_tokens: written to the providers' caches
+    reasoning_tokens: int = 0  # of output_tokens: reasoning / thinking
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +334,9 @@ def backend_usage(u: caller_pb2.BackendUsage) -> BackendUsage:
         output_tokens=u.output_tokens,
         cost_usd=u.cost_usd,
         estimated_rows=u.estimated_rows,
+        cached_input_tokens=u.cached_input_tokens,
+        cache_write_tokens=u.cache_write_tokens,
+        reasoning_tokens=u.reasoning_tokens,
     )
 
 

@@ -141,6 +141,56 @@ def test_usage_totals(up: dict[str, str]) -> None:
     data = json.loads(cli(up, "usage", "--json").stdout)
     assert data["total"]["attempts"] >= 1
     assert data["total"]["cost_usd"] == pytest.approx(sum(b["cost_usd"] for b in data["backends"]))
+    for key in ("cached_input_tokens", "cache_write_tokens", "reasoning_tokens"):
+        assert data["total"][key] == sum(b[key] for b in data["backends"])
+    table = cli(up, "usage").stdout.splitlines()
+    assert table[0].split() == [
+        "BACKEND",
+        "ATTEMPTS",
+        "OK",
+        "IN",
+        "TOK",
+        "CACHE",
+        "RD",
+        "CACHE",
+        "WR",
+        "OUT",
+        "TOK",
+        "REASONING",
+        "COST",
+        "USD",
+    ]
+    assert table[-1].startswith("(CACHE RD and CACHE WR are part of IN TOK")
+
+
+def test_think_with_a_tools_file_as_a_user_runs_it(up: dict[str, str], tmp_path: Path) -> None:
+    tools = tmp_path / "tools.json"
+    tools.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "get_weather",
+                    "description": "The weather in a city.",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"city": {"type": "string"}},
+                        "required": ["city"],
+                    },
+                }
+            ]
+        )
+    )
+    ask = "Use get_weather for Lima."
+    r = cli(up, "think", "--stream", "--backend", "gemini", "--tools", str(tools), ask)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == '[tool call get_weather {"city": "sim-city"}]\n'
+    r = cli(up, "think", "--json", "--backend", "gemini", "--tools", str(tools), ask)
+    call = json.loads(r.stdout)["tool_calls"][0]
+    # gemini-2.5-flash thinks, so the simulator signed the call: the state to send back
+    assert json.loads(call["provider_state"])["thought_signature"]
+    bad = cli(up, "think", "--tools", str(tmp_path / "nope.json"), ask)
+    assert bad.returncode == 2
+    assert bad.stderr == f"uniwizard: --tools {tmp_path / 'nope.json'}: no such file\n"
 
 
 def test_failures_exit_non_zero_with_the_typed_error(up: dict[str, str]) -> None:

@@ -223,19 +223,26 @@ class ToolCall(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     ARGUMENTS_JSON_FIELD_NUMBER: _builtins.int
+    PROVIDER_STATE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     arguments_json: _builtins.str
+    provider_state: _builtins.str
+    """Opaque state the provider that made this call needs back when the call is replayed on the
+    next turn (a Gemini thoughtSignature, Anthropic thinking blocks). Written and read only by
+    that provider's adapter; pass it back unchanged, never show or log it.
+    """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         name: _builtins.str = ...,
         arguments_json: _builtins.str = ...,
+        provider_state: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments_json", b"arguments_json", "id", b"id", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments_json", b"arguments_json", "id", b"id", "name", b"name", "provider_state", b"provider_state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -356,17 +363,29 @@ Global___Task: _TypeAlias = Task  # noqa: Y015
 
 @_typing.final
 class Usage(_message.Message):
+    """Token usage as the OpenTelemetry GenAI conventions count it: input_tokens is ALL input,
+    including tokens read from and written to a provider's cache; output_tokens is ALL output,
+    including reasoning/thinking tokens. The other counts are parts of those two.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INPUT_TOKENS_FIELD_NUMBER: _builtins.int
     OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
     CACHED_INPUT_TOKENS_FIELD_NUMBER: _builtins.int
     ESTIMATED_FIELD_NUMBER: _builtins.int
+    CACHE_WRITE_TOKENS_FIELD_NUMBER: _builtins.int
+    REASONING_TOKENS_FIELD_NUMBER: _builtins.int
     input_tokens: _builtins.int
     output_tokens: _builtins.int
     cached_input_tokens: _builtins.int
+    """of input_tokens: read from the provider's cache"""
     estimated: _builtins.bool
     """counted by us because the provider reported none"""
+    cache_write_tokens: _builtins.int
+    """of input_tokens: written to the provider's cache"""
+    reasoning_tokens: _builtins.int
+    """of output_tokens: reasoning / thinking"""
     def __init__(
         self,
         *,
@@ -374,10 +393,12 @@ class Usage(_message.Message):
         output_tokens: _builtins.int = ...,
         cached_input_tokens: _builtins.int = ...,
         estimated: _builtins.bool = ...,
+        cache_write_tokens: _builtins.int = ...,
+        reasoning_tokens: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_input_tokens", b"cached_input_tokens", "estimated", b"estimated", "input_tokens", b"input_tokens", "output_tokens", b"output_tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_write_tokens", b"cache_write_tokens", "cached_input_tokens", b"cached_input_tokens", "estimated", b"estimated", "input_tokens", b"input_tokens", "output_tokens", b"output_tokens", "reasoning_tokens", b"reasoning_tokens"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -464,6 +485,8 @@ class Backend(_message.Message):
     FIRST_TOKEN_TIMEOUT_S_FIELD_NUMBER: _builtins.int
     STREAM_IDLE_TIMEOUT_S_FIELD_NUMBER: _builtins.int
     BUDGET_FIELD_NUMBER: _builtins.int
+    COST_PER_1K_CACHED_INPUT_FIELD_NUMBER: _builtins.int
+    COST_PER_1K_CACHE_WRITE_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     provider: _builtins.str
     url: _builtins.str
@@ -482,6 +505,11 @@ class Backend(_message.Message):
     connect_timeout_s: _builtins.float
     first_token_timeout_s: _builtins.float
     stream_idle_timeout_s: _builtins.float
+    cost_per_1k_cached_input: _builtins.float
+    """USD per 1000 input tokens read from / written to the provider's cache (absent: the
+    provider's default share of cost_per_1k_input, see uniwizard/providers/pricing.py).
+    """
+    cost_per_1k_cache_write: _builtins.float
     @_builtins.property
     def strengths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -517,12 +545,21 @@ class Backend(_message.Message):
         first_token_timeout_s: _builtins.float = ...,
         stream_idle_timeout_s: _builtins.float = ...,
         budget: Global___Budget | None = ...,
+        cost_per_1k_cached_input: _builtins.float | None = ...,
+        cost_per_1k_cache_write: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cost_per_1k_cache_write", b"_cost_per_1k_cache_write", "_cost_per_1k_cached_input", b"_cost_per_1k_cached_input", "budget", b"budget", "cost_per_1k_cache_write", b"cost_per_1k_cache_write", "cost_per_1k_cached_input", b"cost_per_1k_cached_input"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_fails", b"allowed_fails", "api_key_env", b"api_key_env", "budget", b"budget", "connect_timeout_s", b"connect_timeout_s", "cooldown_time_s", b"cooldown_time_s", "cost_per_1k_input", b"cost_per_1k_input", "cost_per_1k_output", b"cost_per_1k_output", "failure_window_s", b"failure_window_s", "first_token_timeout_s", b"first_token_timeout_s", "key", b"key", "max_context", b"max_context", "max_output_tokens", b"max_output_tokens", "modalities", b"modalities", "model", b"model", "private", b"private", "provider", b"provider", "stream_idle_timeout_s", b"stream_idle_timeout_s", "strengths", b"strengths", "timeout_s", b"timeout_s", "tools", b"tools", "url", b"url", "weaknesses", b"weaknesses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cost_per_1k_cache_write", b"_cost_per_1k_cache_write", "_cost_per_1k_cached_input", b"_cost_per_1k_cached_input", "allowed_fails", b"allowed_fails", "api_key_env", b"api_key_env", "budget", b"budget", "connect_timeout_s", b"connect_timeout_s", "cooldown_time_s", b"cooldown_time_s", "cost_per_1k_cache_write", b"cost_per_1k_cache_write", "cost_per_1k_cached_input", b"cost_per_1k_cached_input", "cost_per_1k_input", b"cost_per_1k_input", "cost_per_1k_output", b"cost_per_1k_output", "failure_window_s", b"failure_window_s", "first_token_timeout_s", b"first_token_timeout_s", "key", b"key", "max_context", b"max_context", "max_output_tokens", b"max_output_tokens", "modalities", b"modalities", "model", b"model", "private", b"private", "provider", b"provider", "stream_idle_timeout_s", b"stream_idle_timeout_s", "strengths", b"strengths", "timeout_s", b"timeout_s", "tools", b"tools", "url", b"url", "weaknesses", b"weaknesses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__cost_per_1k_cache_write: _TypeAlias = _typing.Literal["cost_per_1k_cache_write"]  # noqa: Y015
+    _WhichOneofArgType__cost_per_1k_cache_write: _TypeAlias = _typing.Literal["_cost_per_1k_cache_write", b"_cost_per_1k_cache_write"]  # noqa: Y015
+    _WhichOneofReturnType__cost_per_1k_cached_input: _TypeAlias = _typing.Literal["cost_per_1k_cached_input"]  # noqa: Y015
+    _WhichOneofArgType__cost_per_1k_cached_input: _TypeAlias = _typing.Literal["_cost_per_1k_cached_input", b"_cost_per_1k_cached_input"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cost_per_1k_cache_write) -> _WhichOneofReturnType__cost_per_1k_cache_write | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cost_per_1k_cached_input) -> _WhichOneofReturnType__cost_per_1k_cached_input | None: ...
 
 Global___Backend: _TypeAlias = Backend  # noqa: Y015
 
