@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from uniwizard.cli_common import (
+from uniwizard.cli_common import (  # the exit codes are part of the command line's contract
     EXIT_FAILED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
     CliError,
     _client,
     _print_json,
@@ -38,6 +40,8 @@ from uniwizard_client import (
     ThinkResult,
     ToolCalled,
 )
+
+__all__ = ["EXIT_FAILED", "EXIT_UNREACHABLE", "EXIT_USAGE", "CliError", "build_task", "main"]
 
 
 def _read_text(text: str) -> str:

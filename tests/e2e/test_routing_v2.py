@@ -162,10 +162,19 @@ def capped(cap: float) -> Callable[[BackendConfig], BackendConfig]:
     return tweak
 
 
-def small(text: str) -> Task:
-    """A task whose answer is capped at 16 tokens: its upper cost estimate is small."""
+def small(text: str, max_output_tokens: int = 16) -> Task:
+    """A task whose answer is capped: its upper cost estimate is small."""
     t = task(text)
-    return dataclasses.replace(t, request=dataclasses.replace(t.request, max_output_tokens=16))
+    request = dataclasses.replace(t.request, max_output_tokens=max_output_tokens)
+    return dataclasses.replace(t, request=request)
+
+
+def spent_on(stack: Stack, backend: str) -> float:
+    with closing(sqlite3.connect(stack.tmp / "ledger.db")) as db:
+        (spent,) = db.execute(
+            "SELECT COALESCE(SUM(cost_usd), 0) FROM attempts WHERE backend = ?", (backend,)
+        ).fetchone()
+    return float(spent)
 
 
 async def test_a_backend_over_its_budget_is_skipped_and_its_cap_never_crossed(
@@ -179,24 +188,29 @@ async def test_a_backend_over_its_budget_is_skipped_and_its_cap_never_crossed(
             if served[-1] != "gpt":
                 break
         assert served[0] == "gpt" and served[-1] == "claude", served
-        decision = await stack.route(small(ROME))
+        for _ in range(10):  # whatever the router decides now, the cap holds
+            await stack.dispatch(small(ROME))
+            assert spent_on(stack, "gpt") <= cap
+        spent = spent_on(stack, "gpt")
+        assert 0 < spent <= cap
+        # a task that could cost more than is left skips gpt, and says why with the numbers
+        large = small(ROME, max_output_tokens=200)  # up to 200 output tokens: $0.0020 at gpt
+        decision = await stack.route(large)
         (skip,) = [s for s in decision.skipped if s.backend == "gpt"]
         assert skip.reason == "over_budget"
         assert skip.detail.startswith("daily $0.0015, spent $0.00")
-        with closing(sqlite3.connect(stack.tmp / "ledger.db")) as db:
-            (spent,) = db.execute(
-                "SELECT SUM(cost_usd) FROM attempts WHERE backend = 'gpt'"
-            ).fetchone()
-        assert 0 < spent <= cap  # the cap is never crossed
-        # the registry's health stream and ListBackends carry the budget's state
-        await stack.wait_router(lambda v: v.health["gpt"].budget.state.value in ("warning", "over"))
+        assert skip.detail.endswith(", this task up to $0.0020")
+        # a call pinned to gpt is held to the budget too: nothing is sent
+        sent = len(stack.sim.requests("gpt"))
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stack.dispatch(large, backend="gpt")
+        assert "daily $0.0015, spent" in (err.value.details() or "")
+        assert len(stack.sim.requests("gpt")) == sent
+        # the registry's health stream and ListBackends carry what the ledger says was spent
+        await stack.wait_router(
+            lambda v: abs(v.health["gpt"].budget.spent_today_usd - spent) < 1e-9
+        )
         listed = await stack.registry_stub.ListBackends(registry_pb2.ListBackendsRequest())
         gpt = next(s for s in listed.backends if s.backend.key == "gpt")
         assert gpt.health.budget.budget.daily_usd == cap
         assert gpt.health.budget.spent_today_usd == pytest.approx(spent)
-        # a call pinned to gpt is held to the budget too: nothing is sent
-        sent = len(stack.sim.requests("gpt"))
-        with pytest.raises(grpc.aio.AioRpcError) as err:
-            await stack.dispatch(small(ROME), backend="gpt")
-        assert "daily $0.0015, spent" in (err.value.details() or "")
-        assert len(stack.sim.requests("gpt")) == sent
