@@ -126,6 +126,7 @@ def _answered(
         text=parsed.text,
         tool_calls=tuple(parsed.tool_calls),
         finish_reason=parsed.finish_reason,
+        provider_finish_reason=parsed.raw_finish_reason,
         usage=usage,
         cost_usd=price(b, usage),
         cost_source=source,

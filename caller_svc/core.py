@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncGenerator, Awaitable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from caller_svc.attempt import (
@@ -31,12 +31,13 @@ from caller_svc.attempt import (
 )
 from caller_svc.exchange import Backend, exchange, exchange_stream
 from caller_svc.identity import IdentityGuard
-from caller_svc.ledger import Ledger, LedgerUnavailable, Totals
+from caller_svc.ledger import Ledger, LedgerUnavailable, Rated, Totals
 from caller_svc.record import CallContext, OutcomeReporter, Recorder
 from caller_svc.refusal import RefusalDetector
 from uniwizard.config_types import BackendConfig, Config
 from uniwizard.providers import get_adapter
 from uniwizard.providers.base import HttpRequest, ParsedResponse, UnsupportedInput
+from uniwizard.ratings import Rating
 from uniwizard.transport import HttpTransport
 from uniwizard.types import BlindRequest, CallResult, Delta, Failure, Outcome
 
@@ -80,12 +81,13 @@ class CallerCore:
         refusals: RefusalDetector | None = None,
         reporter: OutcomeReporter | None = None,
         env: Mapping[str, str] | None = None,
+        on_spend: Callable[[], None] | None = None,
     ):
         self.config = config
         self.ledger = ledger
         self.guard = guard
         self.refusals = refusals or RefusalDetector()
-        self.recorder = Recorder(ledger, reporter)
+        self.recorder = Recorder(ledger, reporter, on_spend)
         self.env = env if env is not None else os.environ
         self.backends: dict[str, Backend] = {k: _backend(b) for k, b in config.backends.items()}
         self._background: set[asyncio.Task[None]] = set()
@@ -97,6 +99,14 @@ class CallerCore:
 
     def backend_keys(self) -> list[str]:
         return sorted(self.backends)
+
+    async def rate(self, r: Rating) -> Rated:
+        """Store a rating beside the ledger row of the attempt that answered, and report it to
+        the registry (which learns from it). Raises RatingRefused or LedgerUnavailable."""
+        rated = await self.ledger.rate(r.request_id, r.trace_id, r.score, r.label)
+        if self.recorder.reporter is not None:
+            self.recorder.reporter.rated(rated.backend, rated.category, rated.score)
+        return rated
 
     async def usage(self, since: float, until: float) -> tuple[list[Totals], Totals]:
         """Ledger totals per backend and overall for [since, until) (0 = open-ended); raises
@@ -158,18 +168,23 @@ class CallerCore:
                 yield sending
                 return
             gate = OpeningGate(self.refusals)
+            first_delta = 0.0  # perf_counter of the first delta from the provider
             done = False
             try:
                 events = exchange_stream(backend, sending.http, self._budget(sending))
                 async with aclosing(events) as items:
                     async for item in items:
                         if isinstance(item, Delta):
+                            first_delta = first_delta or time.perf_counter()
                             for d in gate.admit(item):
                                 yield d
                             if gate.refused is None:
                                 continue
                             item = refused_opening(gate.refused)  # the rest is never read
                         result = self._classify(sending, item)
+                        if first_delta:
+                            ttft_ms = (first_delta - sending.started) * 1000.0
+                            result = replace(result, ttft_ms=ttft_ms)
                         done = True  # before the await: a cancellation must not record twice
                         await self._record(sending, result)
                         if result.outcome is Outcome.SUCCESS:

@@ -27,9 +27,11 @@ not caught; it reads exactly like benign prose. Conversely a camel-case identifi
 to spell a name (``class TimMyHelper``) *is* redacted: it cannot be told from ``TimMy``.
 
 **What is covered** (``apply``): the system prompt; every message's text and ``tool_call_id``;
-assistant tool calls' id, name and arguments; tool names, descriptions and parameter schemas;
-attachment names, and the data of textual attachments (``text/*``, JSON, XML, YAML; decoded
-with the ``charset`` parameter, UTF-8 by default, undecodable bytes preserved). JSON fields
+assistant tool calls' id, name and arguments, and their provider state (signed by the provider,
+so it is dropped whole, not redacted, when it holds identity material); tool names,
+descriptions and parameter schemas; attachment names, and the data of textual attachments
+(``text/*``, JSON, XML, YAML; decoded with the ``charset`` parameter, UTF-8 by default,
+undecodable bytes preserved). JSON fields
 (arguments, schemas) are parsed; keys and string values are redacted one by one (so ``\\u0054``
 escapes cannot hide a name), then the string values are scanned joined together (a passage
 spread over several values replaces every value it touches), then the re-serialised document
@@ -463,9 +465,35 @@ class _Walk:
         call_id = self.identifier(f"{path}.id", c.id)
         name = self.identifier(f"{path}.name", c.name)
         args = self.json_text(f"{path}.arguments_json", c.arguments_json)
-        if call_id is c.id and name is c.name and args is c.arguments_json:
+        state = self.provider_state(f"{path}.provider_state", c.provider_state)
+        if (
+            call_id is c.id
+            and name is c.name
+            and args is c.arguments_json
+            and state is c.provider_state
+        ):
             return c
-        return dataclasses.replace(c, id=call_id, name=name, arguments_json=args)
+        return dataclasses.replace(
+            c, id=call_id, name=name, arguments_json=args, provider_state=state
+        )
+
+    def provider_state(self, path: str, state: str) -> str:
+        """A tool call's provider state is signed by the provider (a Gemini thoughtSignature,
+        Anthropic thinking blocks): it cannot be redacted and stay valid, so state holding
+        identity material is dropped whole (the adapter then sends the call without it)."""
+        if not state:
+            return state
+        texts = [state]
+        try:
+            texts.append(" ".join(_values(json.loads(state))))  # what \u escapes could hide
+        except (ValueError, RecursionError):
+            pass
+        hits = sum(len(self.guard.scan(t)) for t in texts)
+        if not hits:
+            return state
+        self.matches += hits
+        self.fields.append(path)
+        return ""
 
     def tool(self, path: str, t: ToolDef) -> ToolDef:
         name = self.identifier(f"{path}.name", t.name)

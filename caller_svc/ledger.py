@@ -83,14 +83,36 @@ CREATE TABLE IF NOT EXISTS attempts (
     latency_ms REAL NOT NULL,
     http_status INTEGER NOT NULL DEFAULT 0,
     identity_redactions INTEGER NOT NULL DEFAULT 0,
-    sent INTEGER NOT NULL DEFAULT 1
+    sent INTEGER NOT NULL DEFAULT 1,
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    reasoning_tokens INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS attempts_ts ON attempts(ts);
+CREATE INDEX IF NOT EXISTS attempts_request ON attempts(request_id);
+CREATE INDEX IF NOT EXISTS attempts_trace ON attempts(trace_id);
+CREATE TABLE IF NOT EXISTS ratings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    request_id TEXT NOT NULL UNIQUE,
+    trace_id TEXT NOT NULL DEFAULT '',
+    attempt_id INTEGER NOT NULL,        -- the attempts row that answered
+    backend TEXT NOT NULL,
+    category TEXT NOT NULL DEFAULT '',
+    score REAL NOT NULL,                -- [0, 1]
+    label TEXT NOT NULL DEFAULT ''
+);
 """
 
 
-# Columns added after the first release, with their definitions, for _migrate.
-ADDED_COLUMNS = {"sent": "INTEGER NOT NULL DEFAULT 1"}
+# Columns added after the first release, with their definitions, for _migrate. Token columns:
+# input_tokens and output_tokens are all input and all output (uniwizard.types.Usage);
+# cached_input_tokens and cache_write_tokens are parts of input_tokens, reasoning_tokens of
+# output_tokens.
+ADDED_COLUMNS = {
+    "sent": "INTEGER NOT NULL DEFAULT 1",
+    "cache_write_tokens": "INTEGER NOT NULL DEFAULT 0",
+    "reasoning_tokens": "INTEGER NOT NULL DEFAULT 0",
+}
 
 IN_FLIGHT = "in_flight"
 INTERRUPTED = "interrupted"
@@ -113,6 +135,8 @@ _FIELDS = (
     "http_status",
     "identity_redactions",
     "sent",
+    "cache_write_tokens",
+    "reasoning_tokens",
 )
 _COLUMNS = ", ".join(_FIELDS)
 _INSERT = f"INSERT INTO attempts ({_COLUMNS}) VALUES ({', '.join('?' * len(_FIELDS))})"
@@ -154,6 +178,8 @@ class LedgerRow:
     identity_redactions: int = 0
     ts: float = 0.0
     sent: bool = True
+    cache_write_tokens: int = 0  # of input_tokens
+    reasoning_tokens: int = 0  # of output_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +191,35 @@ class Totals:
     output_tokens: int
     cost_usd: float
     estimated_rows: int
+    cached_input_tokens: int = 0  # of input_tokens
+    cache_write_tokens: int = 0  # of input_tokens
+    reasoning_tokens: int = 0  # of output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Rated:
+    """A stored rating and the attempt it belongs to."""
+
+    request_id: str
+    trace_id: str
+    attempt_id: int
+    backend: str
+    category: str
+    score: float
+    label: str
+    ts: float
+
+
+class RatingRefused(Exception):
+    """A rating that cannot be stored; the message says why in plain words."""
+
+
+class UnknownRequest(RatingRefused):
+    """No answered attempt has this request (or trace) id."""
+
+
+class AlreadyRated(RatingRefused):
+    """The request was rated before; ratings are final."""
 
 
 class LedgerUnavailable(Exception):
@@ -211,6 +266,15 @@ class Ledger(Protocol):
 
     async def rows(self, limit: int = 1000) -> list[dict[str, Any]]:
         """The first ``limit`` rows in id order, as column → value (for tests and tools)."""
+        ...
+
+    async def rate(self, request_id: str, trace_id: str, score: float, label: str) -> Rated:
+        """Store a rating beside the attempt that answered ``request_id`` (or, when that is
+        empty, ``trace_id``). Raises :class:`UnknownRequest` or :class:`AlreadyRated`."""
+        ...
+
+    async def spend(self, day_start: float, month_start: float) -> dict[str, tuple[float, float]]:
+        """USD per backend since ``day_start`` and since ``month_start``."""
         ...
 
 
@@ -330,6 +394,8 @@ def _values(row: LedgerRow) -> tuple[object, ...]:
         row.http_status,
         row.identity_redactions,
         int(row.sent),
+        row.cache_write_tokens,
+        row.reasoning_tokens,
     )
 
 
@@ -431,6 +497,16 @@ class SQLiteLedger:
 
     async def rows(self, limit: int = 1000) -> list[dict[str, Any]]:
         return await self._read(lambda db: _rows(db, limit))  # type: ignore[no-any-return]
+
+    async def rate(self, request_id: str, trace_id: str, score: float, label: str) -> Rated:
+        # A read with one autocommitted insert: ratings are rare and must answer at once.
+        rated = await self._read(lambda db: _rate(db, request_id, trace_id, score, label))
+        return rated  # type: ignore[no-any-return]
+
+    async def spend(self, day_start: float, month_start: float) -> dict[str, tuple[float, float]]:
+        return await self._read(  # type: ignore[no-any-return]
+            lambda db: _spend(db, day_start, month_start)
+        )
 
     async def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         op = _Read(fn, _Waiter())
@@ -631,6 +707,8 @@ class SQLiteLedger:
         assert self._db is not None
         try:
             result = op.fn(self._db)
+        except RatingRefused as exc:  # an answer about the request, not a ledger failure
+            op.waiter.settle(error=exc)
         except Exception as exc:
             op.waiter.settle(error=LedgerUnavailable(f"ledger read failed: {exc}"))
         else:
@@ -689,12 +767,25 @@ def _migrate(db: sqlite3.Connection) -> None:
 def _totals(db: sqlite3.Connection, since: float, until: float) -> tuple[list[Totals], Totals]:
     rows = db.execute(
         "SELECT backend, COUNT(*), SUM(outcome = 'success'), SUM(input_tokens),"
-        " SUM(output_tokens), SUM(cost_usd), SUM(cost_source = 'estimated')"
+        " SUM(output_tokens), SUM(cost_usd), SUM(cost_source = 'estimated'),"
+        " SUM(cached_input_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens)"
         " FROM attempts WHERE ts >= ? AND ts < ? GROUP BY backend ORDER BY backend",
         (since, until),
     ).fetchall()
     per = [
-        Totals(r[0], r[1], r[2] or 0, r[3] or 0, r[4] or 0, r[5] or 0.0, r[6] or 0) for r in rows
+        Totals(
+            backend=r[0],
+            attempts=r[1],
+            successes=r[2] or 0,
+            input_tokens=r[3] or 0,
+            output_tokens=r[4] or 0,
+            cost_usd=r[5] or 0.0,
+            estimated_rows=r[6] or 0,
+            cached_input_tokens=r[7] or 0,
+            cache_write_tokens=r[8] or 0,
+            reasoning_tokens=r[9] or 0,
+        )
+        for r in rows
     ]
     total = Totals(
         "total",
@@ -704,6 +795,9 @@ def _totals(db: sqlite3.Connection, since: float, until: float) -> tuple[list[To
         sum(t.output_tokens for t in per),
         sum(t.cost_usd for t in per),
         sum(t.estimated_rows for t in per),
+        sum(t.cached_input_tokens for t in per),
+        sum(t.cache_write_tokens for t in per),
+        sum(t.reasoning_tokens for t in per),
     )
     return per, total
 
@@ -712,3 +806,43 @@ def _rows(db: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
     cur = db.execute("SELECT * FROM attempts ORDER BY id LIMIT ?", (limit,))
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur]
+
+
+def _rate(
+    db: sqlite3.Connection, request_id: str, trace_id: str, score: float, label: str
+) -> Rated:
+    key, value = ("request_id", request_id) if request_id else ("trace_id", trace_id)
+    found = db.execute(
+        f"SELECT id, request_id, trace_id, backend, category FROM attempts"
+        f" WHERE {key} = ? AND outcome = 'success' ORDER BY id DESC LIMIT 1",
+        (value,),
+    ).fetchone()
+    if found is None:
+        raise UnknownRequest(f"no answered request has {key.replace('_', ' ')} {value!r}")
+    attempt_id, request_id, trace_id, backend, category = found
+    before = db.execute(
+        "SELECT score, ts FROM ratings WHERE request_id = ?", (request_id,)
+    ).fetchone()
+    if before is not None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(before[1]))
+        raise AlreadyRated(
+            f"request {request_id} was rated {before[0]:.2f} at {when}; ratings are final"
+        )
+    rated = Rated(request_id, trace_id, attempt_id, backend, category, score, label, time.time())
+    db.execute(
+        "INSERT INTO ratings (ts, request_id, trace_id, attempt_id, backend, category, score,"
+        " label) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (rated.ts, request_id, trace_id, attempt_id, backend, category, score, label),
+    )
+    return rated
+
+
+def _spend(
+    db: sqlite3.Connection, day_start: float, month_start: float
+) -> dict[str, tuple[float, float]]:
+    rows = db.execute(
+        "SELECT backend, SUM(CASE WHEN ts >= ? THEN cost_usd ELSE 0 END), SUM(cost_usd)"
+        " FROM attempts WHERE ts >= ? GROUP BY backend",
+        (day_start, month_start),  # a month starts no later than any of its days
+    ).fetchall()
+    return {r[0]: (r[1] or 0.0, r[2] or 0.0) for r in rows}

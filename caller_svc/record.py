@@ -4,7 +4,7 @@ report to the registry. No prompt or answer text goes into any of them.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -39,15 +39,25 @@ class CallContext:
 
 
 class OutcomeReporter(Protocol):
-    """Where passive outcomes go (the registry); must never block or fail a call."""
+    """Where passive outcomes, ratings and spending go (the registry); never blocks or fails."""
 
-    def report(self, backend: str, outcome: Outcome, retry_after_s: float, detail: str) -> None: ...
+    def report(self, result: CallResult, category: str) -> None: ...
+
+    def rated(self, backend: str, category: str, score: float) -> None: ...
+
+    def spent(self, as_of: float, spend: dict[str, tuple[float, float]]) -> None: ...
 
 
 class Recorder:
-    def __init__(self, ledger: Ledger, reporter: OutcomeReporter | None = None) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        reporter: OutcomeReporter | None = None,
+        on_spend: Callable[[], None] | None = None,
+    ) -> None:
         self.ledger = ledger
         self.reporter = reporter
+        self.on_spend = on_spend  # an attempt cost money: spending moved
         self.tracer = telemetry.tracer("caller_svc")
         self.traced = not isinstance(self.tracer, telemetry.OffTracer)
         self.metrics = CallMetrics("caller_svc")
@@ -85,11 +95,12 @@ class Recorder:
         self._measure(b, result)
         # An identity rejection says nothing about the provider, which never saw the request.
         if self.reporter is not None and result.outcome is not Outcome.IDENTITY_LEAK:
-            self.reporter.report(
-                result.backend, result.outcome, result.retry_after_s, _detail(result)
-            )
+            self.reporter.report(result, ctx.category)
         row = _row(result, ctx, sent=bool(row_id))
-        return self.ledger.finish(row_id, row) if row_id else self.ledger.record(row)
+        committed = self.ledger.finish(row_id, row) if row_id else self.ledger.record(row)
+        if result.cost_usd > 0 and self.on_spend is not None:
+            self.on_spend()
+        return committed
 
     def _measure(self, b: BackendConfig, result: CallResult) -> None:
         if not self.metrics.on:
@@ -119,6 +130,8 @@ def _row(result: CallResult, ctx: CallContext, *, sent: bool = True) -> LedgerRo
         input_tokens=result.usage.input_tokens,
         output_tokens=result.usage.output_tokens,
         cached_input_tokens=result.usage.cached_input_tokens,
+        cache_write_tokens=result.usage.cache_write_tokens,
+        reasoning_tokens=result.usage.reasoning_tokens,
         cost_usd=result.cost_usd,
         cost_source=result.cost_source,
         latency_ms=result.latency_ms,
@@ -136,8 +149,17 @@ def _annotate(span: trace.Span, result: CallResult) -> None:
     if not span.is_recording():
         return
     span.set_attribute("gen_ai.response.model", result.response_model or result.model)
-    span.set_attribute("gen_ai.usage.input_tokens", result.usage.input_tokens)
-    span.set_attribute("gen_ai.usage.output_tokens", result.usage.output_tokens)
+    usage = result.usage
+    # GenAI conventions: input_tokens includes the cache reads and writes, output_tokens the
+    # reasoning tokens ("SHOULD be included"); uniwizard.types.Usage counts the same way.
+    span.set_attribute("gen_ai.usage.input_tokens", usage.input_tokens)
+    span.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens)
+    if usage.cached_input_tokens:
+        span.set_attribute("gen_ai.usage.cache_read.input_tokens", usage.cached_input_tokens)
+    if usage.cache_write_tokens:
+        span.set_attribute("gen_ai.usage.cache_creation.input_tokens", usage.cache_write_tokens)
+    if usage.reasoning_tokens:
+        span.set_attribute("gen_ai.usage.reasoning.output_tokens", usage.reasoning_tokens)
     if result.finish_reason:
         span.set_attribute("gen_ai.response.finish_reasons", [result.finish_reason])
     span.set_attribute("gen_ai.usage.cost.amount", result.cost_usd)
@@ -151,9 +173,3 @@ def _annotate(span: trace.Span, result: CallResult) -> None:
     if result.outcome is not Outcome.SUCCESS:
         span.set_attribute("error.type", result.outcome.value)
         span.set_status(Status(StatusCode.ERROR, result.outcome.value))
-
-
-def _detail(result: CallResult) -> str:
-    """A short report detail: the HTTP status and the provider's message, never prompt text."""
-    status = f"{result.http_status} " if result.http_status and result.http_status != 200 else ""
-    return (status + result.error_message)[:200]

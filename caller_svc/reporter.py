@@ -1,13 +1,12 @@
-"""Passive outcomes from the caller to the registry, never in the way of an answer.
+"""What the caller tells the registry, never in the way of an answer: every attempt's outcome
+(with its category, latency, time to first token and cost, which the registry learns from), every
+rating, and snapshots of what the ledger says was spent.
 
-Reports go through a queue to one sender task. At low load each report leaves at once; under
-load, reports that arrive while a send is in flight go together in the next ``ReportOutcomes``
-batch, so the registry does one RPC per batch instead of one per attempt.
-
-A success that follows a reported success of the same backend tells the registry nothing new
-(it only closes a half-open breaker or clears an auth failure, and the report before it would
-have been that failure), so it is sent at most every ``SUCCESS_REFRESH_S`` seconds. Failures are
-always sent.
+Everything goes through a queue to one sender task. At low load each report leaves at once;
+under load, what arrives while a send is in flight goes together in the next ``ReportOutcomes``
+batch, so the registry does one RPC per batch instead of one per attempt. Of spend snapshots
+only the newest in a batch is sent. Every outcome is sent, successes too: the registry learns
+latency, time to first token and cost from them.
 
 The channel is a network channel to the registry, or an in-process one when the registry runs in
 the same process (``uniwizard serve --target all``); the reporter cannot tell them apart.
@@ -23,25 +22,25 @@ import time
 import grpc
 
 from uniwizard.convert import outcome_to_pb
-from uniwizard.types import Outcome
+from uniwizard.types import CallResult
 from uniwizard.v1 import registry_pb2, registry_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 MAX_QUEUE = 10_000
 MAX_BATCH = 500
-SUCCESS_REFRESH_S = 5.0
+
+Item = registry_pb2.ReportOutcomeRequest | registry_pb2.RatingReport | registry_pb2.SpendSnapshot
 
 
 class RegistryReporter:
     def __init__(self, channel: grpc.aio.Channel):
         self.channel = channel
-        self.stub = registry_pb2_grpc.RegistryStub(channel)
-        self.queue: asyncio.Queue[registry_pb2.ReportOutcomeRequest] = asyncio.Queue(MAX_QUEUE)
+        self.stub = registry_pb2_grpc.RegistryStub(self.channel)
+        self.queue: asyncio.Queue[Item] = asyncio.Queue(MAX_QUEUE)
         self.dropped = 0
-        self.suppressed = 0
-        self._last_success: dict[str, float] = {}  # backend -> when its last success was sent
         self._sender: asyncio.Task[None] | None = None
+        self._closed = False
 
     def start(self) -> asyncio.Task[None]:
         """The sender task (started by the first report otherwise); it runs until aclose()."""
@@ -52,26 +51,47 @@ class RegistryReporter:
             )
         return self._sender
 
-    def report(self, backend: str, outcome: Outcome, retry_after_s: float, detail: str) -> None:
-        """Queue one outcome (never blocks; called in the event loop)."""
-        if self._sender is None:
-            self.start()
-        if outcome is Outcome.SUCCESS:
-            now = time.monotonic()
-            if now - self._last_success.get(backend, -1e9) < SUCCESS_REFRESH_S:
-                self.suppressed += 1
-                return
-            self._last_success[backend] = now
-        else:
-            self._last_success.pop(backend, None)  # the next success is news again
-        report = registry_pb2.ReportOutcomeRequest(
-            backend=backend,
-            outcome=outcome_to_pb(outcome),
-            retry_after_s=retry_after_s,
-            detail=detail,
+    def report(self, result: CallResult, category: str) -> None:
+        """Queue one attempt's outcome (never blocks; called in the event loop)."""
+        self._put(
+            registry_pb2.ReportOutcomeRequest(
+                backend=result.backend,
+                outcome=outcome_to_pb(result.outcome),
+                retry_after_s=result.retry_after_s,
+                detail=_detail(result),
+                category=category,
+                latency_ms=result.latency_ms,
+                ttft_ms=result.ttft_ms,
+                cost_usd=result.cost_usd,
+                at=time.time(),
+            )
         )
+
+    def rated(self, backend: str, category: str, score: float) -> None:
+        self._put(
+            registry_pb2.RatingReport(
+                backend=backend, category=category, score=score, at=time.time()
+            )
+        )
+
+    def spent(self, as_of: float, spend: dict[str, tuple[float, float]]) -> None:
+        """What the ledger says was spent per backend (today, this month) at ``as_of``."""
+        self._put(
+            registry_pb2.SpendSnapshot(
+                as_of=as_of,
+                backends=[
+                    registry_pb2.BackendSpend(backend=k, today_usd=today, month_usd=month)
+                    for k, (today, month) in sorted(spend.items())
+                ],
+            )
+        )
+
+    def _put(self, item: Item) -> None:
+        if self._closed:
+            return  # shutting down: what is queued was flushed already
+        self.start()
         try:
-            self.queue.put_nowait(report)
+            self.queue.put_nowait(item)
         except asyncio.QueueFull:  # the registry has been gone for long: health is stale anyway
             self.dropped += 1
 
@@ -82,11 +102,17 @@ class RegistryReporter:
                 batch.append(self.queue.get_nowait())
             await self._send(batch)
 
-    async def _send(self, batch: list[registry_pb2.ReportOutcomeRequest]) -> None:
+    async def _send(self, batch: list[Item]) -> None:
+        request = registry_pb2.ReportOutcomesRequest()
+        for item in batch:
+            if isinstance(item, registry_pb2.ReportOutcomeRequest):
+                request.reports.append(item)
+            elif isinstance(item, registry_pb2.RatingReport):
+                request.ratings.append(item)
+            else:
+                request.spend.CopyFrom(item)  # the newest wins
         try:
-            await self.stub.ReportOutcomes(
-                registry_pb2.ReportOutcomesRequest(reports=batch), timeout=2.0
-            )
+            await self.stub.ReportOutcomes(request, timeout=2.0)
         except grpc.aio.AioRpcError as exc:  # the registry being down must not fail calls
             log.debug("report to registry failed: %s", exc.code().name)
 
@@ -103,8 +129,15 @@ class RegistryReporter:
                 pass
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._sender is not None:
             self._sender.cancel()
             await asyncio.gather(self._sender, return_exceptions=True)
         await self.flush()
         await self.channel.close(None)
+
+
+def _detail(result: CallResult) -> str:
+    """A short report detail: the HTTP status and the provider's message, never prompt text."""
+    status = f"{result.http_status} " if result.http_status and result.http_status != 200 else ""
+    return (status + result.error_message)[:200]

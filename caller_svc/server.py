@@ -12,6 +12,7 @@ from caller_svc.ledger import LedgerUnavailable, open_ledger
 from caller_svc.refusal import RefusalDetector
 from caller_svc.reporter import RegistryReporter
 from caller_svc.servicer import CallerServicer
+from caller_svc.spend import SpendWatcher
 from uniwizard.config import ConfigError, load_config
 from uniwizard.config_types import Config
 from uniwizard.net import Link, address, data_dir, link_channel
@@ -36,11 +37,14 @@ class CallerService(Service):
         core: CallerCore,
         reporter: RegistryReporter | None,
         addr: str,
+        *,
+        spend: SpendWatcher | None = None,
     ) -> None:
         super().__init__(ServiceHost("caller_svc", addr, [SERVICE_NAME]))
         self.config_path = config_path
         self.core = core
         self.reporter = reporter
+        self.spend = spend
         servicer = CallerServicer(core, self.host.limits)
         self.host.add_servicer(caller_pb2_grpc.add_CallerServicer_to_server, servicer)
         if reporter is not None:
@@ -58,7 +62,15 @@ class CallerService(Service):
         changed = self.core.apply_config(config, guard)
         log.info("reloaded %s (%d backends changed or added)", self.config_path, len(changed))
 
+    async def start(self) -> int:
+        port = await super().start()
+        if self.spend is not None:
+            self.spend.start()  # the registry learns current spending right away
+        return port
+
     async def aclose(self) -> None:
+        if self.spend is not None:
+            await self.spend.aclose()
         await self.core.aclose()
         if self.reporter is not None:
             await self.reporter.aclose()
@@ -99,8 +111,16 @@ async def build_caller(
             "%d ledger rows were in flight when the last caller stopped; marked interrupted", lost
         )
     reporter = RegistryReporter(link_channel(registry, "caller_svc")) if registry else None
-    core = CallerCore(config, ledger, guard=guard, refusals=RefusalDetector(), reporter=reporter)
-    return CallerService(config_path, core, reporter, addr)
+    spend = SpendWatcher(ledger, reporter) if reporter is not None else None
+    core = CallerCore(
+        config,
+        ledger,
+        guard=guard,
+        refusals=RefusalDetector(),
+        reporter=reporter,
+        on_spend=spend.touch if spend is not None else None,
+    )
+    return CallerService(config_path, core, reporter, addr, spend=spend)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,12 +8,13 @@ from contextlib import aclosing
 import grpc
 
 from caller_svc.core import CallContext, CallerCore, UnknownBackend
-from caller_svc.ledger import LedgerUnavailable, Totals
+from caller_svc.ledger import AlreadyRated, LedgerUnavailable, Totals, UnknownRequest
 from uniwizard import telemetry
 from uniwizard.convert import call_result_to_pb, delta_events, request_from_pb
 from uniwizard.limits import Limits, check_deadline, check_request
+from uniwizard.ratings import InvalidRating, Rating, rating
 from uniwizard.types import CallResult
-from uniwizard.v1 import caller_pb2, caller_pb2_grpc
+from uniwizard.v1 import caller_pb2, caller_pb2_grpc, common_pb2
 
 
 class CallerServicer(caller_pb2_grpc.CallerServicer):
@@ -91,6 +92,35 @@ class CallerServicer(caller_pb2_grpc.CallerServicer):
         )
 
 
+    async def Rate(
+        self, request: common_pb2.RateRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.RateResponse:
+        try:
+            r = rating_from_pb(request)
+            rated = await self.core.rate(r)
+        except InvalidRating as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except UnknownRequest as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except AlreadyRated as exc:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+        except LedgerUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        return common_pb2.RateResponse(
+            request_id=rated.request_id,
+            trace_id=rated.trace_id,
+            backend=rated.backend,
+            category=rated.category,
+            score=rated.score,
+            label=rated.label,
+        )
+
+
+def rating_from_pb(pb: common_pb2.RateRequest) -> Rating:
+    five = pb.scale == common_pb2.RATING_SCALE_FIVE
+    return rating(pb.request_id, pb.trace_id, pb.score, pb.label, five_point=five)
+
+
 def usage_pb(t: Totals) -> caller_pb2.BackendUsage:
     return caller_pb2.BackendUsage(
         backend=t.backend,
@@ -100,4 +130,7 @@ def usage_pb(t: Totals) -> caller_pb2.BackendUsage:
         output_tokens=t.output_tokens,
         cost_usd=t.cost_usd,
         estimated_rows=t.estimated_rows,
+        cached_input_tokens=t.cached_input_tokens,
+        cache_write_tokens=t.cache_write_tokens,
+        reasoning_tokens=t.reasoning_tokens,
     )

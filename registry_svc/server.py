@@ -9,7 +9,7 @@ import os
 from registry_svc.probes import Prober
 from registry_svc.service import Registry
 from registry_svc.servicer import RegistryServicer
-from registry_svc.store import OperatorStore
+from registry_svc.store import LearningStore, OperatorStore
 from uniwizard.config import load_config
 from uniwizard.net import address, data_dir
 from uniwizard.server import Service, ServiceHost, main_entry
@@ -38,7 +38,8 @@ class RegistryService(Service):
         self._draining = asyncio.Event()
         servicer = RegistryServicer(registry, self._draining, on_reload=self._restart_probes)
         self.host.add_servicer(registry_pb2_grpc.add_RegistryServicer_to_server, servicer)
-        self.watch(registry.start())
+        for task in registry.start():
+            self.watch(task)
         self._restart_probes()
 
     def _restart_probes(self) -> None:
@@ -62,7 +63,10 @@ async def build_registry(
     config_path: str, addr: str, *, state_path: str | None = None, probes: bool = True
 ) -> RegistryService:
     config = load_config(config_path)  # fail fast
-    registry = Registry(config, OperatorStore(state_path or default_state_path()))
+    state_path = state_path or default_state_path()
+    # What the registry learns lives beside the operator decisions, on the registry's volume.
+    learning = LearningStore(os.path.join(os.path.dirname(state_path), "learning.json"))
+    registry = Registry(config, OperatorStore(state_path), learning_store=learning)
     return RegistryService(registry, Prober(registry, os.environ), addr, probe_loops=probes)
 
 

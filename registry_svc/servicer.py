@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 
 import grpc
 
 from registry_svc.book import UnknownBackendError
+from registry_svc.budgets import Spend
+from registry_svc.evidence import AttemptReport, RatingReport
 from registry_svc.service import HealthChange, Registry
 from uniwizard.config_types import BackendConfig
 from uniwizard.convert import backend_to_pb, health_to_pb, outcome_from_pb
-from uniwizard.types import BackendHealth
+from uniwizard.convert_learning import budget_status_to_pb, stats_to_pb
+from uniwizard.types import BackendHealth, Outcome
 from uniwizard.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 
 Context = grpc.aio.ServicerContext
@@ -22,10 +26,38 @@ def status_pb(cfg: BackendConfig, health: BackendHealth) -> common_pb2.BackendSt
 
 
 def event_pb(change: HealthChange) -> registry_pb2.HealthEvent:
-    return registry_pb2.HealthEvent(
+    event = registry_pb2.HealthEvent(
         snapshot=change.snapshot,
         backends=[status_pb(c, h) for c, h in change.backends],
         removed=list(change.removed),
+    )
+    if change.stats is not None:
+        event.has_stats = True
+        event.stats.extend(stats_to_pb(s) for s in change.stats)
+    if change.overall_budget is not None:
+        event.overall_budget.CopyFrom(budget_status_to_pb(change.overall_budget))
+    return event
+
+
+def attempt_report(r: registry_pb2.ReportOutcomeRequest, outcome: Outcome) -> AttemptReport:
+    return AttemptReport(
+        backend=r.backend,
+        outcome=outcome,
+        retry_after_s=max(0.0, r.retry_after_s),
+        detail=r.detail[:200],
+        category=r.category[:64],
+        latency_ms=max(0.0, r.latency_ms),
+        ttft_ms=max(0.0, r.ttft_ms),
+        cost_usd=max(0.0, r.cost_usd),
+        at=r.at or time.time(),
+    )
+
+
+def spend_from_pb(pb: registry_pb2.SpendSnapshot) -> Spend:
+    return Spend(
+        as_of=pb.as_of,
+        today={b.backend: max(0.0, b.today_usd) for b in pb.backends},
+        month={b.backend: max(0.0, b.month_usd) for b in pb.backends},
     )
 
 
@@ -57,6 +89,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
         return registry_pb2.ListBackendsResponse(
             backends=[status_pb(c, h) for c, h in self.registry.statuses()],
             config_path=self.registry.config.path,
+            overall_budget=budget_status_to_pb(self.registry.overall_budget()),
         )
 
     async def GetBackend(
@@ -68,14 +101,23 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     async def ReportOutcomes(
         self, request: registry_pb2.ReportOutcomesRequest, context: Context
     ) -> registry_pb2.ReportOutcomesResponse:
-        applied = 0
+        attempts = []
         for r in request.reports:
             outcome = outcome_from_pb(r.outcome)
             if outcome is None or not self.registry.knows(r.backend):
                 continue  # a reload raced the report
-            self.registry.report(r.backend, outcome, max(0.0, r.retry_after_s), r.detail[:200])
-            applied += 1
-        return registry_pb2.ReportOutcomesResponse(applied=applied)
+            attempts.append(attempt_report(r, outcome))
+        self.registry.report_attempts(attempts)
+        self.registry.report_ratings(
+            [
+                RatingReport(r.backend, r.category[:64], min(max(r.score, 0.0), 1.0), r.at)
+                for r in request.ratings
+                if self.registry.knows(r.backend)
+            ]
+        )
+        if request.HasField("spend"):
+            self.registry.report_spend(spend_from_pb(request.spend))
+        return registry_pb2.ReportOutcomesResponse(applied=len(attempts))
 
     async def SetEnabled(
         self, request: registry_pb2.SetEnabledRequest, context: Context
@@ -103,17 +145,34 @@ class RegistryServicer(registry_pb2_grpc.RegistryServicer):
     ) -> AsyncIterator[registry_pb2.HealthEvent]:
         queue = self.registry.watch()
         stop = asyncio.ensure_future(self.draining.wait())
+        get: asyncio.Future[HealthChange] | None = None
         try:
             while True:
                 get = asyncio.ensure_future(queue.get())
                 done, _ = await asyncio.wait({get, stop}, return_when=asyncio.FIRST_COMPLETED)
                 if get not in done:
-                    get.cancel()
                     return  # graceful shutdown ends the stream cleanly
                 yield event_pb(get.result())
         finally:
             stop.cancel()
+            if get is not None:
+                get.cancel()  # also when the client went away mid-wait
             self.registry.unwatch(queue)
+
+    async def Stats(
+        self, request: registry_pb2.StatsRequest, context: Context
+    ) -> registry_pb2.StatsResponse:
+        learning = self.registry.config.learning
+        return registry_pb2.StatsResponse(
+            stats=[
+                stats_to_pb(s)
+                for s in self.registry.stats()
+                if (not request.category or s.category == request.category)
+                and (not request.backend or s.backend == request.backend)
+            ],
+            window=learning.window,
+            half_life_hours=learning.half_life_hours,
+        )
 
     async def Reload(
         self, request: registry_pb2.ReloadRequest, context: Context

@@ -76,47 +76,78 @@ class OperatorStore:
             },
         }
         data = json.dumps(payload, indent=2, sort_keys=True) + "\n"
-        directory = self.path.parent
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
-        except OSError as exc:
-            raise OperatorStoreError(f"cannot write operator state {self.path}: {exc}") from exc
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise OperatorStoreError(f"cannot write operator state {self.path}: {exc}") from exc
-        _fsync_dir(directory)
+        write_atomic(self.path, data, "operator state")
 
     def _set_aside(self, problem: str) -> dict[str, OperatorState]:
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        n = 1
-        while aside.exists():
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
-            n += 1
-        try:
-            os.replace(self.path, aside)
-        except OSError as exc:
-            raise OperatorStoreError(
-                f"operator state {self.path} is corrupt ({problem}) and could not be moved "
-                f"aside: {exc}"
-            ) from exc
-        message = (
-            f"operator state {self.path} is corrupt ({problem}); moved it to {aside} "
-            f"and started with no operator overrides"
+        self.recovered_from = set_aside(
+            self.path, problem, "operator state", "started with no operator overrides"
         )
-        log.warning("%s", message)
-        self.recovered_from = message
         return {}
+
+
+class LearningStore:
+    """What the registry has learned (``LearningBook.dump()``), as JSON beside the operator
+    state; written atomically, a corrupt file set aside like the operator state's."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def load(self) -> dict[str, Any] | None:
+        try:
+            doc = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            set_aside(self.path, str(exc), "learned statistics", "starting to learn afresh")
+            return None
+        except OSError as exc:
+            raise OperatorStoreError(f"cannot read learned statistics {self.path}: {exc}") from exc
+        return doc if isinstance(doc, dict) else None
+
+    def save(self, data: Mapping[str, Any]) -> None:
+        write_atomic(self.path, json.dumps(data, separators=(",", ":")), "learned statistics")
+
+
+def write_atomic(path: Path, data: str, what: str) -> None:
+    """A temporary file in the same directory, fsync, ``os.replace``, fsync the directory."""
+    directory = path.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise OperatorStoreError(f"cannot write {what} {path}: {exc}") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise OperatorStoreError(f"cannot write {what} {path}: {exc}") from exc
+    _fsync_dir(directory)
+
+
+def set_aside(path: Path, problem: str, what: str, then: str) -> str:
+    """Move a corrupt file to ``<path>.corrupt-<UTC timestamp>``; returns the logged message."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while aside.exists():
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        n += 1
+    try:
+        os.replace(path, aside)
+    except OSError as exc:
+        raise OperatorStoreError(
+            f"{what} {path} is corrupt ({problem}) and could not be moved aside: {exc}"
+        ) from exc
+    message = f"{what} {path} is corrupt ({problem}); moved it to {aside} and {then}"
+    log.warning("%s", message)
+    return message
 
 
 def _parse(text: str) -> dict[str, OperatorState]:

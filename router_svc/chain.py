@@ -11,6 +11,8 @@ against the hard constraints, in this order, and the first one it fails is its `
     no_tools           the request carries tools and the backend has ``tools: false``
     context_too_small  estimate + output reservation > ``max_context``
     over_cost_ceiling  estimated cost of the call > ``task.max_cost_usd`` (when > 0)
+    over_budget        the call could break the backend's (or the overall) daily or monthly
+                       budget: spent so far plus its upper estimate (see router_svc.budget)
     disabled           switched off by an operator (or ``enabled: false`` with no health yet)
     down               down (auth failure, missing key, unreachable)
     cooling_down       its circuit breaker is open
@@ -26,6 +28,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from router_svc.budget import BudgetCheck
 from router_svc.classify import Classification, Reason
 from router_svc.policy import Policy
 from uniwizard.config_types import BackendConfig
@@ -49,6 +52,7 @@ SKIP_REASONS = (
     "no_tools",
     "context_too_small",
     "over_cost_ceiling",
+    "over_budget",
     "disabled",
     "down",
     "cooling_down",
@@ -126,6 +130,7 @@ def build_chain(
     *,
     estimate: int,
     now: float,
+    budget: BudgetCheck | None = None,
 ) -> Decision:
     """The ordered, filtered chain for ``task`` and the reason for every skipped backend."""
     rule = policy.rule(classification.category)
@@ -141,8 +146,10 @@ def build_chain(
         if config is None:
             skipped.append(Skip(key, "not_configured", "named by the policy, not configured"))
             continue
-        skip = _constraint(task, attachments, config, estimate, private) or _health(
-            config, health.get(key), now
+        skip = (
+            _constraint(task, attachments, config, estimate, private)
+            or _budget(task, config, estimate, budget)
+            or _health(config, health.get(key), now)
         )
         if skip is None:
             chain.append(key)
@@ -190,7 +197,7 @@ def _constraint(
             f"holds {b.max_context:,}",
         )
     if task.max_cost_usd > 0:
-        cost = price(b, Usage(estimate, output_reservation(b, max_output)))
+        cost = upper_cost(b, estimate, max_output)
         if cost > task.max_cost_usd:
             return Skip(
                 b.key,
@@ -198,6 +205,18 @@ def _constraint(
                 f"estimated ${cost:.4f} > ceiling ${task.max_cost_usd:.4f}",
             )
     return None
+
+
+def upper_cost(b: BackendConfig, estimate: int, max_output: int) -> float:
+    """What a call can cost at most: the input estimate and the full output reservation."""
+    return price(b, Usage(estimate, output_reservation(b, max_output)))
+
+
+def _budget(task: Task, b: BackendConfig, estimate: int, check: BudgetCheck | None) -> Skip | None:
+    if check is None:
+        return None
+    why = check.over(b.key, upper_cost(b, estimate, task.request.max_output_tokens))
+    return Skip(b.key, "over_budget", why) if why else None
 
 
 def _health(b: BackendConfig, h: BackendHealth | None, now: float) -> Skip | None:

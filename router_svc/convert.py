@@ -37,6 +37,7 @@ def result_to_pb(report: DispatchReport, *, with_text: bool = True) -> router_pb
         decision=decision_to_pb(report.decision),
         trace_id=report.trace_id,
         request_id=report.request_id,
+        provider_finish_reason=a.provider_finish_reason,
     )
 
 

@@ -12,6 +12,7 @@ link.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 from collections.abc import AsyncGenerator
@@ -20,7 +21,9 @@ from dataclasses import dataclass, field, replace
 
 from opentelemetry.trace import Span, Status, StatusCode
 
-from router_svc.chain import ChainWalk, Decision, Skip, build_chain
+from router_svc.adapt import rank
+from router_svc.budget import BudgetCheck, SpendTracker
+from router_svc.chain import ChainWalk, Decision, Skip, build_chain, upper_cost
 from router_svc.classify import Reason, classify
 from router_svc.fallback import Action, FallbackPolicy, Step, next_step
 from router_svc.health_view import HealthView
@@ -28,11 +31,15 @@ from router_svc.links import CallerLink, RegistryLink
 from router_svc.policy import Policy
 from uniwizard import telemetry
 from uniwizard.convert import request_to_pb
+from uniwizard.providers.pricing import price
 from uniwizard.providers.tokens import estimate_task_tokens
-from uniwizard.types import CallResult, Delta, HealthState, Outcome, Task
+from uniwizard.time_windows import month_start
+from uniwizard.types import CallResult, Delta, HealthState, Outcome, Task, Usage
 from uniwizard.v1 import caller_pb2, common_pb2
 
 DEFAULT_DEADLINE_S = 120.0
+TYPICAL_OUTPUT_TOKENS = 300  # what a task is expected to cost, for exploring unpriced backends
+RATE_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -95,6 +102,7 @@ class RouterCore:
         caller: CallerLink,
         registry: RegistryLink | None = None,
         fallback: FallbackPolicy | None = None,
+        rng: random.Random | None = None,
     ):
         self.policy = policy
         self.view = view
@@ -102,12 +110,18 @@ class RouterCore:
         self.registry = registry
         self.fallback = fallback or FallbackPolicy()
         self.tracer = telemetry.tracer("router_svc")
+        self.tracker = SpendTracker()  # this router's spending and attempts in flight
+        self.rng = rng or random.Random()  # exploration draws (seed it to replay decisions)
 
     # -- Route -------------------------------------------------------------------------------
 
     def decide(self, task: Task, pin: str = "") -> Decision:
+        """v1's decision (classification, the filtered chain), then v2's reordering of it by
+        what was learned, when the category's ``adapt`` is on."""
+        now = time.time()
         estimate = estimate_task_tokens(task)
         cls = classify(task, self.policy, estimate)
+        budget = self._budget_check(now)
         decision = build_chain(
             task,
             cls,
@@ -115,22 +129,52 @@ class RouterCore:
             self.view.backends,
             self.view.health,
             estimate=estimate,
-            now=time.time(),
+            now=now,
+            budget=budget,
         )
-        if not pin:
+        if pin:
+            return self._pinned(task, decision, pin, budget)
+        adapt = self.policy.rule(decision.category).adapt
+        if not adapt.enabled:
             return decision
-        return self._pinned(task, decision, pin)
+        prices = {
+            k: price(self.view.backends[k], Usage(estimate, TYPICAL_OUTPUT_TOKENS))
+            for k in decision.chain
+            if k in self.view.backends
+        }
+        ranked = rank(decision.category, decision.chain, self.view.stats, adapt, self.rng, prices)
+        if ranked.chain == decision.chain and not ranked.reasons:
+            return decision
+        return replace(
+            decision,
+            backend=ranked.chain[0],
+            chain=ranked.chain,
+            reasons=(*decision.reasons, *ranked.reasons),
+        )
 
-    def _pinned(self, task: Task, decision: Decision, pin: str) -> Decision:
-        """The seed's call(backend_key, ...): straight to one backend, no fallback."""
+    def _budget_check(self, now: float) -> BudgetCheck:
+        as_of = [h.budget.as_of for h in self.view.health.values() if h.budget.as_of > 0]
+        if self.view.overall_budget.as_of > 0:
+            as_of.append(self.view.overall_budget.as_of)
+        # What the ledger snapshots already count need not be remembered (a month at most).
+        self.tracker.forget_before(max(min(as_of, default=now) - 60.0, month_start(now)))
+        return BudgetCheck(self.view.health, self.view.overall_budget, self.tracker, now)
+
+    def _pinned(self, task: Task, decision: Decision, pin: str, budget: BudgetCheck) -> Decision:
+        """The seed's call(backend_key, ...): straight to one backend, no fallback; the hard
+        constraints that protect privacy and budgets still hold."""
         reasons = (Reason("pinned", f"backend {pin} requested by the caller"),)
         skipped: list[Skip] = []
         b = self.view.backends.get(pin)
         h = self.view.health.get(pin)
+        estimate, max_output = decision.estimated_input_tokens, task.request.max_output_tokens
+        over = budget.over(pin, upper_cost(b, estimate, max_output)) if b is not None else None
         if b is None:
             skipped.append(Skip(pin, "not_configured", "no such backend"))
         elif task.private and not b.private:
             skipped.append(Skip(pin, "not_private", "the task is private; this backend is not"))
+        elif over:
+            skipped.append(Skip(pin, "over_budget", over))
         elif h is not None and not h.routable:
             skipped.append(Skip(pin, h.state.value, h.reason or h.state.value))
         chain = () if skipped else (pin,)
@@ -141,6 +185,18 @@ class RouterCore:
             reasons=reasons + tuple(decision.reasons),
             skipped=tuple(skipped),
         )
+
+    async def rate(self, request: common_pb2.RateRequest) -> common_pb2.RateResponse:
+        """Forward a rating to the caller, which stores it beside the attempt that answered
+        (raises grpc.aio.AioRpcError with the caller's status on a refused rating)."""
+        with self.tracer.start_as_current_span("rate") as span:
+            response = await self.caller.rate(request, timeout=RATE_TIMEOUT_S)
+            span.set_attribute("uniwizard.backend", response.backend)
+            span.set_attribute("uniwizard.route.category", response.category)
+            span.set_attribute("uniwizard.rating.score", response.score)
+            if response.label:  # a checked short token, never free text
+                span.set_attribute("uniwizard.rating.label", response.label)
+            return response
 
     def route(self, task: Task) -> Decision:
         with self.tracer.start_as_current_span("route") as span:
@@ -273,19 +329,38 @@ class RouterCore:
             span.set_attribute("uniwizard.backend", key)
             span.set_attribute("uniwizard.attempt", len(report.attempts) + 1)
             request = self._call_request(run, key)
-            if not run.stream:
-                result = await self.caller.call(
+            reserved = self._reserve(run, key)
+            cost = 0.0
+            try:
+                if not run.stream:
+                    result = await self.caller.call(
+                        request, timeout=remaining, trace_id=report.trace_id
+                    )
+                    cost = result.cost_usd
+                    _attempted(span, report, result)
+                    yield result
+                    return
+                events = self.caller.call_stream(
                     request, timeout=remaining, trace_id=report.trace_id
                 )
-                _attempted(span, report, result)
-                yield result
-                return
-            events = self.caller.call_stream(request, timeout=remaining, trace_id=report.trace_id)
-            async with aclosing(events) as items:
-                async for event in items:
-                    if isinstance(event, CallResult):
-                        _attempted(span, report, event)
-                    yield event
+                async with aclosing(events) as items:
+                    async for event in items:
+                        if isinstance(event, CallResult):
+                            cost = event.cost_usd
+                            _attempted(span, report, event)
+                        yield event
+            finally:
+                self.tracker.release(key, reserved, cost, time.time())
+
+    def _reserve(self, run: _Run, key: str) -> float:
+        """Hold the attempt's upper cost against the budgets until it ends."""
+        b = self.view.backends.get(key)
+        if b is None:
+            return 0.0
+        estimate = run.report.decision.estimated_input_tokens
+        cost = upper_cost(b, estimate, run.task.request.max_output_tokens)
+        self.tracker.reserve(key, cost)
+        return cost
 
     def _exhausted(self, report: DispatchReport) -> tuple[Outcome, str]:
         if not report.attempts:

@@ -17,7 +17,8 @@ import grpc
 from router_svc.links import RegistryLink
 from uniwizard.config_types import BackendConfig
 from uniwizard.convert import backend_from_pb, health_from_pb
-from uniwizard.types import BackendHealth
+from uniwizard.convert_learning import budget_status_from_pb, stats_from_pb
+from uniwizard.types import BackendHealth, BackendStats, BudgetStatus
 from uniwizard.v1 import registry_pb2
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,9 @@ class HealthView:
     def __init__(self, backends: dict[str, BackendConfig] | None = None):
         self.backends: dict[str, BackendConfig] = dict(backends or {})
         self.health: dict[str, BackendHealth] = {}
+        # What the registry learned, per (category, backend); and the overall budget.
+        self.stats: dict[tuple[str, str], BackendStats] = {}
+        self.overall_budget = BudgetStatus()
         self.connected = False
         self.events = 0  # events applied, for tests and diagnostics
         self._changed = asyncio.Condition()
@@ -47,6 +51,10 @@ class HealthView:
         for key in event.removed:
             self.backends.pop(key, None)
             self.health.pop(key, None)
+        if event.has_stats:
+            self.stats = {(s.category, s.backend): stats_from_pb(s) for s in event.stats}
+        if event.HasField("overall_budget"):
+            self.overall_budget = budget_status_from_pb(event.overall_budget)
         self.events += 1
 
     def start(self, registry: RegistryLink) -> asyncio.Task[None]:

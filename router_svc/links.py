@@ -19,7 +19,7 @@ import grpc
 from uniwizard import telemetry
 from uniwizard.convert import call_result_from_pb, tool_call_from_pb
 from uniwizard.types import CallResult, Delta, Outcome
-from uniwizard.v1 import caller_pb2, caller_pb2_grpc, registry_pb2, registry_pb2_grpc
+from uniwizard.v1 import caller_pb2, caller_pb2_grpc, common_pb2, registry_pb2, registry_pb2_grpc
 
 
 class CallerLink(Protocol):
@@ -31,6 +31,12 @@ class CallerLink(Protocol):
         self, request: caller_pb2.CallRequest, *, timeout: float, trace_id: str
     ) -> AsyncGenerator[Delta | CallResult, None]:
         """Deltas, then exactly one CallResult."""
+        ...
+
+    async def rate(
+        self, request: common_pb2.RateRequest, *, timeout: float
+    ) -> common_pb2.RateResponse:
+        """Store a rating; raises grpc.aio.AioRpcError with the caller's status if refused."""
         ...
 
 
@@ -97,6 +103,12 @@ class GrpcCallerLink:
             error_message="caller stream ended without a result",
             latency_ms=(time.perf_counter() - started) * 1000,
         )
+
+
+    async def rate(
+        self, request: common_pb2.RateRequest, *, timeout: float
+    ) -> common_pb2.RateResponse:
+        return await self._stub.Rate(request, timeout=timeout)
 
 
 class GrpcRegistryLink:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from uniwizard.yamlcheck import (
     ConfigError,
@@ -45,9 +46,12 @@ __all__ = [
 ]
 
 _NAME_RX = re.compile(r"^[a-z][a-z0-9_]*$")
-_TOP_KEYS = ("version", "default", "wording", "categories")
+_TOP_KEYS = ("version", "default", "wording", "adapt", "categories")
 _WORDING_KEYS = ("head_chars", "tail_chars", "tail_weight")
-_CATEGORY_KEYS = ("name", "description", "when", "prefer", "private_only")
+_CATEGORY_KEYS = ("name", "description", "when", "prefer", "private_only", "adapt")
+_ADAPT_KEYS = ("weights", "min_count", "explore")
+_WEIGHT_KEYS = ("quality", "latency", "cost")
+MAX_EXPLORE = 0.5
 _WHEN_KEYS = (
     "media_types",
     "private",
@@ -114,12 +118,28 @@ class Evidence:
 
 
 @dataclass(frozen=True, slots=True)
+class AdaptConfig:
+    """Routing v2 settings (``adapt:``): see :mod:`router_svc.adapt`."""
+
+    enabled: bool = False
+    quality: float = 1.0  # weights
+    latency: float = 0.1
+    cost: float = 0.1
+    min_count: int = 3  # ratings (quality) or answers (latency, cost) before evidence counts
+    explore: float = 0.1  # the largest share of decisions that explore
+
+
+OFF = AdaptConfig()  # adaptation off: v1's order exactly
+
+
+@dataclass(frozen=True, slots=True)
 class CategoryRule:
     name: str
     description: str
     when: Evidence
     prefer: tuple[str, ...]  # ordered backend keys: the chain before filtering
     private_only: bool = False  # only backends with private: true, also on fallback
+    adapt: AdaptConfig = OFF  # routing v2 for this category (the global setting, overridden)
 
 
 # (category position, keyword): candidates looked up by a prompt word
@@ -167,6 +187,7 @@ class Policy:
     wording: WordingScope = field(default_factory=WordingScope)
     version: int = 1
     index: KeywordIndex = field(default_factory=lambda: KeywordIndex({}, {}), repr=False)
+    adapt: AdaptConfig = OFF  # the global setting (each category has its own, resolved)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -223,9 +244,10 @@ class _Builder:
         if "default" not in top:
             raise root.missing("default", "missing (the category for tasks no rule matches)")
         default = string(top["default"])
+        adapt = self.adapt(top["adapt"], OFF) if "adapt" in top else OFF
         categories: list[CategoryRule] = []
         for item in items:
-            categories.append(self.category(item, default, [c.name for c in categories]))
+            categories.append(self.category(item, default, [c.name for c in categories], adapt))
         names = [c.name for c in categories]
         if default not in names:
             raise top["default"].error(
@@ -233,7 +255,31 @@ class _Builder:
             )
         wording = self.wording(top["wording"]) if "wording" in top else WordingScope()
         index = _build_index(categories)
-        return Policy(self.path, default, tuple(categories), wording, version, index)
+        return Policy(self.path, default, tuple(categories), wording, version, index, adapt)
+
+    def adapt(self, entry: Entry, base: AdaptConfig) -> AdaptConfig:
+        """``adapt: off`` / ``on`` / a mapping of settings over ``base`` (which it turns on)."""
+        if not is_mapping(entry):
+            return replace(base, enabled=boolean(entry))
+        m = mapping(entry, _ADAPT_KEYS)
+        changes: dict[str, Any] = {"enabled": True}
+        if "weights" in m:
+            weights = mapping(m["weights"], _WEIGHT_KEYS)
+            for key, value in weights.items():
+                changes[key] = number(value, non_negative=True)
+        if "min_count" in m:
+            changes["min_count"] = integer(m["min_count"], minimum=1)
+        if "explore" in m:
+            explore = number(m["explore"], non_negative=True)
+            if explore > MAX_EXPLORE:
+                raise m["explore"].error(
+                    f"is the share of decisions that explore, at most {MAX_EXPLORE}, got {explore}"
+                )
+            changes["explore"] = explore
+        config = replace(base, **changes)
+        if not (config.quality or config.latency or config.cost):
+            raise (m.get("weights") or entry).error("weights must not all be 0")
+        return config
 
     def wording(self, entry: Entry) -> WordingScope:
         m = mapping(entry, _WORDING_KEYS)
@@ -248,7 +294,9 @@ class _Builder:
         )
         return WordingScope(head, tail, tail_weight)
 
-    def category(self, item: Entry, default: str, taken: list[str]) -> CategoryRule:
+    def category(
+        self, item: Entry, default: str, taken: list[str], adapt: AdaptConfig
+    ) -> CategoryRule:
         m = mapping(item, _CATEGORY_KEYS)
         if "name" not in m:
             raise item.error("missing key 'name'")
@@ -266,7 +314,9 @@ class _Builder:
             raise item.error(f"category '{name}': missing key 'prefer'")
         prefer = self.prefer(m["prefer"])
         private_only = boolean(m["private_only"]) if "private_only" in m else False
-        return CategoryRule(name, description.strip(), when, prefer, private_only)
+        if "adapt" in m:
+            adapt = self.adapt(m["adapt"], adapt)
+        return CategoryRule(name, description.strip(), when, prefer, private_only, adapt)
 
     def prefer(self, entry: Entry) -> tuple[str, ...]:
         items = sequence(entry)

@@ -126,3 +126,14 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                         yield router_pb2.DispatchEvent(done=result_to_pb(item, with_text=False))
         except DispatchFailed as failed:
             await abort_failed(context, failed.report)
+
+    async def Rate(
+        self, request: common_pb2.RateRequest, context: Context
+    ) -> common_pb2.RateResponse:
+        try:
+            return await self.core.rate(request)
+        except grpc.aio.AioRpcError as exc:  # the caller's answer: NOT_FOUND, ALREADY_EXISTS...
+            code = exc.code()
+            if code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
+                await context.abort(code, f"caller_svc: {exc.details() or code.name}")
+            await context.abort(code, exc.details() or code.name)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import grpc
+import yaml
 
 from caller_svc.server import CallerService
 from registry_svc.server import RegistryService
@@ -127,6 +128,52 @@ def sim_config(
     return load_config(path), str(path)
 
 
+def v1_policy(tmp: Path) -> Path:
+    """The shipped routing.yaml with adaptation off: v1's rule-based routing exactly."""
+    data = yaml.safe_load(ROUTING_YAML.read_text(encoding="utf-8"))
+    data["adapt"] = False
+    out = tmp / "routing-v1.yaml"
+    out.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return out
+
+
+@asynccontextmanager
+async def running_services(
+    path: str,
+    tmp: Path,
+    *,
+    probes: bool = False,
+    content_policy: str = "propagate",
+    policy: Path | None = None,
+    links: Links | None = None,
+) -> AsyncIterator[tuple[RegistryService, CallerService, RouterService]]:
+    """Registry, caller and router on port 0 for the backends file ``path`` (state and ledger
+    under ``tmp``), wired by ``uniwizard serve``'s own code and linked as ``links`` says (default:
+    ``default_links``), the router connected to the registry's health stream. ``policy`` is the
+    routing policy: by default the shipped one with adaptation off (v1), so tests that expect a
+    given backend do not depend on what earlier requests taught the registry."""
+    opts = StackOptions(
+        path,
+        policy_path=str(policy or v1_policy(tmp)),
+        addresses=dict.fromkeys(COMPONENTS, "127.0.0.1:0"),
+        content_policy=content_policy,
+        probes=probes,
+        ledger_path=str(tmp / "ledger.db"),
+        state_path=str(tmp / "ops.json"),
+        in_process_links=(links or default_links) == "inproc",
+    )
+    services = await start_components(COMPONENTS, opts)
+    registry, caller, router = services
+    assert isinstance(registry, RegistryService)
+    assert isinstance(caller, CallerService)
+    assert isinstance(router, RouterService)
+    try:
+        await router.view.wait_for(lambda v: v.connected, 5.0)
+        yield registry, caller, router
+    finally:
+        await stop_all(services, grace=1.0)
+
+
 @asynccontextmanager
 async def running_stack(
     tmp: Path,
@@ -135,9 +182,14 @@ async def running_stack(
     probes: bool = False,
     content_policy: str = "propagate",
     missing_keys: tuple[str, ...] = (),
+    adapt: bool = False,
+    policy: Path | None = None,
     links: Links | None = None,
 ) -> AsyncIterator[Stack]:
     """Start everything; API key variables are set to a placeholder the simulator accepts.
+
+    Routing adaptation (v2) is off unless ``adapt``: tests that expect a given backend must not
+    depend on what earlier requests taught the registry. ``policy`` replaces routing.yaml.
     ``links``: how the components reach each other (default: ``default_links``)."""
     saved = dict(os.environ)
     async with running_simulator() as sim:
@@ -147,28 +199,23 @@ async def running_stack(
                 os.environ[b.api_key_env] = SIM_KEY
         for name in missing_keys:
             os.environ.pop(name, None)
-        opts = StackOptions(
-            path,
-            policy_path=str(ROUTING_YAML),
-            addresses=dict.fromkeys(COMPONENTS, "127.0.0.1:0"),
-            content_policy=content_policy,
-            probes=probes,
-            ledger_path=str(tmp / "ledger.db"),
-            state_path=str(tmp / "ops.json"),
-            in_process_links=(links or default_links) == "inproc",
-        )
-        services = await start_components(COMPONENTS, opts)
-        registry, caller, router = services
-        assert isinstance(registry, RegistryService)
-        assert isinstance(caller, CallerService)
-        assert isinstance(router, RouterService)
-        stack = Stack(sim, registry, caller, router, config, path, tmp, links or default_links)
         try:
-            await stack.wait_router(lambda v: v.connected)
-            yield stack
+            async with running_services(
+                path,
+                tmp,
+                probes=probes,
+                content_policy=content_policy,
+                policy=policy or (ROUTING_YAML if adapt else None),
+                links=links,
+            ) as (registry, caller, router):
+                stack = Stack(
+                    sim, registry, caller, router, config, path, tmp, links or default_links
+                )
+                try:
+                    yield stack
+                finally:
+                    for ch in stack.channels:
+                        await ch.close()
         finally:
-            for ch in stack.channels:
-                await ch.close()
-            await stop_all(services, grace=1.0)
             os.environ.clear()
             os.environ.update(saved)

@@ -7,21 +7,31 @@ import argparse
 import json
 import mimetypes
 import os
+import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
-from uniwizard.security import SecurityError
-from uniwizard.types import Attachment, BlindRequest, Message, Role, Task
+from uniwizard.cli_common import (  # the exit codes are part of the command line's contract
+    EXIT_FAILED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    CliError,
+    _client,
+    _print_json,
+    _rpc,
+    _unreachable,
+)
+from uniwizard.types import Attachment, BlindRequest, Message, Role, Task, ToolDef
 from uniwizard_client import (
     AttemptFailed,
     AttemptInfo,
     BackendRouter,
     BackendState,
     BackendUsage,
+    BudgetInfo,
     CallerClient,
     RegistryClient,
     RouteInfo,
@@ -32,56 +42,7 @@ from uniwizard_client import (
     ToolCalled,
 )
 
-EXIT_FAILED = 1  # the request failed (a typed error)
-EXIT_USAGE = 2  # bad arguments or input
-EXIT_UNREACHABLE = 3  # a service could not be reached
-
-
-class CliError(Exception):
-    def __init__(self, message: str, code: int = EXIT_USAGE):
-        super().__init__(message)
-        self.code = code
-
-
-# -- helpers ---------------------------------------------------------------------------------
-
-
-class _Closable(Protocol):
-    def close(self) -> None: ...
-
-
-C = TypeVar("C", bound=_Closable)
-T = TypeVar("T")
-UNREACHABLE_HINT = "is the stack running? (start it with: uniwizard up --sim)"
-
-
-@contextmanager
-def _client(make: Callable[[], C]) -> Iterator[C]:
-    """A ``uniwizard_client`` client for one command (settings errors are usage errors)."""
-    try:
-        client = make()
-    except SecurityError as exc:
-        raise CliError(str(exc)) from None
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-def _unreachable(err: RouterUnavailable) -> CliError:
-    return CliError(
-        f"cannot reach {err.service}_svc at {err.target}: {UNREACHABLE_HINT}", EXIT_UNREACHABLE
-    )
-
-
-def _rpc(fn: Callable[[], T]) -> T:
-    """``fn()``; a service that cannot be connected to is exit 3 with a hint."""
-    try:
-        return fn()
-    except RouterUnavailable as err:
-        if err.connect_failed:
-            raise _unreachable(err) from None
-        raise
+__all__ = ["EXIT_FAILED", "EXIT_UNREACHABLE", "EXIT_USAGE", "CliError", "build_task", "main"]
 
 
 def _read_text(text: str) -> str:
@@ -105,23 +66,92 @@ def _attachments(paths: Sequence[str]) -> tuple[Attachment, ...]:
     return tuple(out)
 
 
+# A tool name every provider accepts (OpenAI's rule, and Gemini's: a letter or "_" first).
+_TOOL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+_TOOL_KEYS = ("name", "description", "parameters")
+
+
+def load_tools(path: str) -> tuple[ToolDef, ...]:
+    """``--tools FILE``: a JSON list of ``{"name", "description", "parameters"}`` (parameters: a
+    JSON Schema object; OpenAI's ``{"type": "function", "function": {...}}`` is taken too).
+    Any problem is a CliError naming the file, the tool and what is wrong."""
+    where = f"--tools {path}"
+    try:
+        raw = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CliError(f"{where}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"{where}: cannot read it ({exc})") from None
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise CliError(f"{where}: not valid JSON ({exc})") from None
+    if not isinstance(data, list):
+        raise CliError(f"{where}: must hold a JSON list of tools, not a JSON {_json_type(data)}")
+    if not data:
+        raise CliError(f"{where}: the list of tools is empty")
+    tools: list[ToolDef] = []
+    for i, item in enumerate(data):
+        tools.append(_tool(item, f"{where}: tool {i + 1}"))
+    names = [t.name for t in tools]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise CliError(f"{where}: tool name {dupes[0]!r} is used more than once")
+    return tuple(tools)
+
+
+def _tool(item: Any, where: str) -> ToolDef:
+    if isinstance(item, dict) and item.get("type") == "function" and "function" in item:
+        item = item["function"]  # OpenAI's tools list, as it is
+    if not isinstance(item, dict):
+        raise CliError(f"{where}: must be an object {{name, description, parameters}}")
+    unknown = [k for k in item if k not in _TOOL_KEYS]
+    if unknown:
+        raise CliError(f"{where}: unknown key {unknown[0]!r} (a tool has {', '.join(_TOOL_KEYS)})")
+    name = item.get("name")
+    if not isinstance(name, str) or not name:
+        raise CliError(f'{where}: needs a "name" (a string)')
+    where = f"{where} ({name!r})"
+    if not _TOOL_NAME_RE.match(name):
+        raise CliError(
+            f"{where}: a name is a letter or '_' then letters, digits, '_' or '-', "
+            "at most 64 characters"
+        )
+    description = item.get("description", "")
+    if not isinstance(description, str):
+        raise CliError(f'{where}: "description" must be a string')
+    parameters = item.get("parameters", {"type": "object", "properties": {}})
+    if not isinstance(parameters, dict):
+        raise CliError(f'{where}: "parameters" must be a JSON Schema object')
+    if str(parameters.get("type", "object")).lower() != "object":  # Gemini writes OBJECT
+        raise CliError(
+            f'{where}: "parameters" must describe an object ("type": "object"), '
+            f"got type {parameters['type']!r}"
+        )
+    return ToolDef(name, description, json.dumps(parameters, ensure_ascii=False))
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "object", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number"
+    )
+
+
 def build_task(args: argparse.Namespace) -> Task:
     text = _read_text(args.text)
     message = Message(role=Role.USER, text=text, attachments=_attachments(args.attach))
+    tools_file = getattr(args, "tools", None)
     request = BlindRequest(
         messages=(message,),
         system_prompt=getattr(args, "system", "") or "",
         max_output_tokens=getattr(args, "max_tokens", 0) or 0,
+        tools=load_tools(tools_file) if tools_file else (),
     )
     return Task(
         request=request,
         private=args.private,
         latency_budget_ms=getattr(args, "latency_budget_ms", 0) or 0,
     )
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def _decision_dict(d: RouteInfo) -> dict[str, Any]:
@@ -146,6 +176,10 @@ def _attempt_dict(a: AttemptInfo) -> dict[str, Any]:
         "output_tokens": a.output_tokens,
         "cost_usd": round(a.cost_usd, 8),
         "cost_source": a.cost_source,
+        # parts of input_tokens / output_tokens, as the provider reported them
+        "cached_input_tokens": a.cached_input_tokens,
+        "cache_write_tokens": a.cache_write_tokens,
+        "reasoning_tokens": a.reasoning_tokens,
     }
     if a.error:
         d["error"] = a.error
@@ -187,8 +221,16 @@ def _result_dict(r: ThinkResult) -> dict[str, Any]:
         "model": r.model,
         "category": r.category,
         "finish_reason": r.finish_reason,
+        "provider_finish_reason": r.provider_finish_reason,
         "tool_calls": [
-            {"id": c.id, "name": c.name, "arguments": c.arguments_json} for c in r.tool_calls
+            {
+                "id": c.id,
+                "name": c.name,
+                "arguments": c.arguments_json,
+                # opaque; send it back with the call on the next turn (Gemini, Claude thinking)
+                "provider_state": c.provider_state,
+            }
+            for c in r.tool_calls
         ],
         "attempts": [_attempt_dict(a) for a in r.attempts],
         "cost_usd": round(r.cost_usd, 8),
@@ -210,8 +252,11 @@ def cmd_think(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(_result_dict(result))
         return 0
-    if not args.stream:
-        print(result.text)
+    if not args.stream:  # as the stream shows it: the text, then each tool call on its line
+        if result.text or not result.tool_calls:
+            print(result.text)
+        for call in result.tool_calls:
+            print(tool_call_line(call.name, call.arguments_json))
     failed = len(result.attempts) - 1
     note = f", after {failed} failed attempt{'s' * (failed != 1)}" if failed else ""
     print(
@@ -309,6 +354,18 @@ def _health_dict(b: BackendState, now: float) -> dict[str, Any]:
         "max_context": b.max_context,
         "cost_per_1k_input": b.cost_per_1k_input,
         "cost_per_1k_output": b.cost_per_1k_output,
+        "budget": _budget_dict(b.budget),
+    }
+
+
+def _budget_dict(b: BudgetInfo) -> dict[str, Any]:
+    return {
+        "state": b.state,
+        "detail": b.detail,
+        "daily_usd": b.daily_usd,
+        "monthly_usd": b.monthly_usd,
+        "spent_today_usd": round(b.spent_today_usd, 6),
+        "spent_month_usd": round(b.spent_month_usd, 6),
     }
 
 
@@ -331,8 +388,9 @@ def cmd_backends(args: argparse.Namespace) -> int:
         listed = _rpc(lambda: registry.list_backends(deadline=10))
     now = time.time()
     rows = [_health_dict(b, now) for b in listed.backends]
+    overall = _budget_dict(listed.overall_budget)
     if args.json:
-        _print_json({"config": listed.config_path, "backends": rows})
+        _print_json({"config": listed.config_path, "backends": rows, "overall_budget": overall})
         return 0
     table = [("BACKEND", "STATE", "PROBE", "LAST OUTCOME", "FAILS", "MODEL")]
     for d in rows:
@@ -356,6 +414,10 @@ def cmd_backends(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    budgets = [(d["key"], d["budget"]) for d in rows] + [("overall", overall)]
+    for key, b in budgets:
+        if b["state"] != "none":
+            print(f"budget:  {key}: {b['detail']} ({b['state']})")
     return 0
 
 
@@ -392,6 +454,10 @@ def cmd_usage(args: argparse.Namespace) -> int:
             "output_tokens": u.output_tokens,
             "cost_usd": round(u.cost_usd, 8),
             "estimated_rows": u.estimated_rows,
+            # parts of input_tokens (cache reads, cache writes) and of output_tokens (reasoning)
+            "cached_input_tokens": u.cached_input_tokens,
+            "cache_write_tokens": u.cache_write_tokens,
+            "reasoning_tokens": u.reasoning_tokens,
         }
 
     rows = [row(u) for u in report.backends]
@@ -400,13 +466,16 @@ def cmd_usage(args: argparse.Namespace) -> int:
         _print_json({"since": since, "backends": rows, "total": total})
         return 0
     print(
-        f"{'BACKEND':<10} {'ATTEMPTS':>8} {'OK':>6} {'IN TOK':>10} {'OUT TOK':>10} {'COST USD':>12}"
+        f"{'BACKEND':<10} {'ATTEMPTS':>8} {'OK':>6} {'IN TOK':>10} {'CACHE RD':>10}"
+        f" {'CACHE WR':>10} {'OUT TOK':>10} {'REASONING':>10} {'COST USD':>12}"
     )
     for r in [*rows, total]:
         print(
             f"{r['backend']:<10} {r['attempts']:>8} {r['successes']:>6} {r['input_tokens']:>10}"
-            f" {r['output_tokens']:>10} {r['cost_usd']:>12.6f}"
+            f" {r['cached_input_tokens']:>10} {r['cache_write_tokens']:>10}"
+            f" {r['output_tokens']:>10} {r['reasoning_tokens']:>10} {r['cost_usd']:>12.6f}"
         )
+    print("(CACHE RD and CACHE WR are part of IN TOK; REASONING is part of OUT TOK)")
     return 0
 
 
@@ -496,6 +565,11 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--attach", action="append", default=[], metavar="FILE")
         sp.add_argument("--private", action="store_true", help="private backends only")
         sp.add_argument("--latency-budget-ms", type=int, default=0)
+        sp.add_argument(
+            "--tools",
+            metavar="FILE",
+            help="tools the answer may call: a JSON list of {name, description, parameters}",
+        )
 
     route = sub.add_parser("route", help="which backend would take a task, and why")
     task_args(route)
@@ -529,6 +603,10 @@ def parser() -> argparse.ArgumentParser:
 
     reload_ = sub.add_parser("reload", help="re-read backends.yaml in the registry")
     reload_.set_defaults(fn=cmd_reload)
+
+    from uniwizard.cli_learning import add_commands  # its own module; it imports helpers here
+
+    add_commands(sub)
 
     sim = sub.add_parser("sim", help="the provider simulator on its own")
     sim.add_argument("--host", default="127.0.0.1")

@@ -7,7 +7,8 @@ whose message names the file, the line, the key path and what is wrong, e.g.::
 
 This module adds what is particular to backends: provider names, http(s) URLs, modalities,
 backend key names, API keys kept out of the file (``api_key_env`` names an environment
-variable), soul files resolved next to the config, and probe jitter below 1.
+variable), soul files resolved next to the config, probe jitter below 1, spending caps
+(``budget:`` per backend and overall) and how fast learned statistics decay (``learning:``).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from uniwizard.config_types import (
     MODALITIES,
     PROVIDERS,
     BackendConfig,
+    Budget,
     Config,
     IdentityConfig,
+    LearningConfig,
     ProbeConfig,
 )
 from uniwizard.yamlcheck import (
@@ -102,6 +105,33 @@ _positive: Read = partial(number, positive=True)
 _non_negative: Read = partial(number, non_negative=True)
 _count: Read = partial(integer, minimum=1)
 
+
+def _fraction(entry: Entry) -> float:
+    value = number(entry, positive=True)
+    if value >= 1:
+        raise entry.error(f"is a fraction of the cap, below 1, got {value}")
+    return float(value)
+
+
+BUDGET_FIELDS: dict[str, Read] = {
+    "daily_usd": _non_negative,
+    "monthly_usd": _non_negative,
+    "warn_at": _fraction,
+}
+
+
+def _budget(entry: Entry) -> Budget:
+    values, _ = _section(entry, BUDGET_FIELDS)
+    budget = Budget(**values)
+    if not budget.capped:
+        raise entry.error("needs daily_usd or monthly_usd above 0 (or remove it)")
+    return budget
+
+def _price_or_default(entry: Entry) -> float | None:
+    """A price, or null for the provider's default (uniwizard/providers/pricing.py)."""
+    return None if is_null(entry) else _non_negative(entry)
+
+
 # Every key a backend may have, and how its value is checked.
 BACKEND_FIELDS: dict[str, Read] = {
     "provider": _provider,
@@ -111,6 +141,8 @@ BACKEND_FIELDS: dict[str, Read] = {
     "cost_per_1k": _non_negative,
     "cost_per_1k_input": _non_negative,
     "cost_per_1k_output": _non_negative,
+    "cost_per_1k_cached_input": _price_or_default,
+    "cost_per_1k_cache_write": _price_or_default,
     "strengths": strings,
     "weaknesses": strings,
     "max_context": _count,
@@ -126,6 +158,7 @@ BACKEND_FIELDS: dict[str, Read] = {
     "cooldown_time": _positive,
     "failure_window": _positive,
     "enabled": boolean,
+    "budget": _budget,
 }
 BACKEND_REQUIRED = ("provider", "url", "model")
 IDENTITY_FIELDS: dict[str, Read] = {
@@ -139,7 +172,11 @@ PROBE_FIELDS: dict[str, Read] = {
     "jitter": _non_negative,
     "timeout": _positive,
 }
-TOP_LEVEL = ("backends", "identity", "probes")
+LEARNING_FIELDS: dict[str, Read] = {
+    "window": _count,
+    "half_life_hours": _positive,
+}
+TOP_LEVEL = ("backends", "identity", "probes", "budget", "learning")
 
 
 def _section(
@@ -209,7 +246,20 @@ def parse_config(text: str, path: str = "<config>") -> Config:
         backends[key] = _backend(key, values)
     identity = _identity(top["identity"], path) if "identity" in top else None
     probes = _probes(top["probes"]) if "probes" in top else ProbeConfig()
-    return Config(path=path, backends=backends, identity=identity, probes=probes)
+    budget = _budget(top["budget"]) if "budget" in top else Budget()
+    learning = (
+        LearningConfig(**_section(top["learning"], LEARNING_FIELDS)[0])
+        if "learning" in top
+        else LearningConfig()
+    )
+    return Config(
+        path=path,
+        backends=backends,
+        identity=identity,
+        probes=probes,
+        budget=budget,
+        learning=learning,
+    )
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
@@ -222,10 +272,12 @@ def dump_config(config: Config) -> str:
     """YAML text that loads back to an equal configuration (soul paths made absolute)."""
     data: dict[str, Any] = {"backends": {}}
     for key, b in config.backends.items():
-        entry = {f.name: getattr(b, f.name) for f in fields(b) if f.name != "key"}
+        entry = {f.name: getattr(b, f.name) for f in fields(b) if f.name not in ("key", "budget")}
         data["backends"][key] = {
             k: list(v) if isinstance(v, tuple) else v for k, v in entry.items()
         }
+        if b.budget.capped:
+            data["backends"][key]["budget"] = _fields(b.budget)
     if config.identity is not None:
         ident = config.identity
         data["identity"] = {
@@ -234,8 +286,15 @@ def dump_config(config: Config) -> str:
             "on_detect": ident.on_detect,
             "placeholder": ident.placeholder,
         }
-    data["probes"] = {f.name: getattr(config.probes, f.name) for f in fields(config.probes)}
+    data["probes"] = _fields(config.probes)
+    if config.budget.capped:
+        data["budget"] = _fields(config.budget)
+    data["learning"] = _fields(config.learning)
     return yaml.safe_dump(data, sort_keys=False)
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    return {f.name: getattr(value, f.name) for f in fields(value)}
 
 
 def rewrite_urls(config: Config, url_for: Callable[[BackendConfig], str]) -> Config:

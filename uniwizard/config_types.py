@@ -9,6 +9,19 @@ MODALITIES = ("text", "image", "audio", "video")
 
 
 @dataclass(frozen=True, slots=True)
+class Budget:
+    """A spending cap in USD per UTC day and per UTC month (0 = no cap of that kind)."""
+
+    daily_usd: float = 0.0
+    monthly_usd: float = 0.0
+    warn_at: float = 0.9  # the fraction of a cap at which the registry warns
+
+    @property
+    def capped(self) -> bool:
+        return self.daily_usd > 0 or self.monthly_usd > 0
+
+
+@dataclass(frozen=True, slots=True)
 class BackendConfig:
     key: str
     provider: str  # one of PROVIDERS
@@ -16,7 +29,11 @@ class BackendConfig:
     model: str
     api_key_env: str | None = None  # NAME of the environment variable holding the key
     cost_per_1k_input: float = 0.0  # USD per 1000 input tokens
-    cost_per_1k_output: float = 0.0  # USD per 1000 output tokens
+    cost_per_1k_output: float = 0.0  # USD per 1000 output tokens (reasoning tokens included)
+    # USD per 1000 input tokens read from / written to the provider's cache. None: the
+    # provider's default share of cost_per_1k_input (uniwizard/providers/pricing.py).
+    cost_per_1k_cached_input: float | None = None
+    cost_per_1k_cache_write: float | None = None
     strengths: tuple[str, ...] = ()
     weaknesses: tuple[str, ...] = ()
     max_context: int = 8192  # tokens
@@ -32,6 +49,7 @@ class BackendConfig:
     cooldown_time: float = 30.0  # seconds the breaker stays open
     failure_window: float = 60.0  # seconds
     enabled: bool = True  # initial operator state (operator overrides persist in the registry)
+    budget: Budget = field(default_factory=Budget)  # no caps unless configured
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +68,20 @@ class ProbeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LearningConfig:
+    """How fast the registry forgets what it learned per (category, backend): every new
+    observation discounts the older ones so that about ``window`` of them count, and all of
+    them lose half their weight every ``half_life_hours``."""
+
+    window: int = 40
+    half_life_hours: float = 168.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: str
     backends: dict[str, BackendConfig]
     identity: IdentityConfig | None = None
     probes: ProbeConfig = field(default_factory=ProbeConfig)
+    budget: Budget = field(default_factory=Budget)  # overall caps, across every backend
+    learning: LearningConfig = field(default_factory=LearningConfig)

@@ -8,6 +8,12 @@ from typing import TypeVar
 from google.protobuf.message import Message as PbMessage
 
 from uniwizard.config_types import BackendConfig
+from uniwizard.convert_learning import (
+    budget_from_pb,
+    budget_status_from_pb,
+    budget_status_to_pb,
+    budget_to_pb,
+)
 from uniwizard.types import (
     Attachment,
     BackendHealth,
@@ -64,11 +70,18 @@ _ROLE_FROM_PB = {v: k for k, v in _ROLE_TO_PB.items()} | {common_pb2.ROLE_UNSPEC
 
 
 def tool_call_to_pb(c: ToolCall) -> common_pb2.ToolCall:
-    return common_pb2.ToolCall(id=c.id, name=c.name, arguments_json=c.arguments_json)
+    return common_pb2.ToolCall(
+        id=c.id, name=c.name, arguments_json=c.arguments_json, provider_state=c.provider_state
+    )
 
 
 def tool_call_from_pb(c: common_pb2.ToolCall) -> ToolCall:
-    return ToolCall(id=c.id, name=c.name, arguments_json=c.arguments_json or "{}")
+    return ToolCall(
+        id=c.id,
+        name=c.name,
+        arguments_json=c.arguments_json or "{}",
+        provider_state=c.provider_state,
+    )
 
 
 def delta_events(delta: Delta, event: Callable[..., E]) -> Iterator[E]:
@@ -163,11 +176,20 @@ def usage_to_pb(u: Usage) -> common_pb2.Usage:
         output_tokens=u.output_tokens,
         cached_input_tokens=u.cached_input_tokens,
         estimated=u.estimated,
+        cache_write_tokens=u.cache_write_tokens,
+        reasoning_tokens=u.reasoning_tokens,
     )
 
 
 def usage_from_pb(pb: common_pb2.Usage) -> Usage:
-    return Usage(pb.input_tokens, pb.output_tokens, pb.cached_input_tokens, pb.estimated)
+    return Usage(
+        input_tokens=pb.input_tokens,
+        output_tokens=pb.output_tokens,
+        cached_input_tokens=pb.cached_input_tokens,
+        estimated=pb.estimated,
+        cache_write_tokens=pb.cache_write_tokens,
+        reasoning_tokens=pb.reasoning_tokens,
+    )
 
 
 def call_result_to_pb(r: CallResult) -> caller_pb2.CallResult:
@@ -187,6 +209,8 @@ def call_result_to_pb(r: CallResult) -> caller_pb2.CallResult:
         error_message=r.error_message,
         response_model=r.response_model,
         identity_redactions=r.scrubbed,
+        ttft_ms=r.ttft_ms,
+        provider_finish_reason=r.provider_finish_reason,
     )
 
 
@@ -207,6 +231,8 @@ def call_result_from_pb(pb: caller_pb2.CallResult) -> CallResult:
         error_message=pb.error_message,
         response_model=pb.response_model,
         scrubbed=pb.identity_redactions,
+        ttft_ms=pb.ttft_ms,
+        provider_finish_reason=pb.provider_finish_reason,
     )
 
 
@@ -226,7 +252,7 @@ def attempt_to_pb(r: CallResult) -> common_pb2.Attempt:
 
 
 def backend_to_pb(b: BackendConfig) -> common_pb2.Backend:
-    return common_pb2.Backend(
+    pb = common_pb2.Backend(
         key=b.key,
         provider=b.provider,
         url=b.url,
@@ -248,7 +274,13 @@ def backend_to_pb(b: BackendConfig) -> common_pb2.Backend:
         connect_timeout_s=b.connect_timeout,
         first_token_timeout_s=b.first_token_timeout,
         stream_idle_timeout_s=b.stream_idle_timeout,
+        budget=budget_to_pb(b.budget),
     )
+    if b.cost_per_1k_cached_input is not None:
+        pb.cost_per_1k_cached_input = b.cost_per_1k_cached_input
+    if b.cost_per_1k_cache_write is not None:
+        pb.cost_per_1k_cache_write = b.cost_per_1k_cache_write
+    return pb
 
 
 def backend_from_pb(pb: common_pb2.Backend) -> BackendConfig:
@@ -260,6 +292,12 @@ def backend_from_pb(pb: common_pb2.Backend) -> BackendConfig:
         api_key_env=pb.api_key_env or None,
         cost_per_1k_input=pb.cost_per_1k_input,
         cost_per_1k_output=pb.cost_per_1k_output,
+        cost_per_1k_cached_input=(
+            pb.cost_per_1k_cached_input if pb.HasField("cost_per_1k_cached_input") else None
+        ),
+        cost_per_1k_cache_write=(
+            pb.cost_per_1k_cache_write if pb.HasField("cost_per_1k_cache_write") else None
+        ),
         strengths=tuple(pb.strengths),
         weaknesses=tuple(pb.weaknesses),
         max_context=pb.max_context,
@@ -274,6 +312,7 @@ def backend_from_pb(pb: common_pb2.Backend) -> BackendConfig:
         connect_timeout=pb.connect_timeout_s,
         first_token_timeout=pb.first_token_timeout_s,
         stream_idle_timeout=pb.stream_idle_timeout_s,
+        budget=budget_from_pb(pb.budget),
     )
 
 
@@ -290,6 +329,7 @@ def health_to_pb(h: BackendHealth) -> common_pb2.BackendHealth:
         last_outcome=outcome_to_pb(h.last_outcome),
         failures_in_window=h.failures_in_window,
         changed_at=h.changed_at,
+        budget=budget_status_to_pb(h.budget),
     )
     if h.last_probe_ok is not None:
         pb.last_probe_ok = h.last_probe_ok
@@ -311,4 +351,5 @@ def health_from_pb(pb: common_pb2.BackendHealth) -> BackendHealth:
         last_outcome=last.value if last else "",
         failures_in_window=pb.failures_in_window,
         changed_at=pb.changed_at,
+        budget=budget_status_from_pb(pb.budget),
     )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from uniwizard.config_types import Budget
+
 
 class Outcome(enum.StrEnum):
     """What happened on one attempt. The names are the design brief's outcome classes."""
@@ -80,6 +82,10 @@ class ToolCall:
     id: str
     name: str
     arguments_json: str = "{}"
+    # Opaque state the provider that made the call needs back when it is replayed on the next
+    # turn (Gemini's thoughtSignature, Anthropic's thinking blocks): JSON text written and read
+    # only by that provider's adapter (uniwizard/providers/). Pass it back unchanged; never log it.
+    provider_state: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +138,22 @@ class Task:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Tokens of one attempt, counted as the OpenTelemetry GenAI conventions count them.
+
+    ``input_tokens`` is all input, cache reads and cache writes included
+    (``gen_ai.usage.input_tokens``; ``cache_read`` and ``cache_creation`` "SHOULD be included"
+    in it); ``output_tokens`` is all output, reasoning/thinking included
+    (``gen_ai.usage.output_tokens``; ``reasoning.output_tokens`` "SHOULD be included"). The
+    other counts are parts of those two, which is how each provider's own numbers are mapped
+    (see the ``_usage`` reader in each module of uniwizard/providers/).
+    """
+
     input_tokens: int = 0
     output_tokens: int = 0
-    cached_input_tokens: int = 0
+    cached_input_tokens: int = 0  # of input_tokens: read from the provider's cache
     estimated: bool = False  # True when the provider gave no usage and we counted
+    cache_write_tokens: int = 0  # of input_tokens: written to the provider's cache
+    reasoning_tokens: int = 0  # of output_tokens: reasoning / thinking
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +197,8 @@ class CallResult:
     error_message: str = ""  # never contains prompt text or secrets
     response_model: str = ""
     scrubbed: int = 0  # identity matches redacted before sending
+    ttft_ms: float = 0.0  # streams: time to the first delta (0: unary, or none arrived)
+    provider_finish_reason: str = ""  # the provider's own value: end_turn, STOP, tool_calls ...
 
 
 class HealthState(enum.StrEnum):
@@ -191,6 +211,25 @@ class HealthState(enum.StrEnum):
 
 
 ROUTABLE_STATES = frozenset({HealthState.UNKNOWN, HealthState.HEALTHY, HealthState.HALF_OPEN})
+
+
+class BudgetState(enum.StrEnum):
+    NONE = "none"  # no cap configured
+    OK = "ok"
+    WARNING = "warning"  # at or above the budget's warn_at fraction of a cap
+    OVER = "over"  # a cap is reached
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatus:
+    """Spending against a budget, as the cost ledger had it at ``as_of``."""
+
+    budget: Budget = field(default_factory=Budget)
+    spent_today_usd: float = 0.0
+    spent_month_usd: float = 0.0
+    state: BudgetState = BudgetState.NONE
+    detail: str = ""  # plain words, e.g. "daily $5.00, spent $5.02"
+    as_of: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +248,27 @@ class BackendHealth:
     last_outcome: str = ""  # an Outcome value, from the latest passive report
     failures_in_window: int = 0
     changed_at: float = 0.0
+    budget: BudgetStatus = field(default_factory=BudgetStatus)
 
     @property
     def routable(self) -> bool:
         return self.state in ROUTABLE_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class BackendStats:
+    """What has been learned about one backend on one category of task (decayed counts)."""
+
+    category: str
+    backend: str
+    rated_quality: float = 0.0  # mean rating in [0, 1]
+    ratings: float = 0.0
+    attempts: float = 0.0
+    success_rate: float = 0.0
+    outcomes: tuple[tuple[str, float], ...] = ()  # (outcome class, decayed attempts)
+    latency_p50_ms: float = 0.0  # answered attempts
+    latency_p90_ms: float = 0.0
+    ttft_p50_ms: float = 0.0
+    cost_per_answer_usd: float = 0.0
+    answers: float = 0.0
+    updated_at: float = 0.0

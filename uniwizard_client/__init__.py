@@ -29,10 +29,12 @@ The registry and the caller: ``RegistryClient`` (``list_backends``, ``set_enable
 ``reload``) and ``CallerClient`` (``usage``); ``fetch_health`` / ``set_enabled`` as one-shots.
 """
 
+from uniwizard.ratings import InvalidRating
 from uniwizard.types import Attachment, ToolCall, ToolDef
 from uniwizard_client.aio import AsyncBackendRouter
 from uniwizard_client.errors import RouterError, RouterUnavailable
 from uniwizard_client.health import fetch_health, set_enabled
+from uniwizard_client.learning import BudgetInfo, Rated, StatsRow, StatsTable
 from uniwizard_client.results import (
     AttemptFailed,
     AttemptInfo,
@@ -63,7 +65,10 @@ __all__ = [
     "BackendRouter",
     "BackendState",
     "BackendUsage",
+    "BudgetInfo",
     "CallerClient",
+    "InvalidRating",
+    "Rated",
     "Reason",
     "RegistryClient",
     "ReloadResult",
@@ -72,6 +77,8 @@ __all__ = [
     "RouterError",
     "RouterUnavailable",
     "Skipped",
+    "StatsRow",
+    "StatsTable",
     "StreamEvent",
     "Task",
     "TaskLike",

@@ -16,6 +16,7 @@ from uniwizard_client._base import (
     RouterBase,
 )
 from uniwizard_client.channels import AsyncConnection
+from uniwizard_client.learning import Rated, rate_request, rated
 from uniwizard_client.results import RouteInfo, StreamAssembler, StreamEvent, ThinkResult
 from uniwizard_client.task import TaskLike
 from uniwizard_client.tracing import client_span
@@ -86,6 +87,26 @@ class AsyncBackendRouter(RouterBase):
             if result is None:
                 raise self._stream_cut()
         yield result  # the call and its span are over before the consumer sees the result
+
+    async def rate(
+        self,
+        request_id: str,
+        score: float,
+        *,
+        label: str = "",
+        trace_id: str = "",
+        five_point: bool = False,
+        deadline: float | None = None,
+    ) -> Rated:
+        """Rate the answer to ``request_id`` (``ThinkResult.request_id``; or, without it,
+        ``trace_id``): ``score`` in [0, 1], or 1-5 stars with ``five_point``; ``label`` an
+        optional short token (wrong, unhelpful, great ...). Ratings are final. Raises
+        ``InvalidRating`` before sending; ``RouterError`` when refused (``bad_request`` for a
+        request id no answer has, ``already_exists`` for one rated before)."""
+        request = rate_request(
+            request_id, score, label=label, trace_id=trace_id, five_point=five_point
+        )
+        return rated(await self._conn.unary("Rate", request, self._timeout(deadline)))
 
     async def close(self) -> None:
         await self._conn.close()

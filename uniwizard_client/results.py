@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from uniwizard.convert import health_state_from_pb, outcome_from_pb
 from uniwizard.types import ROUTABLE_STATES, HealthState, ToolCall
 from uniwizard.v1 import caller_pb2, common_pb2, registry_pb2, router_pb2
+from uniwizard_client.learning import BudgetInfo, budget_info
 
 # -- router ------------------------------------------------------------------------------------
 
@@ -48,6 +49,11 @@ class AttemptInfo:
     model: str = ""
     error: str = ""  # never prompt text or secrets
     cost_source: str = ""  # "provider" or "estimated"
+    # Parts of input_tokens (read from / written to the provider's cache) and of output_tokens
+    # (reasoning / thinking), as the provider reported them.
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +71,10 @@ class ThinkResult:
     finish_reason: str = ""
     input_tokens: int = 0
     output_tokens: int = 0
-    tool_calls: tuple[ToolCall, ...] = ()  # what the answer asked to call, in order
+    # What the answer asked to call, in order. Send them back unchanged (provider_state
+    # included) in the assistant message of the next turn.
+    tool_calls: tuple[ToolCall, ...] = ()
+    provider_finish_reason: str = ""  # the provider's own word: end_turn, STOP, tool_calls, ...
 
 
 # -- stream events (``dispatch_stream``) -------------------------------------------------------
@@ -127,11 +136,17 @@ def attempt_info(a: common_pb2.Attempt) -> AttemptInfo:
         model=a.model,
         error=a.error_message,
         cost_source=a.cost_source,
+        cached_input_tokens=a.usage.cached_input_tokens,
+        cache_write_tokens=a.usage.cache_write_tokens,
+        reasoning_tokens=a.usage.reasoning_tokens,
     )
 
 
 def tool_call(c: common_pb2.ToolCall) -> ToolCall:
-    return ToolCall(id=c.id, name=c.name, arguments_json=c.arguments_json)
+    """A tool call of the answer, with the provider state to send back on the next turn."""
+    return ToolCall(
+        id=c.id, name=c.name, arguments_json=c.arguments_json, provider_state=c.provider_state
+    )
 
 
 def think_result(r: router_pb2.DispatchResult) -> ThinkResult:
@@ -148,6 +163,7 @@ def think_result(r: router_pb2.DispatchResult) -> ThinkResult:
         input_tokens=r.usage.input_tokens,
         output_tokens=r.usage.output_tokens,
         tool_calls=tuple(tool_call(c) for c in r.tool_calls),
+        provider_finish_reason=r.provider_finish_reason,
     )
 
 
@@ -208,6 +224,7 @@ class BackendState:
     last_probe_ok: bool | None = None  # None: never probed
     last_probe_latency_ms: float = 0.0
     last_probe_at: float = 0.0  # epoch seconds
+    budget: BudgetInfo = field(default_factory=BudgetInfo)  # state "none": no cap
 
     @property
     def routable(self) -> bool:
@@ -220,6 +237,7 @@ class BackendList:
 
     config_path: str
     backends: tuple[BackendState, ...]
+    overall_budget: BudgetInfo = field(default_factory=BudgetInfo)  # across every backend
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,12 +274,15 @@ def backend_state(s: common_pb2.BackendStatus) -> BackendState:
         last_probe_ok=h.last_probe_ok if h.HasField("last_probe_ok") else None,
         last_probe_latency_ms=h.last_probe_latency_ms,
         last_probe_at=h.last_probe_at,
+        budget=budget_info(h.budget),
     )
 
 
 def backend_list(r: registry_pb2.ListBackendsResponse) -> BackendList:
     return BackendList(
-        config_path=r.config_path, backends=tuple(backend_state(s) for s in r.backends)
+        config_path=r.config_path,
+        backends=tuple(backend_state(s) for s in r.backends),
+        overall_budget=budget_info(r.overall_budget),
     )
 
 
@@ -289,6 +310,9 @@ class BackendUsage:
     output_tokens: int
     cost_usd: float
     estimated_rows: int = 0  # attempts whose tokens or cost we estimated
+    cached_input_tokens: int = 0  # of input_tokens: read from the providers' caches
+    cache_write_tokens: int = 0  # of input_tokens: written to the providers' caches
+    reasoning_tokens: int = 0  # of output_tokens: reasoning / thinking
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +334,9 @@ def backend_usage(u: caller_pb2.BackendUsage) -> BackendUsage:
         output_tokens=u.output_tokens,
         cost_usd=u.cost_usd,
         estimated_rows=u.estimated_rows,
+        cached_input_tokens=u.cached_input_tokens,
+        cache_write_tokens=u.cache_write_tokens,
+        reasoning_tokens=u.reasoning_tokens,
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from uniwizard.v1 import caller_pb2, caller_pb2_grpc, registry_pb2, registry_pb2_grpc
 from uniwizard_client.channels import ServiceClient, SyncConnection
+from uniwizard_client.learning import StatsTable, stats_table
 from uniwizard_client.results import (
     BackendList,
     BackendState,
@@ -85,6 +86,13 @@ class RegistryClient(_ServiceClient):
     def reload(self, *, deadline: float | None = None) -> ReloadResult:
         """Re-read the backends file; a rejected file keeps the old configuration."""
         return reload_result(self._call("Reload", registry_pb2.ReloadRequest(), deadline))
+
+    def stats(
+        self, *, category: str = "", backend: str = "", deadline: float | None = None
+    ) -> StatsTable:
+        """What the registry learned per (category, backend), optionally filtered."""
+        req = registry_pb2.StatsRequest(category=category, backend=backend)
+        return stats_table(self._call("Stats", req, deadline))
 
 
 class CallerClient(_ServiceClient):

@@ -1,4 +1,4 @@
-"""In-game commands: ``route``, ``think`` and ``backends``, and a cmdset holding them.
+"""In-game commands: ``route``, ``think``, ``rate`` and ``backends``, and a cmdset holding them.
 
 The agent's identity (name, description, memory) never leaves Evennia: only the task's text and
 the task-scoped system prompt (``UNIWIZARD_SYSTEM_PROMPT``) go to the router.
@@ -13,7 +13,8 @@ from typing import Any
 from evennia.commands.cmdset import CmdSet
 from evennia.commands.command import Command
 
-from uniwizard_client import RouteInfo, Task, ThinkResult
+from uniwizard.ratings import InvalidRating, parse_score, rating
+from uniwizard_client import Rated, RouteInfo, Task, ThinkResult
 from uniwizard_evennia import conf, text
 from uniwizard_evennia.background import off_reactor
 
@@ -87,11 +88,55 @@ class CmdThink(_UniwizardCommand):
         request = Task(task, system_prompt=conf.system_prompt())
 
         def answered(result: ThinkResult) -> None:
+            caller.db.uniwizard_last_request = result.request_id  # what ``rate`` rates
             caller.msg(text.thought_text(name, result))
 
         caller.msg(f"{text.PREFIX} {name} turns the question over...")
         off_reactor(lambda: router.dispatch(request), on_result=answered,
                     on_error=lambda exc: caller.msg(text.error_text("think", exc)))
+
+
+class CmdRate(_UniwizardCommand):
+    """
+    Rate the answer to your last thought, so the router learns which backend serves you best.
+
+    Usage:
+      rate <score> [label]
+
+    The score is 0 to 1 (e.g. 0.8) or stars out of 5 (e.g. 4/5); the optional label is one
+    short word such as wrong, unhelpful or great. Each answer can be rated once.
+    """
+
+    key = "rate"
+    usage = "rate <score> [label]"
+
+    def func(self) -> None:
+        words = (self.args or "").split()
+        if not 1 <= len(words) <= 2:
+            self.caller.msg(f"Usage: {self.usage}")
+            return
+        caller = self.caller
+        last = caller.db.uniwizard_last_request
+        if not last:
+            caller.msg(f"{text.PREFIX} nothing to rate yet: think about something first.")
+            return
+        try:
+            score, five_point = parse_score(words[0])
+            label = words[1].lower() if len(words) == 2 else ""
+            rating(last, "", score, label, five_point=five_point)  # check before sending
+        except InvalidRating as exc:
+            caller.msg(f"{text.PREFIX} |r{exc}|n")
+            return
+        router = conf.router()
+
+        def rated(result: Rated) -> None:
+            caller.msg(text.rated_text(result))
+
+        off_reactor(
+            lambda: router.rate(last, score, label=label, five_point=five_point),
+            on_result=rated,
+            on_error=lambda exc: caller.msg(text.error_text("rate", exc)),
+        )
 
 
 class CmdBackends(_UniwizardCommand):
@@ -122,11 +167,12 @@ class CmdBackends(_UniwizardCommand):
 
 
 class CmdSetUniwizard(CmdSet):  # type: ignore[misc]
-    """``route``, ``think`` and ``backends``: add to the character cmdset."""
+    """``route``, ``think``, ``rate`` and ``backends``: add to the character cmdset."""
 
     key = "uniwizard"
 
     def at_cmdset_creation(self) -> None:
         self.add(CmdRoute())
         self.add(CmdThink())
+        self.add(CmdRate())
         self.add(CmdBackends())

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from uniwizard_client import AttemptInfo, RouteInfo, RouterError, ThinkResult
+from uniwizard_client import AttemptInfo, Rated, RouteInfo, RouterError, ThinkResult
 
 PREFIX = "|w[Uniwizard]|n"
 ROUTABLE = frozenset({"unknown", "healthy", "half_open"})
@@ -42,6 +42,12 @@ def thought_text(name: str, result: ThinkResult) -> str:
     footer = (f"  |x(via {result.backend} · {result.model} · {result.category} · "
               f"${result.cost_usd:.6f} · {attempts} attempt{'s' * (attempts != 1)}{after})|n")
     return f"|c{name} thinks:|n {result.text.strip()}\n{footer}"
+
+
+def rated_text(result: Rated) -> str:
+    label = f" ({result.label})" if result.label else ""
+    return (f"{PREFIX} you rate the last answer {result.score:.2f}{label}; "
+            f"{result.backend} gave it, on a {result.category} task.")
 
 
 def tried_text(attempts: Sequence[AttemptInfo], limit: int = 6) -> str:
@@ -96,7 +102,40 @@ def health_changes(old: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mappi
             lines.append(f"{PREFIX} |gbackend {key} is back ({state_text(row, now)}).|n")
     lines.extend(f"{PREFIX} backend {key} is no longer configured." for key in old
                  if key not in new)
+    for key, row in new.items():
+        line = budget_change(key, (old.get(key) or {}).get("budget") or {}, row.get("budget") or {})
+        if line:
+            lines.append(line)
     return lines
+
+
+def budget_change(key: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """What to say when a backend's budget state changes (warning, over, room again)."""
+    was, is_ = str(old.get("state") or "none"), str(new.get("state") or "none")
+    if was == is_:
+        return ""
+    kind, spent, cap = _binding_cap(new)
+    if is_ == "warning":
+        return (f"{PREFIX} |y{key}'s {kind} budget is {spent / cap:.0%} spent "
+                f"(${spent:.2f} of ${cap:.2f}).|n")
+    if is_ == "over":
+        return (f"{PREFIX} |r{key}'s {kind} budget is spent (${spent:.2f} of ${cap:.2f}): "
+                "tasks go to other backends.|n")
+    if was in ("warning", "over") and is_ == "ok":
+        return f"{PREFIX} |g{key}'s budget has room again.|n"
+    return ""
+
+
+def _binding_cap(b: Mapping[str, Any]) -> tuple[str, float, float]:
+    """(daily or monthly, spent, cap) of the cap closest to being used up."""
+    caps = []
+    if float(b.get("daily_usd") or 0) > 0:
+        caps.append(("daily", float(b.get("spent_today_usd") or 0), float(b["daily_usd"])))
+    if float(b.get("monthly_usd") or 0) > 0:
+        caps.append(("monthly", float(b.get("spent_month_usd") or 0), float(b["monthly_usd"])))
+    if not caps:
+        return "", 0.0, 1.0
+    return max(caps, key=lambda c: c[1] / c[2])
 
 
 def health_table(health: Mapping[str, Mapping[str, Any]], now: float, checked_at: float,

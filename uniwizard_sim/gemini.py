@@ -8,10 +8,20 @@ is accepted too). Missing credentials get the real API's answer, which is
 **403 PERMISSION_DENIED** ("Method doesn't allow unregistered callers ...").
 Request fields are accepted in camelCase and snake_case, as the real API does.
 SSE events are ``data: {GenerateContentResponse}`` terminated by CRLF CRLF.
+
+Thought signatures, as the real API hands them out: a thinking model (``gemini-2.5-*``,
+``gemini-3-*``) puts a ``thoughtSignature`` on the first ``functionCall`` part of an answer;
+a Gemini 3 model rejects the next request (400 INVALID_ARGUMENT) when the first function call
+of a step in the current turn comes back without it, or with a signature it never issued for
+that call ("corrupted"). The documented bypass values are accepted. Gemini 2.5 does not check.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -72,6 +82,15 @@ STATUS_NAMES: dict[int, str] = {
     503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
 }
+# Models that think, and so sign their function calls; of those, the ones that check.
+THINKING_MODELS = ("gemini-2.5", "gemini-3")
+STRICT_SIGNATURE_MODELS = ("gemini-3",)
+# What the API documents as accepted in place of a signature it did not issue.
+BYPASS_SIGNATURES = frozenset(
+    {"skip_thought_signature_validator", "context_engineering_is_the_way_to_go"}
+)
+_SIGNATURE_KEY = b"uniwizard-sim thought signatures"
+
 _HARM_CATEGORIES = (
     "HARM_CATEGORY_HATE_SPEECH",
     "HARM_CATEGORY_DANGEROUS_CONTENT",
@@ -182,6 +201,78 @@ def _parts(
     return attachments, own
 
 
+def _bare_model(model: str) -> str:
+    return model.removeprefix("models/")
+
+
+def thought_signature(name: str, args: Any) -> str:
+    """The signature the simulator issues for one function call (opaque bytes, base64): bound
+    to the call, so a signature moved to another part or a changed call does not pass."""
+    canonical = json.dumps([name, args], sort_keys=True, separators=(",", ":")).encode()
+    digest = hmac.new(_SIGNATURE_KEY, canonical, hashlib.sha256).digest()
+    return base64.b64encode(b"\x12\x0cuwsim" + digest).decode("ascii")
+
+
+def _signature_bytes(value: Any) -> bytes | None:
+    """A ``bytes`` field as the API reads it: base64, standard or URL-safe (the SDKs send the
+    latter); None when it does not decode."""
+    if not isinstance(value, str):
+        return None
+    text = value.replace("-", "+").replace("_", "/")
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except ValueError:
+        return None
+
+
+def _check_signatures(contents: list[Any], model: str) -> ErrorReply | None:
+    """Gemini 3's check of the current turn: it starts at the last user content holding more
+    than function responses; the first functionCall part of every model content after that must
+    carry the signature it was given (or a documented bypass value)."""
+    if not _bare_model(model).startswith(STRICT_SIGNATURE_MODELS):
+        return None
+    start = 0
+    for i in range(len(contents) - 1, -1, -1):
+        c = contents[i]
+        parts = c.get("parts") or []
+        if (c.get("role") or "user") == "user" and any(
+            _get(p, "functionResponse", "function_response") is None for p in parts
+        ):
+            start = i
+            break
+    for i in range(start + 1, len(contents)):
+        c = contents[i]
+        if c.get("role") != "model":
+            continue
+        calls = [p for p in c.get("parts") or [] if _get(p, "functionCall", "function_call")]
+        if not calls:
+            continue
+        first = calls[0]
+        call = _get(first, "functionCall", "function_call")
+        name = str(call.get("name", "")) if isinstance(call, dict) else ""
+        args = call.get("args", {}) if isinstance(call, dict) else {}
+        for j, part in enumerate(c.get("parts") or []):
+            value = _get(part, "thoughtSignature", "thought_signature")
+            if value is not None and _signature_bytes(value) is None:
+                return _bad(
+                    f"Invalid value at 'contents[{i}].parts[{j}].thought_signature' "
+                    "(TYPE_BYTES), Base64 decoding failed"
+                )
+        signature = _get(first, "thoughtSignature", "thought_signature")
+        if not signature:
+            return _bad(
+                "Function call is missing a thought_signature in functionCall parts. This is "
+                "required for tools to work correctly, and missing thought_signature may lead "
+                f"to degraded model performance. Additional data, function call "
+                f"`default_api:{name}` , position {i + 1}. Please refer to "
+                "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+            )
+        issued = _signature_bytes(thought_signature(name, args))
+        if signature not in BYPASS_SIGNATURES and _signature_bytes(signature) != issued:
+            return _bad("Corrupted thought signature.")
+    return None
+
+
 def _tools(raw: Any) -> tuple[ToolDef, ...] | ErrorReply:
     if not isinstance(raw, list):
         return _bad("Invalid JSON payload received. 'tools' must be a list.")
@@ -244,6 +335,9 @@ def parse_request(
         if role == "user":
             attachments += res[0]
             last_user = "\n".join(res[1])
+    unsigned = _check_signatures(contents, model)
+    if unsigned is not None:
+        return unsigned
     tools: tuple[ToolDef, ...] = ()
     if body.get("tools") is not None:
         parsed = _tools(body["tools"])
@@ -340,10 +434,13 @@ def _blocked(conv: Conversation, answer: Answer, ids: Ids) -> dict[str, Any]:
     )
 
 
-def _answer_parts(answer: Answer) -> list[dict[str, Any]] | None:
+def _answer_parts(answer: Answer, model: str) -> list[dict[str, Any]] | None:
     if answer.tool_call is not None:
         call = answer.tool_call
-        return [{"functionCall": {"name": call.name, "args": call.arguments}}]
+        part: dict[str, Any] = {"functionCall": {"name": call.name, "args": call.arguments}}
+        if _bare_model(model).startswith(THINKING_MODELS):
+            part["thoughtSignature"] = thought_signature(call.name, call.arguments)
+        return [part]
     if answer.finish in ("refusal", "content_filter", "safety"):
         return None
     return [{"text": answer.text}] if answer.text else []
@@ -355,7 +452,7 @@ def build_response(conv: Conversation, answer: Answer, ids: Ids) -> dict[str, An
     return _envelope(
         conv,
         ids,
-        candidates=[_candidate(answer, _answer_parts(answer))],
+        candidates=[_candidate(answer, _answer_parts(answer, conv.model))],
         usageMetadata=_usage(answer),
     )
 
@@ -373,7 +470,10 @@ def stream_events(conv: Conversation, answer: Answer, ids: Ids) -> list[StreamEv
                         ids,
                         candidates=[
                             {
-                                "content": {"parts": _answer_parts(answer), "role": "model"},
+                                "content": {
+                                    "parts": _answer_parts(answer, conv.model),
+                                    "role": "model",
+                                },
                                 "index": 0,
                             }
                         ],
@@ -396,7 +496,7 @@ def stream_events(conv: Conversation, answer: Answer, ids: Ids) -> list[StreamEv
             events.append(StreamEvent(sse.data(chunk, crlf=True), "content"))
         last_parts = [{"text": ""}]
     else:
-        last_parts = _answer_parts(answer)
+        last_parts = _answer_parts(answer, conv.model)
     final = _envelope(
         conv, ids, candidates=[_candidate(answer, last_parts)], usageMetadata=_usage(answer)
     )

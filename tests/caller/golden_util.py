@@ -131,6 +131,14 @@ def run_response_case(adapter: Adapter, path: Path) -> None:
     except MalformedResponse as exc:
         check(path, data, "expected_error", {"type": "MalformedResponse", "message": str(exc)})
         return
+    except ProviderStreamError as exc:  # an error object in a 200 body
+        check(
+            path,
+            data,
+            "expected_error",
+            {"type": "ProviderError", "failure": jsonable(exc.failure)},
+        )
+        return
     check(path, data, "expected", parsed)
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from uniwizard.config_types import BackendConfig
-from uniwizard.providers.pricing import price
+from uniwizard.providers.pricing import (
+    DEFAULT_CACHE_SHARES,
+    cache_write_price,
+    cached_input_price,
+    price,
+)
 from uniwizard.providers.tokens import (
     estimate_request_tokens,
     estimate_task_tokens,
@@ -26,11 +31,56 @@ CLAUDE = BackendConfig(
 
 def test_price() -> None:
     usage = Usage(input_tokens=2000, output_tokens=500, cached_input_tokens=1500)
-    # cached input is priced as input: 2000 * 0.003/1000 + 500 * 0.015/1000
-    assert price(CLAUDE, usage) == pytest.approx(0.006 + 0.0075)
+    # 500 plain input at 0.003, 1500 cache reads at Anthropic's default 0.1 x 0.003, 500 output
+    assert price(CLAUDE, usage) == pytest.approx(
+        (500 * 0.003 + 1500 * 0.0003 + 500 * 0.015) / 1000, abs=1e-12
+    )
     assert price(CLAUDE, Usage()) == 0.0
     free = BackendConfig(key="local", provider="openai_compatible", url="u", model="m")
     assert price(free, usage) == 0.0
+
+
+def test_price_cache_writes_and_reasoning() -> None:
+    # 100 plain, 300 read, 600 written (Anthropic default 1.25 x input); reasoning is output
+    usage = Usage(
+        input_tokens=1000,
+        output_tokens=400,
+        cached_input_tokens=300,
+        cache_write_tokens=600,
+        reasoning_tokens=350,
+    )
+    expected = (100 * 0.003 + 300 * 0.0003 + 600 * 0.00375 + 400 * 0.015) / 1000
+    assert price(CLAUDE, usage) == pytest.approx(expected, abs=1e-12)
+    # counts that do not add up (more cached than input) never price below zero input
+    odd = Usage(input_tokens=10, cached_input_tokens=50, cache_write_tokens=50)
+    assert price(CLAUDE, odd) == pytest.approx(10 * 0.0003 / 1000, abs=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("provider", "read", "write"),
+    [
+        ("openai", 0.5, 1.0),
+        ("anthropic", 0.1, 1.25),
+        ("gemini", 0.1, 1.0),
+        ("openai_compatible", 1.0, 1.0),
+    ],
+)
+def test_default_cache_prices_per_provider(provider: str, read: float, write: float) -> None:
+    b = BackendConfig(key="k", provider=provider, url="u", model="m", cost_per_1k_input=0.002)
+    assert cached_input_price(b) == pytest.approx(0.002 * read)
+    assert cache_write_price(b) == pytest.approx(0.002 * write)
+    assert DEFAULT_CACHE_SHARES[provider] == (read, write)
+    # a configured price wins over the default, also 0
+    b = BackendConfig(
+        key="k",
+        provider=provider,
+        url="u",
+        model="m",
+        cost_per_1k_input=0.002,
+        cost_per_1k_cached_input=0.0,
+        cost_per_1k_cache_write=0.004,
+    )
+    assert (cached_input_price(b), cache_write_price(b)) == (0.0, 0.004)
 
 
 def test_estimate_tokens() -> None:

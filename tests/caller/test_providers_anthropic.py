@@ -65,6 +65,27 @@ def test_roles_alternate_and_tool_results_lead_their_turn() -> None:
     assert body["max_tokens"] == BACKEND.max_output_tokens
 
 
+def test_thinking_goes_back_except_in_a_final_assistant_turn() -> None:
+    """Thinking is never switched on, and then the API refuses thinking blocks in an assistant
+    message in the final position ("When thinking is disabled, an `assistant` message in the
+    final position cannot contain `thinking`"); earlier turns carry theirs."""
+    block = {"type": "thinking", "thinking": "Look it up.", "signature": "EqQB"}
+    state = json.dumps({"provider": "anthropic", "thinking": [block]})
+    call = ToolCall("t1", "f", "{}", provider_state=state)
+    turns = (Message(Role.USER, "a"), Message(Role.ASSISTANT, "Checking.", tool_calls=(call,)))
+
+    def assistant_blocks(*messages: Message) -> list[str]:
+        body = ADAPTER.build_request(
+            BACKEND, BlindRequest(messages=messages), "k", stream=False
+        ).json
+        assert body is not None
+        return [b["type"] for b in body["messages"][1]["content"]]
+
+    answered = (*turns, Message(Role.TOOL, "42", tool_call_id="t1"))
+    assert assistant_blocks(*answered) == ["thinking", "text", "tool_use"]
+    assert assistant_blocks(*turns) == ["text", "tool_use"]
+
+
 @pytest.mark.parametrize("path", RESPONSES, ids=g.ids(RESPONSES))
 def test_response_bodies_are_sdk_shaped(path: Path) -> None:
     data = g.load(path)
@@ -144,7 +165,9 @@ def test_sdk_reads_our_stream_transcripts_like_we_do() -> None:
             for b in final.content
             if b.type == "tool_use"
         ]
-        assert sdk_calls == ours["tool_calls"]
+        assert sdk_calls == [
+            {k: v for k, v in c.items() if k != "provider_state"} for c in ours["tool_calls"]
+        ]
         assert final.usage.output_tokens == ours["usage"]["output_tokens"]
 
 

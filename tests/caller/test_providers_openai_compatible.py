@@ -45,7 +45,10 @@ def test_probe_without_key() -> None:
 
 @pytest.mark.parametrize("path", RESPONSES, ids=g.ids(RESPONSES))
 def test_response_bodies_are_sdk_shaped(path: Path) -> None:
-    ChatCompletion.model_validate(g.load(path)["body"])
+    data = g.load(path)
+    if "expected_error" in data:
+        pytest.skip("an error object sent with a 200, not an answer")
+    ChatCompletion.model_validate(data["body"])
 
 
 @pytest.mark.parametrize("path", STREAMS, ids=g.ids(STREAMS))

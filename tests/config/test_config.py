@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from uniwizard.config import ConfigError, dump_config, load_config, parse_config
+from uniwizard.providers.pricing import cache_write_price, cached_input_price
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,6 +106,18 @@ BROKEN = [
     ),
     ("empty file", "", "the file is empty", None),
     (
+        "negative cache price",
+        GOOD.replace("    timeout: 30", "    timeout: 30\n    cost_per_1k_cached_input: -0.1"),
+        "backends.claude.cost_per_1k_cached_input: must not be negative, got -0.1",
+        16,
+    ),
+    (
+        "cache write price not a number",
+        GOOD.replace("    timeout: 30", "    timeout: 30\n    cost_per_1k_cache_write: cheap"),
+        "backends.claude.cost_per_1k_cache_write: must be a number, got a string ('cheap')",
+        16,
+    ),
+    (
         "bad key name",
         GOOD.replace("  claude:", "  Claude Sonnet:"),
         "backends.Claude Sonnet: backend keys are lowercase",
@@ -174,6 +187,29 @@ def test_dump_round_trips(tmp_path: Path) -> None:
     again = load_config(path)
     assert again.backends == config.backends
     assert again.probes == config.probes
+
+
+def test_cache_prices_are_read_and_absent_means_the_provider_default() -> None:
+    text = GOOD.replace(
+        "    timeout: 30",
+        "    timeout: 30\n    cost_per_1k_cached_input: 0.0003\n    cost_per_1k_cache_write: null",
+    )
+    config = parse_config(text, "x.yaml")
+    claude, local = config.backends["claude"], config.backends["local"]
+    assert (claude.cost_per_1k_cached_input, claude.cost_per_1k_cache_write) == (0.0003, None)
+    assert (local.cost_per_1k_cached_input, local.cost_per_1k_cache_write) == (None, None)
+    # None = the provider's share of the input price (uniwizard/providers/pricing.py)
+    assert cache_write_price(claude) == pytest.approx(0.003 * 1.25)
+    assert cached_input_price(claude) == 0.0003
+
+
+def test_shipped_cache_prices() -> None:
+    backends = load_config(ROOT / "configs" / "backends.yaml").backends
+    # the seed prices: Anthropic reads at 10 % and writes at 125 %, OpenAI reads at 50 %
+    assert cached_input_price(backends["claude"]) == pytest.approx(0.0003)
+    assert cache_write_price(backends["claude"]) == pytest.approx(0.00375)
+    assert cached_input_price(backends["gpt"]) == pytest.approx(0.00125)
+    assert cached_input_price(backends["gemini"]) == pytest.approx(0.00003)
 
 
 @pytest.mark.parametrize("module", ["registry_svc", "caller_svc", "router_svc"])

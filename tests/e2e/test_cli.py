@@ -141,6 +141,56 @@ def test_usage_totals(up: dict[str, str]) -> None:
     data = json.loads(cli(up, "usage", "--json").stdout)
     assert data["total"]["attempts"] >= 1
     assert data["total"]["cost_usd"] == pytest.approx(sum(b["cost_usd"] for b in data["backends"]))
+    for key in ("cached_input_tokens", "cache_write_tokens", "reasoning_tokens"):
+        assert data["total"][key] == sum(b[key] for b in data["backends"])
+    table = cli(up, "usage").stdout.splitlines()
+    assert table[0].split() == [
+        "BACKEND",
+        "ATTEMPTS",
+        "OK",
+        "IN",
+        "TOK",
+        "CACHE",
+        "RD",
+        "CACHE",
+        "WR",
+        "OUT",
+        "TOK",
+        "REASONING",
+        "COST",
+        "USD",
+    ]
+    assert table[-1].startswith("(CACHE RD and CACHE WR are part of IN TOK")
+
+
+def test_think_with_a_tools_file_as_a_user_runs_it(up: dict[str, str], tmp_path: Path) -> None:
+    tools = tmp_path / "tools.json"
+    tools.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "get_weather",
+                    "description": "The weather in a city.",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"city": {"type": "string"}},
+                        "required": ["city"],
+                    },
+                }
+            ]
+        )
+    )
+    ask = "Use get_weather for Lima."
+    r = cli(up, "think", "--stream", "--backend", "gemini", "--tools", str(tools), ask)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == '[tool call get_weather {"city": "sim-city"}]\n'
+    r = cli(up, "think", "--json", "--backend", "gemini", "--tools", str(tools), ask)
+    call = json.loads(r.stdout)["tool_calls"][0]
+    # gemini-2.5-flash thinks, so the simulator signed the call: the state to send back
+    assert json.loads(call["provider_state"])["thought_signature"]
+    bad = cli(up, "think", "--tools", str(tmp_path / "nope.json"), ask)
+    assert bad.returncode == 2
+    assert bad.stderr == f"uniwizard: --tools {tmp_path / 'nope.json'}: no such file\n"
 
 
 def test_failures_exit_non_zero_with_the_typed_error(up: dict[str, str]) -> None:
@@ -158,3 +208,32 @@ def test_unreachable_router_is_a_clear_error(tmp_path: Path) -> None:
     r = cli(env, "route", "hello")
     assert r.returncode == 3
     assert "cannot reach router_svc" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_rate_an_answer_then_see_what_was_learned(up: dict[str, str]) -> None:
+    answered = json.loads(cli(up, "think", "--json", "Who was the first emperor of Rome?").stdout)
+    rid = answered["request_id"]
+    r = cli(up, "rate", rid, "4/5", "--label", "great")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"rated 0.75 (great): {answered['backend']}'s answer to a knowledge task\n"
+    again = cli(up, "rate", "--json", rid, "0.1")
+    assert again.returncode == 1
+    assert json.loads(again.stdout)["error"]["class"] == "already_exists"
+    bad = cli(up, "rate", rid, "great")
+    assert bad.returncode == 2 and "is not a number" in bad.stderr
+    unknown = cli(up, "rate", "no-such-request", "0.5")
+    assert unknown.returncode == 1 and "no answered request" in unknown.stderr
+    deadline = time.monotonic() + 10
+    while True:
+        stats = json.loads(cli(up, "stats", "--json", "--category", "knowledge").stdout)
+        rows = {s["backend"]: s for s in stats["stats"]}
+        row = rows.get(answered["backend"])
+        if row is not None and row["ratings"] >= 0.99:
+            break
+        assert time.monotonic() < deadline, stats
+        time.sleep(0.1)
+    assert row["rated_quality"] == 0.75 and row["answers"] > 0 and row["latency_p50_ms"] > 0
+    assert {s["category"] for s in stats["stats"]} == {"knowledge"}
+    table = cli(up, "stats")
+    assert table.returncode == 0
+    assert "CATEGORY" in table.stdout and "knowledge" in table.stdout and "0.75" in table.stdout

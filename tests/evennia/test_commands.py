@@ -16,7 +16,7 @@ from tests.client.stack_thread import StackThread
 from tests.evennia.fakes import ThreadedRunAsync
 from tests.stack import Stack
 from uniwizard_evennia import conf
-from uniwizard_evennia.commands import CmdBackends, CmdRoute, CmdSetUniwizard, CmdThink
+from uniwizard_evennia.commands import CmdBackends, CmdRate, CmdRoute, CmdSetUniwizard, CmdThink
 from uniwizard_evennia.scripts import BackendRouterScript
 
 SEED_ROUTES = {
@@ -140,7 +140,32 @@ class TestThink(UniwizardCommandTest):
     def test_cmdset_holds_the_commands(self) -> None:
         self.char1.cmdset.add(CmdSetUniwizard, persistent=False)
         keys = {c.key for c in self.char1.cmdset.current.commands}
-        assert {"route", "think", "backends"} <= keys
+        assert {"route", "think", "rate", "backends"} <= keys
+
+
+class TestRate(UniwizardCommandTest):
+    def test_rate_rates_the_last_thought_once(self) -> None:
+        self.call(CmdRate(), "0.9", "[Uniwizard] nothing to rate yet: think about something first.")
+        self.call(CmdThink(), ROME)
+        assert self.deliver(self.char1).startswith("Char thinks:")
+        assert self.char1.db.uniwizard_last_request
+
+        self.call(CmdRate(), "4/5 great")
+        said = self.deliver(self.char1)
+        assert said == (
+            "[Uniwizard] you rate the last answer 0.75 (great); gpt gave it, on a knowledge task."
+        ), said
+        self.call(CmdRate(), "1.0")
+        again = self.deliver(self.char1)
+        assert again.startswith("[Uniwizard] rate failed (already_exists):"), again
+
+    def test_a_bad_rating_is_explained_and_nothing_is_sent(self) -> None:
+        self.char1.db.uniwizard_last_request = "some-request"
+        self.call(CmdRate(), "", "Usage: rate <score> [label]")
+        self.call(CmdRate(), "7/5", "[Uniwizard] score on the 1-5 scale must be from 1 to 5")
+        self.call(CmdRate(), "0.5 that was wrong", "Usage: rate <score> [label]")
+        self.call(CmdRate(), "0.5 Wrong!", "[Uniwizard] label must be a short token")
+        assert self.run_async.pending == []
 
 
 class TestBackends(UniwizardCommandTest):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from evennia.utils import ansi
+
 from uniwizard_client import AttemptInfo, RouterError
+from uniwizard_evennia import text
 from uniwizard_evennia.text import error_text, health_changes, health_table, tried_text
 
 
@@ -39,3 +42,24 @@ def test_health_changes_first_poll_and_transitions() -> None:
 
 def test_health_table_before_the_first_poll() -> None:
     assert "no backend health yet" in health_table({}, 10.0, 0.0)
+
+
+def test_budget_changes_are_announced_once_with_the_numbers() -> None:
+    def row(state: str, spent: float) -> dict[str, object]:
+        budget = {"state": state, "daily_usd": 5.0, "monthly_usd": 0.0, "spent_today_usd": spent,
+                  "spent_month_usd": spent}
+        return {"state": "healthy", "budget": budget}
+
+    ok, warn, over = row("ok", 1.0), row("warning", 4.5), row("over", 5.02)
+    said = text.health_changes({"claude": ok}, {"claude": warn}, 0.0)
+    assert [ansi.strip_ansi(line) for line in said] == [
+        "[Uniwizard] claude's daily budget is 90% spent ($4.50 of $5.00)."
+    ]
+    assert text.health_changes({"claude": warn}, {"claude": warn}, 0.0) == []
+    said = [ansi.strip_ansi(line) for line in text.health_changes({"claude": warn},
+                                                                  {"claude": over}, 0.0)]
+    assert said == ["[Uniwizard] claude's daily budget is spent ($5.02 of $5.00): "
+                    "tasks go to other backends."]
+    said = [ansi.strip_ansi(line) for line in text.health_changes({"claude": over},
+                                                                  {"claude": ok}, 0.0)]
+    assert said == ["[Uniwizard] claude's budget has room again."]

@@ -198,11 +198,15 @@ def _check_error(error: Failure) -> None:
 @example(case=("anthropic", b'{"a":' * 100_000))
 @example(case=("gemini", b"[" * 100_000))
 def test_parse_response_raises_only_malformed(case: tuple[str, bytes]) -> None:
+    """A 2xx body is an answer, malformed, or (an error object) the provider's failure."""
     provider, body = case
     try:
         parsed = get_adapter(provider).parse_response(body)
     except MalformedResponse as exc:
         assert str(exc)  # says what is wrong
+        return
+    except ProviderStreamError as exc:
+        assert exc.failure.outcome is not Outcome.SUCCESS and exc.failure.message
         return
     _check_parsed(parsed)
 

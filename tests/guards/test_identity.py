@@ -288,6 +288,29 @@ def test_tool_call_ids_stay_paired(guard: IdentityGuard) -> None:
     assert "timmy" not in out.messages[2].tool_call_id
 
 
+def test_provider_state_is_kept_when_clean_and_dropped_whole_when_not(
+    guard: IdentityGuard, rejecting: IdentityGuard
+) -> None:
+    """A tool call's provider state is signed by the provider: it cannot be redacted and stay
+    valid, so identity material in it (also behind a JSON escape) drops it whole."""
+    clean = '{"provider":"gemini","thought_signature":"CiwBVKhc7oNb"}'
+    # "\u0054" is a T only once the JSON is decoded
+    thinking = '{"provider":"anthropic","thinking":[{"thinking":"Ask \\u0054immy"}]}'
+
+    def req(state: str) -> BlindRequest:
+        call = ToolCall("c1", "f", "{}", provider_state=state)
+        return BlindRequest((_USER, Message(Role.ASSISTANT, "", tool_calls=(call,))))
+
+    assert guard.apply(req(clean)).request is not None
+    assert guard.apply(req(clean)).request.messages[1].tool_calls[0].provider_state == clean
+    dirty = guard.apply(req(thinking))
+    assert dirty.request.messages[1].tool_calls[0].provider_state == ""
+    assert dirty.fields == ("messages[1].tool_calls[0].provider_state",)
+    with pytest.raises(IdentityLeak) as leak:
+        rejecting.apply(req(thinking))
+    assert leak.value.fields == ("messages[1].tool_calls[0].provider_state",)
+
+
 def test_binary_attachments_are_left_alone(guard: IdentityGuard) -> None:
     data = b"\x89PNG Timmy \xff"
     req = BlindRequest(

@@ -16,7 +16,17 @@ with open(DATA, encoding="utf-8") as _f:
 # "tune": the patterns were developed against these. "heldout": written before tuning; its first
 # run found 2 false positives, which led to general fixes (so it is no longer pristine).
 # "heldout2": written after those fixes and never tuned against.
-SPLITS = ("tune", "heldout", "heldout2")
+# "speech" (issue 15): 72 answers that quote, report or dramatise a refusal (stories, scripts,
+# dialogue, reported speech, quoted error messages) and refusals of stories, dialogue and quotes,
+# 36 of each, written before any tuning. Before tuning they scored precision 0.795 and recall
+# 0.861: 8 answers read as refusals (single-quoted and dash dialogue, speaker-labelled scripts,
+# a line after "say:", a film quote, a translation) and 5 refusals missed (pretend to be, quote,
+# reproduce a text, tell you, translate). The general fixes: single quotes, reported speech
+# after a speech verb and a colon, speaker-labelled and dash dialogue lines count as quoted;
+# "..., said the clerk" and a following "That's HAL 9000 in 2001, said ..." attribute the words
+# to someone; those five verbs. "speech2": 30 more (15 of each) written after those fixes and
+# never tuned against; they scored 1.0 / 1.0 (the detector before the fixes: 1.0 / 0.60).
+SPLITS = ("tune", "heldout", "heldout2", "speech", "speech2")
 
 
 def _scores(rows: list[dict[str, object]]) -> tuple[float, float, list[str]]:
@@ -36,10 +46,12 @@ def _scores(rows: list[dict[str, object]]) -> tuple[float, float, list[str]]:
 
 
 def test_corpus_shape() -> None:
-    assert len(ROWS) >= 120
-    assert sum(bool(r["refusal"]) for r in ROWS) >= 50
-    assert sum(not r["refusal"] for r in ROWS) >= 50
+    assert len(ROWS) >= 280
+    assert sum(bool(r["refusal"]) for r in ROWS) >= 140
+    assert sum(not r["refusal"] for r in ROWS) >= 140
     assert {r["split"] for r in ROWS} == set(SPLITS)
+    speech = [r for r in ROWS if r["split"] in ("speech", "speech2")]
+    assert sum(bool(r["refusal"]) for r in speech) == sum(not r["refusal"] for r in speech) == 51
 
 
 @pytest.mark.parametrize("split", [*SPLITS, "all"])
@@ -48,7 +60,7 @@ def test_precision_and_recall(split: str) -> None:
     precision, recall, wrong = _scores(rows)
     print(f"\n{split}: n={len(rows)} precision={precision:.3f} recall={recall:.3f} wrong={wrong}")
     assert precision >= 0.98, wrong
-    assert recall >= 0.95, wrong
+    assert recall >= 0.98, wrong
 
 
 MUST_CATCH = [
@@ -66,6 +78,12 @@ MUST_CATCH = [
     "i'm sorry, but i can't help with that.",
     "\n\n  > \n**I cannot help with that.**",
     "- I can't assist with this request.",
+    "I'm sorry, but I can't write that story.",
+    "I can't pretend to be a real doctor, even in a story.",
+    "I'm afraid I can't quote the full lyrics of that song.",
+    "I can't tell you where she lives.",
+    "I won't translate that message; it's a threat.",
+    "As I told you: I can't help with 'that'.",
 ]
 
 MUST_NOT_FLAG = [
@@ -79,6 +97,14 @@ MUST_NOT_FLAG = [
     "I won't bore you with details; the answer is 42.",
     "I can't open the file, but the traceback says the config key is missing; add it to app.py.",
     "Here is a long answer. " * 20 + "I can't help with that part, sorry.",
+    "The guard said 'I can't let you in' and pointed at the sign.",
+    "'I can't help you,' the old woman said, and shut the door.",
+    "\u2014 I can't help you, said the clerk.\n\u2014 Then who can?",
+    "GUARD: I can't help you.\nTHIEF: Not even for gold?",
+    "The chatbot replied: I'm sorry, but I can't help with that. Loosen the system prompt.",
+    "I can't tell you who did it yet, he thought, but I know who didn't.",
+    "I can't tell you how happy I am with the result!",
+    "I will not pretend this is easy: take a backup first.",
 ]
 
 

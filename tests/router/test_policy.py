@@ -91,7 +91,7 @@ BROKEN = [
     pytest.param(
         GOOD.replace("prefer: [gpt, claude]", "prefers: [gpt, claude]"),
         "categories[2].prefers: unknown key 'prefers' (allowed: name, description, when, "
-        "prefer, private_only)",
+        "prefer, private_only, adapt)",
         id="unknown-key",
     ),
     pytest.param(

@@ -176,11 +176,76 @@ async def test_a_ledger_from_an_older_version_is_migrated_not_lost(tmp_path: Pat
             " VALUES (1, 'gpt', 'm', 'success', 3, 4, 0.5, 'provider', 1)"
         )
     ledger = await open_ledger(str(path))
-    ledger.record(LedgerRow("claude", "m", "success", 1, 2, 0.25, "provider", 1.0))
+    ledger.record(
+        LedgerRow(
+            "claude",
+            "m",
+            "success",
+            1 + 30 + 40,
+            2,
+            0.25,
+            "provider",
+            1.0,
+            cached_input_tokens=30,
+            cache_write_tokens=40,
+            reasoning_tokens=1,
+        )
+    )
     _, total = await ledger.totals()
     assert (total.attempts, total.cost_usd) == (2, 0.75)
-    assert [r["sent"] for r in await ledger.rows()] == [1, 1]
+    rows = await ledger.rows()
+    assert [r["sent"] for r in rows] == [1, 1]
+    # the old row gets the new columns as 0; the new row keeps its breakdown
+    assert [(r["cache_write_tokens"], r["reasoning_tokens"]) for r in rows] == [(0, 0), (40, 1)]
+    assert (total.cached_input_tokens, total.cache_write_tokens, total.reasoning_tokens) == (
+        30,
+        40,
+        1,
+    )
     await ledger.aclose()
+
+
+async def test_totals_add_up_the_token_breakdown_per_backend(tmp_path: Path) -> None:
+    ledger = await open_ledger(str(tmp_path / "l.db"))
+    for backend, cached, written, reasoning in (
+        ("claude", 1111, 418, 0),
+        ("claude", 1111, 0, 0),
+        ("gemini", 0, 0, 343),
+    ):
+        ledger.record(
+            LedgerRow(
+                backend,
+                "m",
+                "success",
+                2000,
+                500,
+                0.01,
+                "provider",
+                1.0,
+                cached_input_tokens=cached,
+                cache_write_tokens=written,
+                reasoning_tokens=reasoning,
+            )
+        )
+    per, total = await ledger.totals()
+    await ledger.aclose()
+    claude, gemini = per
+    assert (claude.backend, claude.cached_input_tokens, claude.cache_write_tokens) == (
+        "claude",
+        2222,
+        418,
+    )
+    assert (gemini.backend, gemini.reasoning_tokens, gemini.cached_input_tokens) == (
+        "gemini",
+        343,
+        0,
+    )
+    assert (total.cached_input_tokens, total.cache_write_tokens, total.reasoning_tokens) == (
+        2222,
+        418,
+        343,
+    )
+    assert total.input_tokens == 6000
 
 
 # -- the writer thread: commits, ordering, a blocked disk, errors ----------------------------------

@@ -136,3 +136,26 @@ async def test_no_prompt_key_or_identity_in_any_span_or_log(
     assert len(texts) > 20
     leaks = [(word, t) for t in texts for word in forbidden if word.lower() in t.lower()]
     assert leaks == []
+
+
+def test_the_usage_breakdown_goes_on_the_span_under_genai_names() -> None:
+    """Cache reads and writes and reasoning tokens, as the GenAI conventions name them; each is
+    a part of input_tokens / output_tokens, which hold all input and all output."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from caller_svc.record import _annotate
+    from uniwizard.types import CallResult, Outcome, Usage
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    usage = Usage(1532, 33, cached_input_tokens=1111, cache_write_tokens=418, reasoning_tokens=7)
+    with provider.get_tracer("t").start_as_current_span("chat") as span:
+        _annotate(span, CallResult("claude", "m", Outcome.SUCCESS, usage=usage, cost_usd=0.0024))
+    attrs = dict(exporter.get_finished_spans()[0].attributes or {})
+    assert attrs["gen_ai.usage.input_tokens"] == 1532
+    assert attrs["gen_ai.usage.output_tokens"] == 33
+    assert attrs["gen_ai.usage.cache_read.input_tokens"] == 1111
+    assert attrs["gen_ai.usage.cache_creation.input_tokens"] == 418
+    assert attrs["gen_ai.usage.reasoning.output_tokens"] == 7

@@ -10,7 +10,7 @@ from typing import Any
 from uniwizard.config_types import BackendConfig
 from uniwizard.providers.base import MAX_ERROR_MESSAGE, MalformedResponse, UnsupportedInput
 from uniwizard.providers.outcomes import truncate
-from uniwizard.types import Attachment, BlindRequest, Message, Role
+from uniwizard.types import Attachment, BlindRequest, Message, Role, ToolCall
 
 EMPTY_OBJECT_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
@@ -89,6 +89,23 @@ def tool_name_for(messages: tuple[Message, ...], upto: int, tool_call_id: str) -
                 if call.id == tool_call_id:
                     return call.name
     raise UnsupportedInput(f"tool result answers an unknown tool call id {tool_call_id!r}")
+
+
+def provider_state(provider: str, **fields: Any) -> str:
+    """A tool call's opaque provider state: JSON naming the adapter that wrote it, so that only
+    that adapter reads it back (a call replayed to another provider goes without it)."""
+    return json.dumps({"provider": provider, **fields}, separators=(",", ":"), ensure_ascii=False)
+
+
+def read_provider_state(call: ToolCall, provider: str) -> dict[str, Any]:
+    """The fields ``provider`` stored on ``call``; {} when there are none, when another provider
+    wrote them, or when they are not readable (state is opaque: never an error)."""
+    if not call.provider_state:
+        return {}
+    value = try_json(call.provider_state)
+    if not isinstance(value, dict) or value.get("provider") != provider:
+        return {}
+    return value
 
 
 def text_attachment(attachment: Attachment) -> str | None:

@@ -21,6 +21,8 @@ from uniwizard.providers._common import (
     load_json_object,
     max_output_tokens,
     plain_error_message,
+    provider_state,
+    read_provider_state,
     request_headers,
     text_attachment,
     tool_arguments,
@@ -100,7 +102,9 @@ def _dump(value: Any) -> str:
 
 
 def _usage(value: Any) -> Usage | None:
-    """Anthropic's ``input_tokens`` excludes cache reads and writes; ours includes them."""
+    """Anthropic's ``input_tokens`` EXCLUDES cache reads (``cache_read_input_tokens``) and cache
+    writes (``cache_creation_input_tokens``); ours, as the GenAI conventions ask, includes both.
+    ``output_tokens`` already includes thinking tokens, which Anthropic does not count apart."""
     if not isinstance(value, dict):
         return None
     cache_read = as_int(value.get("cache_read_input_tokens"))
@@ -109,7 +113,32 @@ def _usage(value: Any) -> Usage | None:
         input_tokens=as_int(value.get("input_tokens")) + cache_read + cache_write,
         output_tokens=as_int(value.get("output_tokens")),
         cached_input_tokens=cache_read,
+        cache_write_tokens=cache_write,
     )
+
+
+# Content blocks that carry the model's thinking: sent back, unchanged, with the tool calls of
+# the same turn (the API requires it when thinking is on, and checks their signature).
+_THINKING_BLOCKS = ("thinking", "redacted_thinking")
+
+
+def _thinking_block(block: dict[str, Any]) -> dict[str, Any]:
+    """Only the fields the API takes back: thinking + signature, or the redacted data."""
+    if block.get("type") == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": as_str(block.get("data"))}
+    return {
+        "type": "thinking",
+        "thinking": as_str(block.get("thinking")),
+        "signature": as_str(block.get("signature")),
+    }
+
+
+def _with_thinking(calls: list[ToolCall], thinking: list[dict[str, Any]]) -> list[ToolCall]:
+    """The turn's thinking blocks ride on its first tool call (in the order they came)."""
+    if not calls or not thinking or calls[0].provider_state:
+        return calls
+    state = provider_state("anthropic", thinking=thinking)
+    return [replace(calls[0], provider_state=state), *calls[1:]]
 
 
 def _refusal(raw: str) -> tuple[bool, str]:
@@ -186,6 +215,13 @@ class AnthropicAdapter:
                 turns.append((role, blocks))
         if turns and turns[0][0] != "user":
             raise UnsupportedInput("anthropic: the conversation must start with a user message")
+        if turns and turns[-1][0] == "assistant":
+            # Thinking is never switched on here, and then the API refuses thinking blocks in an
+            # assistant turn in the final position (earlier turns may carry them).
+            turns[-1] = (
+                "assistant",
+                [b for b in turns[-1][1] if b["type"] not in _THINKING_BLOCKS],
+            )
         out: list[dict[str, Any]] = []
         for role, blocks in turns:
             if role == "user":
@@ -216,6 +252,10 @@ class AnthropicAdapter:
             if message.attachments:
                 raise UnsupportedInput("anthropic: assistant messages cannot carry attachments")
             blocks: list[dict[str, Any]] = []
+            for call in message.tool_calls:  # thinking first, as the API wants it
+                thinking = read_provider_state(call, "anthropic").get("thinking")
+                if isinstance(thinking, list):
+                    blocks.extend(b for b in thinking if isinstance(b, dict))
             if message.text:
                 blocks.append({"type": "text", "text": message.text})
             for call in message.tool_calls:
@@ -259,12 +299,13 @@ class AnthropicAdapter:
     def parse_response(self, body: bytes) -> ParsedResponse:
         data = load_json_object(body, "anthropic response body")
         if data.get("type") == "error":
-            raise MalformedResponse("anthropic response body is an error object")
+            raise ProviderStreamError(error_from_object(data, 0))  # an error sent with a 200
         content = data.get("content")
         if not isinstance(content, list):
             raise MalformedResponse("anthropic response body has no content list")
         texts: list[str] = []
         calls: list[ToolCall] = []
+        thinking: list[dict[str, Any]] = []
         for block in content:
             if not isinstance(block, dict):
                 raise MalformedResponse("anthropic response content block is not an object")
@@ -281,7 +322,10 @@ class AnthropicAdapter:
                         arguments_json=_dump(block.get("input") or {}),
                     )
                 )
-            # thinking / redacted_thinking / server tool blocks are not part of the answer
+            elif btype in _THINKING_BLOCKS:
+                thinking.append(_thinking_block(block))
+            # thinking and server tool blocks are not part of the answer
+        calls = _with_thinking(calls, thinking)
         raw = as_str(data.get("stop_reason"))
         refused, detail = _refusal(raw)
         return ParsedResponse(
@@ -342,14 +386,17 @@ class _Block:
     id: str = ""
     name: str = ""
     initial_input: Any = None
-    json_parts: list[str] = field(default_factory=list)
+    json_parts: list[str] = field(default_factory=list)  # tool_use input / thinking text
+    signature: str = ""  # thinking
+    data: str = ""  # redacted_thinking
 
 
 class AnthropicStream:
     """Accumulates Messages API stream events.
 
-    ``message_start`` gives the model and input usage; ``content_block_*`` events build text and
-    ``tool_use`` blocks (a tool call is emitted, complete, at its ``content_block_stop``);
+    ``message_start`` gives the model and input usage; ``content_block_*`` events build text,
+    ``tool_use`` blocks (a tool call is emitted, complete, at its ``content_block_stop``) and
+    thinking blocks (kept, with their signature, on the turn's first tool call);
     ``message_delta`` gives ``stop_reason`` and the cumulative output usage; ``message_stop`` ends
     the stream; ``error`` raises :class:`ProviderStreamError`.
     """
@@ -357,6 +404,7 @@ class AnthropicStream:
     def __init__(self) -> None:
         self._text: list[str] = []
         self._calls: list[ToolCall] = []
+        self._thinking: list[dict[str, Any]] = []  # complete thinking blocks, in order
         self._blocks: dict[int, _Block] = {}
         self._raw_usage: dict[str, Any] = {}
         self._stop_reason: str | None = None
@@ -429,6 +477,9 @@ class AnthropicStream:
             id=as_str(block.get("id")),
             name=as_str(block.get("name")),
             initial_input=block.get("input"),
+            json_parts=[as_str(block.get("thinking"))] if btype == "thinking" else [],
+            signature=as_str(block.get("signature")),
+            data=as_str(block.get("data")),
         )
         if btype == "text" and as_str(block.get("text")):
             self._text.append(block["text"])
@@ -451,12 +502,29 @@ class AnthropicStream:
                 return [Delta(text=text)]
         elif dtype == "input_json_delta":
             block.json_parts.append(as_str(delta.get("partial_json")))
-        # thinking_delta, signature_delta, citations_delta: not part of the answer's text
+        elif dtype == "thinking_delta":
+            block.json_parts.append(as_str(delta.get("thinking")))
+        elif dtype == "signature_delta":
+            block.signature += as_str(delta.get("signature"))
+        # thinking is kept for the next turn, never part of the answer's text; citations_delta
+        # is not used
         return []
 
     def _block_stop(self, obj: dict[str, Any]) -> list[Delta]:
         index = self._index(obj, "content_block_stop")
         block = self._blocks.get(index)
+        if block is not None and block.type in _THINKING_BLOCKS:
+            self._thinking.append(
+                _thinking_block(
+                    {
+                        "type": block.type,
+                        "thinking": "".join(block.json_parts),
+                        "signature": block.signature,
+                        "data": block.data,
+                    }
+                )
+            )
+            return []
         if block is None or block.type != "tool_use":
             return []
         raw = "".join(block.json_parts)
@@ -470,6 +538,8 @@ class AnthropicStream:
         if not block.id or not block.name:
             raise MalformedResponse("anthropic tool_use block lacks id or name")
         call = ToolCall(id=block.id, name=block.name, arguments_json=_dump(arguments))
+        if not self._calls:
+            call = _with_thinking([call], self._thinking)[0]
         self._calls.append(call)
         return [Delta(tool_call=call)]
 

@@ -103,7 +103,8 @@ class UnsupportedInput(ValueError):
 
 
 class ProviderStreamError(Exception):
-    """The provider reported an error inside a stream (e.g. Anthropic ``event: error``)."""
+    """The provider reported an error inside a stream (e.g. Anthropic ``event: error``) or in a
+    body sent with a 2xx status (OpenRouter's ``{"error": ...}`` with 200)."""
 
     def __init__(self, failure: Failure) -> None:
         super().__init__(f"{failure.outcome.value}: {failure.message}")
@@ -143,7 +144,9 @@ class Adapter(Protocol):
         self, backend: BackendConfig, request: BlindRequest, api_key: str | None, *, stream: bool
     ) -> HttpRequest: ...
 
-    def parse_response(self, body: bytes) -> ParsedResponse: ...
+    def parse_response(self, body: bytes) -> ParsedResponse:
+        """A 2xx body; raises MalformedResponse, or ProviderStreamError for an error object."""
+        ...
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> Failure: ...
 

@@ -16,6 +16,8 @@ from uniwizard.providers._common import (
     load_json_object,
     max_output_tokens,
     plain_error_message,
+    provider_state,
+    read_provider_state,
     request_headers,
     text_attachment,
     tool_arguments,
@@ -138,16 +140,31 @@ def _dump(value: Any) -> str:
 
 
 def _usage(value: Any) -> Usage | None:
-    """``candidatesTokenCount`` excludes thinking tokens, which are billed as output."""
+    """``usageMetadata``. ``promptTokenCount`` INCLUDES ``cachedContentTokenCount`` but not
+    ``toolUsePromptTokenCount`` (tokens of tool results, e.g. search grounding, billed as
+    input); ``candidatesTokenCount`` EXCLUDES ``thoughtsTokenCount`` (billed as output). Ours,
+    as the GenAI conventions ask: input = prompt + tool use, output = candidates + thoughts."""
     if not isinstance(value, dict):
         return None
+    thoughts = as_int(value.get("thoughtsTokenCount"))
     return Usage(
         input_tokens=as_int(value.get("promptTokenCount"))
         + as_int(value.get("toolUsePromptTokenCount")),
-        output_tokens=as_int(value.get("candidatesTokenCount"))
-        + as_int(value.get("thoughtsTokenCount")),
+        output_tokens=as_int(value.get("candidatesTokenCount")) + thoughts,
         cached_input_tokens=as_int(value.get("cachedContentTokenCount")),
+        reasoning_tokens=thoughts,
     )
+
+
+# What the API accepts in place of a thought signature for a function call it did not make
+# itself (a turn from another provider, or state dropped): its documented validator bypass,
+# which works on the Gemini API and on Vertex AI alike. Gemini 3 rejects the first function call
+# of a step without a signature.
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+
+
+def _signature(part: dict[str, Any]) -> str:
+    return as_str(part.get("thoughtSignature")) or as_str(part.get("thought_signature"))
 
 
 def _finish(raw: str, has_calls: bool) -> str:
@@ -211,11 +228,17 @@ class _Accumulator:
                 if not isinstance(call, dict) or not as_str(call.get("name")):
                     raise MalformedResponse(f"{what}: functionCall has no name")
                 args = call.get("args")
+                signature = _signature(part)
                 tool_call = ToolCall(
                     # Gemini ids are optional: synthesise call_<n>, n = position in the answer.
                     id=as_str(call.get("id")) or f"call_{len(self.calls)}",
                     name=call["name"],
                     arguments_json=_dump(args if isinstance(args, dict) else {}),
+                    # The signature goes back on this very part next turn (only the first call
+                    # of a parallel set has one).
+                    provider_state=(
+                        provider_state("gemini", thought_signature=signature) if signature else ""
+                    ),
                 )
                 self.calls.append(tool_call)
                 deltas.append(Delta(tool_call=tool_call))
@@ -343,15 +366,19 @@ class GeminiAdapter:
             if message.attachments:
                 raise UnsupportedInput("gemini: assistant messages cannot carry attachments")
             parts = [{"text": message.text}] if message.text else []
-            for call in message.tool_calls:
-                parts.append(
-                    {
-                        "functionCall": {
-                            "name": call.name,
-                            "args": tool_arguments(call.arguments_json, call.name),
-                        }
+            for n, call in enumerate(message.tool_calls):
+                part: dict[str, Any] = {
+                    "functionCall": {
+                        "name": call.name,
+                        "args": tool_arguments(call.arguments_json, call.name),
                     }
-                )
+                }
+                signature = as_str(read_provider_state(call, "gemini").get("thought_signature"))
+                if signature:
+                    part["thoughtSignature"] = signature  # back on the part it came with
+                elif n == 0:
+                    part["thoughtSignature"] = SKIP_SIGNATURE
+                parts.append(part)
             return parts
         # User: attachments first (Google's advice for single-media prompts), then the text.
         parts = [self._attachment_part(a) for a in message.attachments]
@@ -373,7 +400,7 @@ class GeminiAdapter:
     def parse_response(self, body: bytes) -> ParsedResponse:
         data = load_json_object(body, "gemini response body")
         if "error" in data and "candidates" not in data:
-            raise MalformedResponse("gemini response body is an error object")
+            raise ProviderStreamError(error_from_object(data, 0))  # an error sent with a 200
         acc = _Accumulator()
         acc.add(data, "gemini response body")
         if not acc.finished and not acc.text and not acc.calls:

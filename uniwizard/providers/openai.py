@@ -103,15 +103,35 @@ def _finish(raw: str, has_tool_calls: bool) -> str:
 
 
 def _usage(value: Any) -> Usage | None:
+    """A ``usage`` object. OpenAI already counts as the GenAI conventions do: ``prompt_tokens``
+    includes ``prompt_tokens_details.cached_tokens`` and ``completion_tokens`` includes
+    ``completion_tokens_details.reasoning_tokens`` (billed as output). Compatible servers put
+    their cache hits in the same place (xAI, Groq, Mistral), at the top level (Moonshot
+    ``cached_tokens``) or as ``prompt_cache_hit_tokens`` (DeepSeek); none reports cache writes."""
     if not isinstance(value, dict):
         return None
     details = value.get("prompt_tokens_details")
     cached = as_int(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    cached = (
+        cached or as_int(value.get("cached_tokens")) or as_int(value.get("prompt_cache_hit_tokens"))
+    )
+    out_details = value.get("completion_tokens_details")
+    reasoning = as_int(out_details.get("reasoning_tokens")) if isinstance(out_details, dict) else 0
     return Usage(
         input_tokens=as_int(value.get("prompt_tokens")),
         output_tokens=as_int(value.get("completion_tokens")),
         cached_input_tokens=cached,
+        reasoning_tokens=reasoning,
     )
+
+
+def _chunk_usage(chunk: dict[str, Any]) -> Usage | None:
+    """Usage of a response or stream chunk: ``usage``, else Groq's ``x_groq.usage`` (where
+    Groq's older streams carry it, on the last chunk)."""
+    usage = _usage(chunk.get("usage"))
+    if usage is None and isinstance(chunk.get("x_groq"), dict):
+        usage = _usage(chunk["x_groq"].get("usage"))
+    return usage
 
 
 def _content_text(content: Any) -> str:
@@ -274,8 +294,9 @@ class OpenAIAdapter:
         data = load_json_object(body, f"{self.name} response body")
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices:
-            what = "an error object" if "error" in data else "no choices"
-            raise MalformedResponse(f"{self.name} response body has {what}")
+            if "error" in data:  # an error sent with a 200 (OpenRouter does this)
+                raise ProviderStreamError(self.error_from_object(data, 0))
+            raise MalformedResponse(f"{self.name} response body has no choices")
         choice = choices[0]
         message = choice.get("message") if isinstance(choice, dict) else None
         if not isinstance(message, dict):
@@ -296,7 +317,7 @@ class OpenAIAdapter:
             tool_calls=tool_calls,
             finish_reason=finish,
             raw_finish_reason=raw,
-            usage=_usage(data.get("usage")),
+            usage=_chunk_usage(data),
             response_model=as_str(data.get("model")),
             provider_refusal=refused,
             refusal_detail=detail,
@@ -350,6 +371,11 @@ class OpenAIAdapter:
                 code = raw_code
             elif isinstance(raw_code, int) and not status:
                 status = raw_code  # llama.cpp puts the HTTP status in code (useful in streams)
+            metadata = err.get("metadata")
+            raw = as_str(metadata.get("raw")) if isinstance(metadata, dict) else ""
+            if raw and raw not in message:
+                # OpenRouter: "Provider returned error" plus the upstream's own words in raw
+                message = f"{message}: {raw}" if message else raw
         elif isinstance(err, str):
             message = err  # {"error": "..."}
         if not message:
@@ -428,7 +454,7 @@ class OpenAIStream:
             raise ProviderStreamError(self._adapter.error_from_object(chunk, 0))
         if isinstance(chunk.get("model"), str) and chunk["model"]:
             self._model = chunk["model"]
-        usage = _usage(chunk.get("usage"))
+        usage = _chunk_usage(chunk)
         if usage is not None:
             self._usage = usage
         choices = chunk.get("choices") or []

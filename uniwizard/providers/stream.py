@@ -9,6 +9,7 @@ two shapes: whoever reads the bytes only has to hand them over and ask for the r
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from uniwizard.providers.base import (
     MAX_ERROR_MESSAGE,
@@ -25,14 +26,16 @@ from uniwizard.types import Delta, Failure, Outcome
 def parse_reply(
     adapter: Adapter, status: int, headers: Mapping[str, str], body: bytes
 ) -> ParsedResponse | Failure:
-    """A unary answer: an error status is the provider's failure; a body we cannot read is
-    ``malformed``."""
+    """A unary answer: an error status, or an error object in a 2xx body, is the provider's
+    failure; a body we cannot read is ``malformed``."""
     if status >= 400:
         return adapter.parse_error(status, headers, body)
     try:
         return adapter.parse_response(body)
     except MalformedResponse as exc:
         return Failure(Outcome.MALFORMED, str(exc)[:MAX_ERROR_MESSAGE], http_status=status)
+    except ProviderStreamError as exc:  # an error object sent with a 2xx status
+        return replace(exc.failure, http_status=exc.failure.http_status or status)
 
 
 class StreamParser:

@@ -72,6 +72,8 @@ class CallResult(_message.Message):
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
     RESPONSE_MODEL_FIELD_NUMBER: _builtins.int
     IDENTITY_REDACTIONS_FIELD_NUMBER: _builtins.int
+    TTFT_MS_FIELD_NUMBER: _builtins.int
+    PROVIDER_FINISH_REASON_FIELD_NUMBER: _builtins.int
     backend: _builtins.str
     model: _builtins.str
     outcome: _common_pb2.OutcomeClass.ValueType
@@ -86,6 +88,10 @@ class CallResult(_message.Message):
     response_model: _builtins.str
     identity_redactions: _builtins.int
     """how many identity matches were redacted (never what)"""
+    ttft_ms: _builtins.float
+    """streams: time to the first delta (0: unary, or nothing arrived)"""
+    provider_finish_reason: _builtins.str
+    """the provider's own value (end_turn, STOP, ...)"""
     @_builtins.property
     def tool_calls(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ToolCall]: ...
     @_builtins.property
@@ -108,10 +114,12 @@ class CallResult(_message.Message):
         error_message: _builtins.str = ...,
         response_model: _builtins.str = ...,
         identity_redactions: _builtins.int = ...,
+        ttft_ms: _builtins.float = ...,
+        provider_finish_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "cost_source", b"cost_source", "cost_usd", b"cost_usd", "error_message", b"error_message", "finish_reason", b"finish_reason", "http_status", b"http_status", "identity_redactions", b"identity_redactions", "latency_ms", b"latency_ms", "model", b"model", "outcome", b"outcome", "response_model", b"response_model", "retry_after_s", b"retry_after_s", "text", b"text", "tool_calls", b"tool_calls", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "cost_source", b"cost_source", "cost_usd", b"cost_usd", "error_message", b"error_message", "finish_reason", b"finish_reason", "http_status", b"http_status", "identity_redactions", b"identity_redactions", "latency_ms", b"latency_ms", "model", b"model", "outcome", b"outcome", "provider_finish_reason", b"provider_finish_reason", "response_model", b"response_model", "retry_after_s", b"retry_after_s", "text", b"text", "tool_calls", b"tool_calls", "ttft_ms", b"ttft_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -183,6 +191,9 @@ class BackendUsage(_message.Message):
     OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
     COST_USD_FIELD_NUMBER: _builtins.int
     ESTIMATED_ROWS_FIELD_NUMBER: _builtins.int
+    CACHED_INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    CACHE_WRITE_TOKENS_FIELD_NUMBER: _builtins.int
+    REASONING_TOKENS_FIELD_NUMBER: _builtins.int
     backend: _builtins.str
     attempts: _builtins.int
     successes: _builtins.int
@@ -190,6 +201,12 @@ class BackendUsage(_message.Message):
     output_tokens: _builtins.int
     cost_usd: _builtins.float
     estimated_rows: _builtins.int
+    cached_input_tokens: _builtins.int
+    """of input_tokens (see Usage)"""
+    cache_write_tokens: _builtins.int
+    """of input_tokens"""
+    reasoning_tokens: _builtins.int
+    """of output_tokens"""
     def __init__(
         self,
         *,
@@ -200,10 +217,13 @@ class BackendUsage(_message.Message):
         output_tokens: _builtins.int = ...,
         cost_usd: _builtins.float = ...,
         estimated_rows: _builtins.int = ...,
+        cached_input_tokens: _builtins.int = ...,
+        cache_write_tokens: _builtins.int = ...,
+        reasoning_tokens: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "backend", b"backend", "cost_usd", b"cost_usd", "estimated_rows", b"estimated_rows", "input_tokens", b"input_tokens", "output_tokens", b"output_tokens", "successes", b"successes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "backend", b"backend", "cache_write_tokens", b"cache_write_tokens", "cached_input_tokens", b"cached_input_tokens", "cost_usd", b"cost_usd", "estimated_rows", b"estimated_rows", "input_tokens", b"input_tokens", "output_tokens", b"output_tokens", "reasoning_tokens", b"reasoning_tokens", "successes", b"successes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from uniwizard.v1 import caller_pb2 as uniwizard_dot_v1_dot_caller__pb2
+from uniwizard.v1 import common_pb2 as uniwizard_dot_v1_dot_common__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -49,6 +50,11 @@ class CallerStub:
                 request_serializer=uniwizard_dot_v1_dot_caller__pb2.UsageRequest.SerializeToString,
                 response_deserializer=uniwizard_dot_v1_dot_caller__pb2.UsageResponse.FromString,
                 _registered_method=True)
+        self.Rate = channel.unary_unary(
+                '/uniwizard.v1.Caller/Rate',
+                request_serializer=uniwizard_dot_v1_dot_common__pb2.RateRequest.SerializeToString,
+                response_deserializer=uniwizard_dot_v1_dot_common__pb2.RateResponse.FromString,
+                _registered_method=True)
 
 
 class CallerServicer:
@@ -76,6 +82,13 @@ class CallerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Rate(self, request, context):
+        """Store a rating beside the ledger row of the attempt that answered, and report it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CallerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -93,6 +106,11 @@ def add_CallerServicer_to_server(servicer, server):
                     servicer.Usage,
                     request_deserializer=uniwizard_dot_v1_dot_caller__pb2.UsageRequest.FromString,
                     response_serializer=uniwizard_dot_v1_dot_caller__pb2.UsageResponse.SerializeToString,
+            ),
+            'Rate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rate,
+                    request_deserializer=uniwizard_dot_v1_dot_common__pb2.RateRequest.FromString,
+                    response_serializer=uniwizard_dot_v1_dot_common__pb2.RateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -176,6 +194,33 @@ class Caller:
             '/uniwizard.v1.Caller/Usage',
             uniwizard_dot_v1_dot_caller__pb2.UsageRequest.SerializeToString,
             uniwizard_dot_v1_dot_caller__pb2.UsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/uniwizard.v1.Caller/Rate',
+            uniwizard_dot_v1_dot_common__pb2.RateRequest.SerializeToString,
+            uniwizard_dot_v1_dot_common__pb2.RateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,6 +6,7 @@ caller_svc: one call to one backend, in that provider's own wire format."""
 from collections import abc as _abc
 from grpc import aio as _aio
 from uniwizard.v1 import caller_pb2 as _caller_pb2
+from uniwizard.v1 import common_pb2 as _common_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys
@@ -39,6 +40,8 @@ class CallerStub:
     """The same, streamed: deltas, then exactly one `result` as the last event."""
     Usage: _grpc.UnaryUnaryMultiCallable[_caller_pb2.UsageRequest, _caller_pb2.UsageResponse]
     """Totals from the cost ledger."""
+    Rate: _grpc.UnaryUnaryMultiCallable[_common_pb2.RateRequest, _common_pb2.RateResponse]
+    """Store a rating beside the ledger row of the attempt that answered, and report it."""
 
 @_typing.type_check_only
 class CallerAsyncStub(CallerStub):
@@ -51,6 +54,8 @@ class CallerAsyncStub(CallerStub):
     """The same, streamed: deltas, then exactly one `result` as the last event."""
     Usage: _aio.UnaryUnaryMultiCallable[_caller_pb2.UsageRequest, _caller_pb2.UsageResponse]  # type: ignore[assignment]
     """Totals from the cost ledger."""
+    Rate: _aio.UnaryUnaryMultiCallable[_common_pb2.RateRequest, _common_pb2.RateResponse]  # type: ignore[assignment]
+    """Store a rating beside the ledger row of the attempt that answered, and report it."""
 
 class CallerServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -78,5 +83,13 @@ class CallerServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_caller_pb2.UsageResponse, _abc.Awaitable[_caller_pb2.UsageResponse]]:
         """Totals from the cost ledger."""
+
+    @_abc_1.abstractmethod
+    def Rate(
+        self,
+        request: _common_pb2.RateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_common_pb2.RateResponse, _abc.Awaitable[_common_pb2.RateResponse]]:
+        """Store a rating beside the ledger row of the attempt that answered, and report it."""
 
 def add_CallerServicer_to_server(servicer: CallerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

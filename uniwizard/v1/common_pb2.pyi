@@ -93,6 +93,33 @@ ROLE_ASSISTANT: Role.ValueType  # 2
 ROLE_TOOL: Role.ValueType  # 3
 Global___Role: _TypeAlias = Role  # noqa: Y015
 
+class _BudgetState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BudgetStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BudgetState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BUDGET_STATE_UNSPECIFIED: _BudgetState.ValueType  # 0
+    BUDGET_STATE_NONE: _BudgetState.ValueType  # 1
+    """no cap configured"""
+    BUDGET_STATE_OK: _BudgetState.ValueType  # 2
+    BUDGET_STATE_WARNING: _BudgetState.ValueType  # 3
+    """at or above warn_at of a cap"""
+    BUDGET_STATE_OVER: _BudgetState.ValueType  # 4
+    """a cap is reached: routers skip the backend (over_budget)"""
+
+class BudgetState(_BudgetState, metaclass=_BudgetStateEnumTypeWrapper): ...
+
+BUDGET_STATE_UNSPECIFIED: BudgetState.ValueType  # 0
+BUDGET_STATE_NONE: BudgetState.ValueType  # 1
+"""no cap configured"""
+BUDGET_STATE_OK: BudgetState.ValueType  # 2
+BUDGET_STATE_WARNING: BudgetState.ValueType  # 3
+"""at or above warn_at of a cap"""
+BUDGET_STATE_OVER: BudgetState.ValueType  # 4
+"""a cap is reached: routers skip the backend (over_budget)"""
+Global___BudgetState: _TypeAlias = BudgetState  # noqa: Y015
+
 class _HealthState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -117,6 +144,25 @@ HEALTH_STATE_HALF_OPEN: HealthState.ValueType  # 4
 HEALTH_STATE_DOWN: HealthState.ValueType  # 5
 HEALTH_STATE_DISABLED: HealthState.ValueType  # 6
 Global___HealthState: _TypeAlias = HealthState  # noqa: Y015
+
+class _RatingScale:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RatingScaleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RatingScale.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RATING_SCALE_UNIT: _RatingScale.ValueType  # 0
+    """a score in [0, 1]"""
+    RATING_SCALE_FIVE: _RatingScale.ValueType  # 1
+    """1 to 5 stars, normalised to (stars - 1) / 4"""
+
+class RatingScale(_RatingScale, metaclass=_RatingScaleEnumTypeWrapper): ...
+
+RATING_SCALE_UNIT: RatingScale.ValueType  # 0
+"""a score in [0, 1]"""
+RATING_SCALE_FIVE: RatingScale.ValueType  # 1
+"""1 to 5 stars, normalised to (stars - 1) / 4"""
+Global___RatingScale: _TypeAlias = RatingScale  # noqa: Y015
 
 @_typing.final
 class Attachment(_message.Message):
@@ -177,19 +223,26 @@ class ToolCall(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     ARGUMENTS_JSON_FIELD_NUMBER: _builtins.int
+    PROVIDER_STATE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     arguments_json: _builtins.str
+    provider_state: _builtins.str
+    """Opaque state the provider that made this call needs back when the call is replayed on the
+    next turn (a Gemini thoughtSignature, Anthropic thinking blocks). Written and read only by
+    that provider's adapter; pass it back unchanged, never show or log it.
+    """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         name: _builtins.str = ...,
         arguments_json: _builtins.str = ...,
+        provider_state: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments_json", b"arguments_json", "id", b"id", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments_json", b"arguments_json", "id", b"id", "name", b"name", "provider_state", b"provider_state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -310,17 +363,29 @@ Global___Task: _TypeAlias = Task  # noqa: Y015
 
 @_typing.final
 class Usage(_message.Message):
+    """Token usage as the OpenTelemetry GenAI conventions count it: input_tokens is ALL input,
+    including tokens read from and written to a provider's cache; output_tokens is ALL output,
+    including reasoning/thinking tokens. The other counts are parts of those two.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INPUT_TOKENS_FIELD_NUMBER: _builtins.int
     OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
     CACHED_INPUT_TOKENS_FIELD_NUMBER: _builtins.int
     ESTIMATED_FIELD_NUMBER: _builtins.int
+    CACHE_WRITE_TOKENS_FIELD_NUMBER: _builtins.int
+    REASONING_TOKENS_FIELD_NUMBER: _builtins.int
     input_tokens: _builtins.int
     output_tokens: _builtins.int
     cached_input_tokens: _builtins.int
+    """of input_tokens: read from the provider's cache"""
     estimated: _builtins.bool
     """counted by us because the provider reported none"""
+    cache_write_tokens: _builtins.int
+    """of input_tokens: written to the provider's cache"""
+    reasoning_tokens: _builtins.int
+    """of output_tokens: reasoning / thinking"""
     def __init__(
         self,
         *,
@@ -328,10 +393,12 @@ class Usage(_message.Message):
         output_tokens: _builtins.int = ...,
         cached_input_tokens: _builtins.int = ...,
         estimated: _builtins.bool = ...,
+        cache_write_tokens: _builtins.int = ...,
+        reasoning_tokens: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_input_tokens", b"cached_input_tokens", "estimated", b"estimated", "input_tokens", b"input_tokens", "output_tokens", b"output_tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_write_tokens", b"cache_write_tokens", "cached_input_tokens", b"cached_input_tokens", "estimated", b"estimated", "input_tokens", b"input_tokens", "output_tokens", b"output_tokens", "reasoning_tokens", b"reasoning_tokens"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -417,6 +484,9 @@ class Backend(_message.Message):
     CONNECT_TIMEOUT_S_FIELD_NUMBER: _builtins.int
     FIRST_TOKEN_TIMEOUT_S_FIELD_NUMBER: _builtins.int
     STREAM_IDLE_TIMEOUT_S_FIELD_NUMBER: _builtins.int
+    BUDGET_FIELD_NUMBER: _builtins.int
+    COST_PER_1K_CACHED_INPUT_FIELD_NUMBER: _builtins.int
+    COST_PER_1K_CACHE_WRITE_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     provider: _builtins.str
     url: _builtins.str
@@ -435,12 +505,21 @@ class Backend(_message.Message):
     connect_timeout_s: _builtins.float
     first_token_timeout_s: _builtins.float
     stream_idle_timeout_s: _builtins.float
+    cost_per_1k_cached_input: _builtins.float
+    """USD per 1000 input tokens read from / written to the provider's cache (absent: the
+    provider's default share of cost_per_1k_input, see uniwizard/providers/pricing.py).
+    """
+    cost_per_1k_cache_write: _builtins.float
     @_builtins.property
     def strengths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def weaknesses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def modalities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def budget(self) -> Global___Budget:
+        """unset or zero caps: no budget"""
+
     def __init__(
         self,
         *,
@@ -465,14 +544,93 @@ class Backend(_message.Message):
         connect_timeout_s: _builtins.float = ...,
         first_token_timeout_s: _builtins.float = ...,
         stream_idle_timeout_s: _builtins.float = ...,
+        budget: Global___Budget | None = ...,
+        cost_per_1k_cached_input: _builtins.float | None = ...,
+        cost_per_1k_cache_write: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cost_per_1k_cache_write", b"_cost_per_1k_cache_write", "_cost_per_1k_cached_input", b"_cost_per_1k_cached_input", "budget", b"budget", "cost_per_1k_cache_write", b"cost_per_1k_cache_write", "cost_per_1k_cached_input", b"cost_per_1k_cached_input"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cost_per_1k_cache_write", b"_cost_per_1k_cache_write", "_cost_per_1k_cached_input", b"_cost_per_1k_cached_input", "allowed_fails", b"allowed_fails", "api_key_env", b"api_key_env", "budget", b"budget", "connect_timeout_s", b"connect_timeout_s", "cooldown_time_s", b"cooldown_time_s", "cost_per_1k_cache_write", b"cost_per_1k_cache_write", "cost_per_1k_cached_input", b"cost_per_1k_cached_input", "cost_per_1k_input", b"cost_per_1k_input", "cost_per_1k_output", b"cost_per_1k_output", "failure_window_s", b"failure_window_s", "first_token_timeout_s", b"first_token_timeout_s", "key", b"key", "max_context", b"max_context", "max_output_tokens", b"max_output_tokens", "modalities", b"modalities", "model", b"model", "private", b"private", "provider", b"provider", "stream_idle_timeout_s", b"stream_idle_timeout_s", "strengths", b"strengths", "timeout_s", b"timeout_s", "tools", b"tools", "url", b"url", "weaknesses", b"weaknesses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__cost_per_1k_cache_write: _TypeAlias = _typing.Literal["cost_per_1k_cache_write"]  # noqa: Y015
+    _WhichOneofArgType__cost_per_1k_cache_write: _TypeAlias = _typing.Literal["_cost_per_1k_cache_write", b"_cost_per_1k_cache_write"]  # noqa: Y015
+    _WhichOneofReturnType__cost_per_1k_cached_input: _TypeAlias = _typing.Literal["cost_per_1k_cached_input"]  # noqa: Y015
+    _WhichOneofArgType__cost_per_1k_cached_input: _TypeAlias = _typing.Literal["_cost_per_1k_cached_input", b"_cost_per_1k_cached_input"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cost_per_1k_cache_write) -> _WhichOneofReturnType__cost_per_1k_cache_write | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cost_per_1k_cached_input) -> _WhichOneofReturnType__cost_per_1k_cached_input | None: ...
+
+Global___Backend: _TypeAlias = Backend  # noqa: Y015
+
+@_typing.final
+class Budget(_message.Message):
+    """A spending cap in USD per UTC day and per UTC month (0 = no cap of that kind)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAILY_USD_FIELD_NUMBER: _builtins.int
+    MONTHLY_USD_FIELD_NUMBER: _builtins.int
+    WARN_AT_FIELD_NUMBER: _builtins.int
+    daily_usd: _builtins.float
+    monthly_usd: _builtins.float
+    warn_at: _builtins.float
+    """the fraction of a cap at which the registry warns, e.g. 0.9"""
+    def __init__(
+        self,
+        *,
+        daily_usd: _builtins.float = ...,
+        monthly_usd: _builtins.float = ...,
+        warn_at: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_fails", b"allowed_fails", "api_key_env", b"api_key_env", "connect_timeout_s", b"connect_timeout_s", "cooldown_time_s", b"cooldown_time_s", "cost_per_1k_input", b"cost_per_1k_input", "cost_per_1k_output", b"cost_per_1k_output", "failure_window_s", b"failure_window_s", "first_token_timeout_s", b"first_token_timeout_s", "key", b"key", "max_context", b"max_context", "max_output_tokens", b"max_output_tokens", "modalities", b"modalities", "model", b"model", "private", b"private", "provider", b"provider", "stream_idle_timeout_s", b"stream_idle_timeout_s", "strengths", b"strengths", "timeout_s", b"timeout_s", "tools", b"tools", "url", b"url", "weaknesses", b"weaknesses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["daily_usd", b"daily_usd", "monthly_usd", b"monthly_usd", "warn_at", b"warn_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___Backend: _TypeAlias = Backend  # noqa: Y015
+Global___Budget: _TypeAlias = Budget  # noqa: Y015
+
+@_typing.final
+class BudgetStatus(_message.Message):
+    """Where spending stands against a budget, from the cost ledger (every caller's rows)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUDGET_FIELD_NUMBER: _builtins.int
+    SPENT_TODAY_USD_FIELD_NUMBER: _builtins.int
+    SPENT_MONTH_USD_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    spent_today_usd: _builtins.float
+    """since 00:00 UTC"""
+    spent_month_usd: _builtins.float
+    """since the 1st, 00:00 UTC"""
+    state: Global___BudgetState.ValueType
+    detail: _builtins.str
+    """plain words, e.g. "daily $5.00, spent $5.02" """
+    as_of: _builtins.float
+    """when the ledger was read (Unix epoch seconds)"""
+    @_builtins.property
+    def budget(self) -> Global___Budget: ...
+    def __init__(
+        self,
+        *,
+        budget: Global___Budget | None = ...,
+        spent_today_usd: _builtins.float = ...,
+        spent_month_usd: _builtins.float = ...,
+        state: Global___BudgetState.ValueType = ...,
+        detail: _builtins.str = ...,
+        as_of: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "budget", b"budget", "detail", b"detail", "spent_month_usd", b"spent_month_usd", "spent_today_usd", b"spent_today_usd", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BudgetStatus: _TypeAlias = BudgetStatus  # noqa: Y015
 
 @_typing.final
 class BackendHealth(_message.Message):
@@ -490,6 +648,7 @@ class BackendHealth(_message.Message):
     LAST_OUTCOME_FIELD_NUMBER: _builtins.int
     FAILURES_IN_WINDOW_FIELD_NUMBER: _builtins.int
     CHANGED_AT_FIELD_NUMBER: _builtins.int
+    BUDGET_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     state: Global___HealthState.ValueType
     reason: _builtins.str
@@ -503,6 +662,8 @@ class BackendHealth(_message.Message):
     last_outcome: Global___OutcomeClass.ValueType
     failures_in_window: _builtins.int
     changed_at: _builtins.float
+    @_builtins.property
+    def budget(self) -> Global___BudgetStatus: ...
     def __init__(
         self,
         *,
@@ -518,10 +679,11 @@ class BackendHealth(_message.Message):
         last_outcome: Global___OutcomeClass.ValueType = ...,
         failures_in_window: _builtins.int = ...,
         changed_at: _builtins.float = ...,
+        budget: Global___BudgetStatus | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_last_probe_ok", b"_last_probe_ok", "last_probe_ok", b"last_probe_ok"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_last_probe_ok", b"_last_probe_ok", "budget", b"budget", "last_probe_ok", b"last_probe_ok"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_last_probe_ok", b"_last_probe_ok", "changed_at", b"changed_at", "cooldown_until", b"cooldown_until", "disabled_by", b"disabled_by", "disabled_reason", b"disabled_reason", "failures_in_window", b"failures_in_window", "key", b"key", "last_outcome", b"last_outcome", "last_probe_at", b"last_probe_at", "last_probe_latency_ms", b"last_probe_latency_ms", "last_probe_ok", b"last_probe_ok", "reason", b"reason", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_last_probe_ok", b"_last_probe_ok", "budget", b"budget", "changed_at", b"changed_at", "cooldown_until", b"cooldown_until", "disabled_by", b"disabled_by", "disabled_reason", b"disabled_reason", "failures_in_window", b"failures_in_window", "key", b"key", "last_outcome", b"last_outcome", "last_probe_at", b"last_probe_at", "last_probe_latency_ms", b"last_probe_latency_ms", "last_probe_ok", b"last_probe_ok", "reason", b"reason", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__last_probe_ok: _TypeAlias = _typing.Literal["last_probe_ok"]  # noqa: Y015
     _WhichOneofArgType__last_probe_ok: _TypeAlias = _typing.Literal["_last_probe_ok", b"_last_probe_ok"]  # noqa: Y015
@@ -552,3 +714,162 @@ class BackendStatus(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BackendStatus: _TypeAlias = BackendStatus  # noqa: Y015
+
+@_typing.final
+class RateRequest(_message.Message):
+    """The agent's own evaluation of an answer it got."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    SCALE_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """the request that was answered (or:)"""
+    trace_id: _builtins.str
+    """its trace id, when the request id is not at hand"""
+    score: _builtins.float
+    scale: Global___RatingScale.ValueType
+    label: _builtins.str
+    """optional short token: wrong, unhelpful, great ... ([a-z0-9_-], <= 32)"""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        trace_id: _builtins.str = ...,
+        score: _builtins.float = ...,
+        scale: Global___RatingScale.ValueType = ...,
+        label: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["label", b"label", "request_id", b"request_id", "scale", b"scale", "score", b"score", "trace_id", b"trace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RateRequest: _TypeAlias = RateRequest  # noqa: Y015
+
+@_typing.final
+class RateResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
+    BACKEND_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    trace_id: _builtins.str
+    backend: _builtins.str
+    """the backend whose answer was rated"""
+    category: _builtins.str
+    score: _builtins.float
+    """normalised to [0, 1]"""
+    label: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        trace_id: _builtins.str = ...,
+        backend: _builtins.str = ...,
+        category: _builtins.str = ...,
+        score: _builtins.float = ...,
+        label: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "category", b"category", "label", b"label", "request_id", b"request_id", "score", b"score", "trace_id", b"trace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RateResponse: _TypeAlias = RateResponse  # noqa: Y015
+
+@_typing.final
+class BackendStats(_message.Message):
+    """What the registry has learned about one backend on one category of task. Counts are decayed
+    (older observations weigh less), so they are not whole numbers.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class OutcomesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    BACKEND_FIELD_NUMBER: _builtins.int
+    RATED_QUALITY_FIELD_NUMBER: _builtins.int
+    RATINGS_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    SUCCESS_RATE_FIELD_NUMBER: _builtins.int
+    OUTCOMES_FIELD_NUMBER: _builtins.int
+    LATENCY_P50_MS_FIELD_NUMBER: _builtins.int
+    LATENCY_P90_MS_FIELD_NUMBER: _builtins.int
+    TTFT_P50_MS_FIELD_NUMBER: _builtins.int
+    COST_PER_ANSWER_USD_FIELD_NUMBER: _builtins.int
+    ANSWERS_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    category: _builtins.str
+    backend: _builtins.str
+    rated_quality: _builtins.float
+    """mean rating in [0, 1]; meaningful when ratings > 0"""
+    ratings: _builtins.float
+    attempts: _builtins.float
+    success_rate: _builtins.float
+    latency_p50_ms: _builtins.float
+    """answered attempts"""
+    latency_p90_ms: _builtins.float
+    ttft_p50_ms: _builtins.float
+    """streamed answers: time to the first delta"""
+    cost_per_answer_usd: _builtins.float
+    """every attempt's cost / answers"""
+    answers: _builtins.float
+    updated_at: _builtins.float
+    """Unix epoch seconds"""
+    @_builtins.property
+    def outcomes(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """decayed attempts per outcome class"""
+
+    def __init__(
+        self,
+        *,
+        category: _builtins.str = ...,
+        backend: _builtins.str = ...,
+        rated_quality: _builtins.float = ...,
+        ratings: _builtins.float = ...,
+        attempts: _builtins.float = ...,
+        success_rate: _builtins.float = ...,
+        outcomes: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        latency_p50_ms: _builtins.float = ...,
+        latency_p90_ms: _builtins.float = ...,
+        ttft_p50_ms: _builtins.float = ...,
+        cost_per_answer_usd: _builtins.float = ...,
+        answers: _builtins.float = ...,
+        updated_at: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "attempts", b"attempts", "backend", b"backend", "category", b"category", "cost_per_answer_usd", b"cost_per_answer_usd", "latency_p50_ms", b"latency_p50_ms", "latency_p90_ms", b"latency_p90_ms", "outcomes", b"outcomes", "rated_quality", b"rated_quality", "ratings", b"ratings", "success_rate", b"success_rate", "ttft_p50_ms", b"ttft_p50_ms", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BackendStats: _TypeAlias = BackendStats  # noqa: Y015

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from uniwizard.v1 import common_pb2 as uniwizard_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1buniwizard/v1/registry.proto\x12\x0cuniwizard.v1\x1a\x19uniwizard/v1/common.proto\"\x15\n\x13ListBackendsRequest\"Z\n\x14ListBackendsResponse\x12-\n\x08\x62\x61\x63kends\x18\x01 \x03(\x0b\x32\x1b.uniwizard.v1.BackendStatus\x12\x13\n\x0b\x63onfig_path\x18\x02 \x01(\t\" \n\x11GetBackendRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"{\n\x14ReportOutcomeRequest\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12+\n\x07outcome\x18\x02 \x01(\x0e\x32\x1a.uniwizard.v1.OutcomeClass\x12\x15\n\rretry_after_s\x18\x03 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"L\n\x15ReportOutcomesRequest\x12\x33\n\x07reports\x18\x01 \x03(\x0b\x32\".uniwizard.v1.ReportOutcomeRequest\")\n\x16ReportOutcomesResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x05\"M\n\x11SetEnabledRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\n\n\x02\x62y\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\"\n\x13\x41\x63quireTrialRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"T\n\x14\x41\x63quireTrialResponse\x12\x0f\n\x07granted\x18\x01 \x01(\x08\x12+\n\x06health\x18\x02 \x01(\x0b\x32\x1b.uniwizard.v1.BackendHealth\"\x14\n\x12WatchHealthRequest\"_\n\x0bHealthEvent\x12\x10\n\x08snapshot\x18\x01 \x01(\x08\x12-\n\x08\x62\x61\x63kends\x18\x02 \x03(\x0b\x32\x1b.uniwizard.v1.BackendStatus\x12\x0f\n\x07removed\x18\x03 \x03(\t\"\x0f\n\rReloadRequest\"\\\n\x0eReloadResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x03 \x03(\t\x12\x0f\n\x07\x63hanged\x18\x04 \x03(\t\x12\x0f\n\x07removed\x18\x05 \x03(\t2\xc0\x04\n\x08Registry\x12U\n\x0cListBackends\x12!.uniwizard.v1.ListBackendsRequest\x1a\".uniwizard.v1.ListBackendsResponse\x12J\n\nGetBackend\x12\x1f.uniwizard.v1.GetBackendRequest\x1a\x1b.uniwizard.v1.BackendStatus\x12[\n\x0eReportOutcomes\x12#.uniwizard.v1.ReportOutcomesRequest\x1a$.uniwizard.v1.ReportOutcomesResponse\x12J\n\nSetEnabled\x12\x1f.uniwizard.v1.SetEnabledRequest\x1a\x1b.uniwizard.v1.BackendStatus\x12U\n\x0c\x41\x63quireTrial\x12!.uniwizard.v1.AcquireTrialRequest\x1a\".uniwizard.v1.AcquireTrialResponse\x12L\n\x0bWatchHealth\x12 .uniwizard.v1.WatchHealthRequest\x1a\x19.uniwizard.v1.HealthEvent0\x01\x12\x43\n\x06Reload\x12\x1b.uniwizard.v1.ReloadRequest\x1a\x1c.uniwizard.v1.ReloadResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1buniwizard/v1/registry.proto\x12\x0cuniwizard.v1\x1a\x19uniwizard/v1/common.proto\"\x15\n\x13ListBackendsRequest\"\x8e\x01\n\x14ListBackendsResponse\x12-\n\x08\x62\x61\x63kends\x18\x01 \x03(\x0b\x32\x1b.uniwizard.v1.BackendStatus\x12\x13\n\x0b\x63onfig_path\x18\x02 \x01(\t\x12\x32\n\x0eoverall_budget\x18\x03 \x01(\x0b\x32\x1a.uniwizard.v1.BudgetStatus\" \n\x11GetBackendRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"\xd0\x01\n\x14ReportOutcomeRequest\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12+\n\x07outcome\x18\x02 \x01(\x0e\x32\x1a.uniwizard.v1.OutcomeClass\x12\x15\n\rretry_after_s\x18\x03 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\t\x12\x12\n\nlatency_ms\x18\x06 \x01(\x01\x12\x0f\n\x07ttft_ms\x18\x07 \x01(\x01\x12\x10\n\x08\x63ost_usd\x18\x08 \x01(\x01\x12\n\n\x02\x61t\x18\t \x01(\x01\"L\n\x0cRatingReport\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12\n\n\x02\x61t\x18\x04 \x01(\x01\"L\n\rSpendSnapshot\x12\r\n\x05\x61s_of\x18\x01 \x01(\x01\x12,\n\x08\x62\x61\x63kends\x18\x02 \x03(\x0b\x32\x1a.uniwizard.v1.BackendSpend\"E\n\x0c\x42\x61\x63kendSpend\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x11\n\ttoday_usd\x18\x02 \x01(\x01\x12\x11\n\tmonth_usd\x18\x03 \x01(\x01\"\xa5\x01\n\x15ReportOutcomesRequest\x12\x33\n\x07reports\x18\x01 \x03(\x0b\x32\".uniwizard.v1.ReportOutcomeRequest\x12+\n\x07ratings\x18\x02 \x03(\x0b\x32\x1a.uniwizard.v1.RatingReport\x12*\n\x05spend\x18\x03 \x01(\x0b\x32\x1b.uniwizard.v1.SpendSnapshot\")\n\x16ReportOutcomesResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x05\"M\n\x11SetEnabledRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\n\n\x02\x62y\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\"\n\x13\x41\x63quireTrialRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"T\n\x14\x41\x63quireTrialResponse\x12\x0f\n\x07granted\x18\x01 \x01(\x08\x12+\n\x06health\x18\x02 \x01(\x0b\x32\x1b.uniwizard.v1.BackendHealth\"\x14\n\x12WatchHealthRequest\"\xd1\x01\n\x0bHealthEvent\x12\x10\n\x08snapshot\x18\x01 \x01(\x08\x12-\n\x08\x62\x61\x63kends\x18\x02 \x03(\x0b\x32\x1b.uniwizard.v1.BackendStatus\x12\x0f\n\x07removed\x18\x03 \x03(\t\x12\x11\n\thas_stats\x18\x04 \x01(\x08\x12)\n\x05stats\x18\x05 \x03(\x0b\x32\x1a.uniwizard.v1.BackendStats\x12\x32\n\x0eoverall_budget\x18\x06 \x01(\x0b\x32\x1a.uniwizard.v1.BudgetStatus\"1\n\x0cStatsRequest\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\"c\n\rStatsResponse\x12)\n\x05stats\x18\x01 \x03(\x0b\x32\x1a.uniwizard.v1.BackendStats\x12\x0e\n\x06window\x18\x02 \x01(\x01\x12\x17\n\x0fhalf_life_hours\x18\x03 \x01(\x01\"\x0f\n\rReloadRequest\"\\\n\x0eReloadResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x03 \x03(\t\x12\x0f\n\x07\x63hanged\x18\x04 \x03(\t\x12\x0f\n\x07removed\x18\x05 \x03(\t2\x82\x05\n\x08Registry\x12U\n\x0cListBackends\x12!.uniwizard.v1.ListBackendsRequest\x1a\".uniwizard.v1.ListBackendsResponse\x12J\n\nGetBackend\x12\x1f.uniwizard.v1.GetBackendRequest\x1a\x1b.uniwizard.v1.BackendStatus\x12[\n\x0eReportOutcomes\x12#.uniwizard.v1.ReportOutcomesRequest\x1a$.uniwizard.v1.ReportOutcomesResponse\x12J\n\nSetEnabled\x12\x1f.uniwizard.v1.SetEnabledRequest\x1a\x1b.uniwizard.v1.BackendStatus\x12U\n\x0c\x41\x63quireTrial\x12!.uniwizard.v1.AcquireTrialRequest\x1a\".uniwizard.v1.AcquireTrialResponse\x12L\n\x0bWatchHealth\x12 .uniwizard.v1.WatchHealthRequest\x1a\x19.uniwizard.v1.HealthEvent0\x01\x12\x43\n\x06Reload\x12\x1b.uniwizard.v1.ReloadRequest\x1a\x1c.uniwizard.v1.ReloadResponse\x12@\n\x05Stats\x12\x1a.uniwizard.v1.StatsRequest\x1a\x1b.uniwizard.v1.StatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,30 +34,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_LISTBACKENDSREQUEST']._serialized_start=72
   _globals['_LISTBACKENDSREQUEST']._serialized_end=93
-  _globals['_LISTBACKENDSRESPONSE']._serialized_start=95
-  _globals['_LISTBACKENDSRESPONSE']._serialized_end=185
-  _globals['_GETBACKENDREQUEST']._serialized_start=187
-  _globals['_GETBACKENDREQUEST']._serialized_end=219
-  _globals['_REPORTOUTCOMEREQUEST']._serialized_start=221
-  _globals['_REPORTOUTCOMEREQUEST']._serialized_end=344
-  _globals['_REPORTOUTCOMESREQUEST']._serialized_start=346
-  _globals['_REPORTOUTCOMESREQUEST']._serialized_end=422
-  _globals['_REPORTOUTCOMESRESPONSE']._serialized_start=424
-  _globals['_REPORTOUTCOMESRESPONSE']._serialized_end=465
-  _globals['_SETENABLEDREQUEST']._serialized_start=467
-  _globals['_SETENABLEDREQUEST']._serialized_end=544
-  _globals['_ACQUIRETRIALREQUEST']._serialized_start=546
-  _globals['_ACQUIRETRIALREQUEST']._serialized_end=580
-  _globals['_ACQUIRETRIALRESPONSE']._serialized_start=582
-  _globals['_ACQUIRETRIALRESPONSE']._serialized_end=666
-  _globals['_WATCHHEALTHREQUEST']._serialized_start=668
-  _globals['_WATCHHEALTHREQUEST']._serialized_end=688
-  _globals['_HEALTHEVENT']._serialized_start=690
-  _globals['_HEALTHEVENT']._serialized_end=785
-  _globals['_RELOADREQUEST']._serialized_start=787
-  _globals['_RELOADREQUEST']._serialized_end=802
-  _globals['_RELOADRESPONSE']._serialized_start=804
-  _globals['_RELOADRESPONSE']._serialized_end=896
-  _globals['_REGISTRY']._serialized_start=899
-  _globals['_REGISTRY']._serialized_end=1475
+  _globals['_LISTBACKENDSRESPONSE']._serialized_start=96
+  _globals['_LISTBACKENDSRESPONSE']._serialized_end=238
+  _globals['_GETBACKENDREQUEST']._serialized_start=240
+  _globals['_GETBACKENDREQUEST']._serialized_end=272
+  _globals['_REPORTOUTCOMEREQUEST']._serialized_start=275
+  _globals['_REPORTOUTCOMEREQUEST']._serialized_end=483
+  _globals['_RATINGREPORT']._serialized_start=485
+  _globals['_RATINGREPORT']._serialized_end=561
+  _globals['_SPENDSNAPSHOT']._serialized_start=563
+  _globals['_SPENDSNAPSHOT']._serialized_end=639
+  _globals['_BACKENDSPEND']._serialized_start=641
+  _globals['_BACKENDSPEND']._serialized_end=710
+  _globals['_REPORTOUTCOMESREQUEST']._serialized_start=713
+  _globals['_REPORTOUTCOMESREQUEST']._serialized_end=878
+  _globals['_REPORTOUTCOMESRESPONSE']._serialized_start=880
+  _globals['_REPORTOUTCOMESRESPONSE']._serialized_end=921
+  _globals['_SETENABLEDREQUEST']._serialized_start=923
+  _globals['_SETENABLEDREQUEST']._serialized_end=1000
+  _globals['_ACQUIRETRIALREQUEST']._serialized_start=1002
+  _globals['_ACQUIRETRIALREQUEST']._serialized_end=1036
+  _globals['_ACQUIRETRIALRESPONSE']._serialized_start=1038
+  _globals['_ACQUIRETRIALRESPONSE']._serialized_end=1122
+  _globals['_WATCHHEALTHREQUEST']._serialized_start=1124
+  _globals['_WATCHHEALTHREQUEST']._serialized_end=1144
+  _globals['_HEALTHEVENT']._serialized_start=1147
+  _globals['_HEALTHEVENT']._serialized_end=1356
+  _globals['_STATSREQUEST']._serialized_start=1358
+  _globals['_STATSREQUEST']._serialized_end=1407
+  _globals['_STATSRESPONSE']._serialized_start=1409
+  _globals['_STATSRESPONSE']._serialized_end=1508
+  _globals['_RELOADREQUEST']._serialized_start=1510
+  _globals['_RELOADREQUEST']._serialized_end=1525
+  _globals['_RELOADRESPONSE']._serialized_start=1527
+  _globals['_RELOADRESPONSE']._serialized_end=1619
+  _globals['_REGISTRY']._serialized_start=1622
+  _globals['_REGISTRY']._serialized_end=2264
 # @@protoc_insertion_point(module_scope)

@@ -40,18 +40,24 @@ class ListBackendsResponse(_message.Message):
 
     BACKENDS_FIELD_NUMBER: _builtins.int
     CONFIG_PATH_FIELD_NUMBER: _builtins.int
+    OVERALL_BUDGET_FIELD_NUMBER: _builtins.int
     config_path: _builtins.str
     @_builtins.property
     def backends(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.BackendStatus]: ...
+    @_builtins.property
+    def overall_budget(self) -> _common_pb2.BudgetStatus:
+        """the cap across every backend"""
+
     def __init__(
         self,
         *,
         backends: _abc.Iterable[_common_pb2.BackendStatus] | None = ...,
         config_path: _builtins.str = ...,
+        overall_budget: _common_pb2.BudgetStatus | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["overall_budget", b"overall_budget"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backends", b"backends", "config_path", b"config_path"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backends", b"backends", "config_path", b"config_path", "overall_budget", b"overall_budget"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -86,11 +92,23 @@ class ReportOutcomeRequest(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     RETRY_AFTER_S_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    LATENCY_MS_FIELD_NUMBER: _builtins.int
+    TTFT_MS_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
     backend: _builtins.str
     outcome: _common_pb2.OutcomeClass.ValueType
     retry_after_s: _builtins.float
     detail: _builtins.str
     """short, never prompt text or secrets"""
+    category: _builtins.str
+    latency_ms: _builtins.float
+    ttft_ms: _builtins.float
+    """streamed answers only (0: not a stream)"""
+    cost_usd: _builtins.float
+    at: _builtins.float
+    """when the attempt ended (Unix epoch seconds)"""
     def __init__(
         self,
         *,
@@ -98,30 +116,129 @@ class ReportOutcomeRequest(_message.Message):
         outcome: _common_pb2.OutcomeClass.ValueType = ...,
         retry_after_s: _builtins.float = ...,
         detail: _builtins.str = ...,
+        category: _builtins.str = ...,
+        latency_ms: _builtins.float = ...,
+        ttft_ms: _builtins.float = ...,
+        cost_usd: _builtins.float = ...,
+        at: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "detail", b"detail", "outcome", b"outcome", "retry_after_s", b"retry_after_s"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "backend", b"backend", "category", b"category", "cost_usd", b"cost_usd", "detail", b"detail", "latency_ms", b"latency_ms", "outcome", b"outcome", "retry_after_s", b"retry_after_s", "ttft_ms", b"ttft_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportOutcomeRequest: _TypeAlias = ReportOutcomeRequest  # noqa: Y015
 
 @_typing.final
+class RatingReport(_message.Message):
+    """A rating of an answer, attributed to the backend that gave it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BACKEND_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    backend: _builtins.str
+    category: _builtins.str
+    score: _builtins.float
+    """[0, 1]"""
+    at: _builtins.float
+    def __init__(
+        self,
+        *,
+        backend: _builtins.str = ...,
+        category: _builtins.str = ...,
+        score: _builtins.float = ...,
+        at: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "backend", b"backend", "category", b"category", "score", b"score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RatingReport: _TypeAlias = RatingReport  # noqa: Y015
+
+@_typing.final
+class SpendSnapshot(_message.Message):
+    """Spending per backend as the cost ledger holds it (with a shared ledger: every caller's)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AS_OF_FIELD_NUMBER: _builtins.int
+    BACKENDS_FIELD_NUMBER: _builtins.int
+    as_of: _builtins.float
+    """when the ledger was read"""
+    @_builtins.property
+    def backends(self) -> _containers.RepeatedCompositeFieldContainer[Global___BackendSpend]: ...
+    def __init__(
+        self,
+        *,
+        as_of: _builtins.float = ...,
+        backends: _abc.Iterable[Global___BackendSpend] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "backends", b"backends"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SpendSnapshot: _TypeAlias = SpendSnapshot  # noqa: Y015
+
+@_typing.final
+class BackendSpend(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BACKEND_FIELD_NUMBER: _builtins.int
+    TODAY_USD_FIELD_NUMBER: _builtins.int
+    MONTH_USD_FIELD_NUMBER: _builtins.int
+    backend: _builtins.str
+    today_usd: _builtins.float
+    """since 00:00 UTC"""
+    month_usd: _builtins.float
+    """since the 1st, 00:00 UTC"""
+    def __init__(
+        self,
+        *,
+        backend: _builtins.str = ...,
+        today_usd: _builtins.float = ...,
+        month_usd: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "month_usd", b"month_usd", "today_usd", b"today_usd"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BackendSpend: _TypeAlias = BackendSpend  # noqa: Y015
+
+@_typing.final
 class ReportOutcomesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REPORTS_FIELD_NUMBER: _builtins.int
+    RATINGS_FIELD_NUMBER: _builtins.int
+    SPEND_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def reports(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReportOutcomeRequest]: ...
+    @_builtins.property
+    def ratings(self) -> _containers.RepeatedCompositeFieldContainer[Global___RatingReport]: ...
+    @_builtins.property
+    def spend(self) -> Global___SpendSnapshot:
+        """the newest snapshot wins"""
+
     def __init__(
         self,
         *,
         reports: _abc.Iterable[Global___ReportOutcomeRequest] | None = ...,
+        ratings: _abc.Iterable[Global___RatingReport] | None = ...,
+        spend: Global___SpendSnapshot | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["spend", b"spend"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reports", b"reports"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ratings", b"ratings", "reports", b"reports", "spend", b"spend"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -241,28 +358,93 @@ class HealthEvent(_message.Message):
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     BACKENDS_FIELD_NUMBER: _builtins.int
     REMOVED_FIELD_NUMBER: _builtins.int
+    HAS_STATS_FIELD_NUMBER: _builtins.int
+    STATS_FIELD_NUMBER: _builtins.int
+    OVERALL_BUDGET_FIELD_NUMBER: _builtins.int
     snapshot: _builtins.bool
     """true for the first event on a stream and after a reload: `backends` is then the complete
     set and replaces whatever the client held.
     """
+    has_stats: _builtins.bool
+    """When `has_stats`: the complete learned table, replacing what the client held."""
     @_builtins.property
     def backends(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.BackendStatus]: ...
     @_builtins.property
     def removed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def stats(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.BackendStats]: ...
+    @_builtins.property
+    def overall_budget(self) -> _common_pb2.BudgetStatus:
+        """set when it changed (and on a snapshot)"""
+
     def __init__(
         self,
         *,
         snapshot: _builtins.bool = ...,
         backends: _abc.Iterable[_common_pb2.BackendStatus] | None = ...,
         removed: _abc.Iterable[_builtins.str] | None = ...,
+        has_stats: _builtins.bool = ...,
+        stats: _abc.Iterable[_common_pb2.BackendStats] | None = ...,
+        overall_budget: _common_pb2.BudgetStatus | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["overall_budget", b"overall_budget"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backends", b"backends", "removed", b"removed", "snapshot", b"snapshot"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backends", b"backends", "has_stats", b"has_stats", "overall_budget", b"overall_budget", "removed", b"removed", "snapshot", b"snapshot", "stats", b"stats"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HealthEvent: _TypeAlias = HealthEvent  # noqa: Y015
+
+@_typing.final
+class StatsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    BACKEND_FIELD_NUMBER: _builtins.int
+    category: _builtins.str
+    """optional filters"""
+    backend: _builtins.str
+    def __init__(
+        self,
+        *,
+        category: _builtins.str = ...,
+        backend: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "category", b"category"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatsRequest: _TypeAlias = StatsRequest  # noqa: Y015
+
+@_typing.final
+class StatsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATS_FIELD_NUMBER: _builtins.int
+    WINDOW_FIELD_NUMBER: _builtins.int
+    HALF_LIFE_HOURS_FIELD_NUMBER: _builtins.int
+    window: _builtins.float
+    """observations that count (the decay per observation)"""
+    half_life_hours: _builtins.float
+    """the decay over time"""
+    @_builtins.property
+    def stats(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.BackendStats]: ...
+    def __init__(
+        self,
+        *,
+        stats: _abc.Iterable[_common_pb2.BackendStats] | None = ...,
+        window: _builtins.float = ...,
+        half_life_hours: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["half_life_hours", b"half_life_hours", "stats", b"stats", "window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatsResponse: _TypeAlias = StatsResponse  # noqa: Y015
 
 @_typing.final
 class ReloadRequest(_message.Message):

@@ -70,6 +70,11 @@ class RegistryStub:
                 request_serializer=uniwizard_dot_v1_dot_registry__pb2.ReloadRequest.SerializeToString,
                 response_deserializer=uniwizard_dot_v1_dot_registry__pb2.ReloadResponse.FromString,
                 _registered_method=True)
+        self.Stats = channel.unary_unary(
+                '/uniwizard.v1.Registry/Stats',
+                request_serializer=uniwizard_dot_v1_dot_registry__pb2.StatsRequest.SerializeToString,
+                response_deserializer=uniwizard_dot_v1_dot_registry__pb2.StatsResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServicer:
@@ -123,6 +128,13 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Stats(self, request, context):
+        """What has been learned per (category, backend): ratings, outcomes, latency, cost.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -160,6 +172,11 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.Reload,
                     request_deserializer=uniwizard_dot_v1_dot_registry__pb2.ReloadRequest.FromString,
                     response_serializer=uniwizard_dot_v1_dot_registry__pb2.ReloadResponse.SerializeToString,
+            ),
+            'Stats': grpc.unary_unary_rpc_method_handler(
+                    servicer.Stats,
+                    request_deserializer=uniwizard_dot_v1_dot_registry__pb2.StatsRequest.FromString,
+                    response_serializer=uniwizard_dot_v1_dot_registry__pb2.StatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -351,6 +368,33 @@ class Registry:
             '/uniwizard.v1.Registry/Reload',
             uniwizard_dot_v1_dot_registry__pb2.ReloadRequest.SerializeToString,
             uniwizard_dot_v1_dot_registry__pb2.ReloadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/uniwizard.v1.Registry/Stats',
+            uniwizard_dot_v1_dot_registry__pb2.StatsRequest.SerializeToString,
+            uniwizard_dot_v1_dot_registry__pb2.StatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

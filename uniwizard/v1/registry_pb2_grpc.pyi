@@ -45,6 +45,8 @@ class RegistryStub:
     """A full snapshot first, then every change."""
     Reload: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ReloadRequest, _registry_pb2.ReloadResponse]
     """Re-read backends.yaml; a file that fails validation keeps the old configuration."""
+    Stats: _grpc.UnaryUnaryMultiCallable[_registry_pb2.StatsRequest, _registry_pb2.StatsResponse]
+    """What has been learned per (category, backend): ratings, outcomes, latency, cost."""
 
 @_typing.type_check_only
 class RegistryAsyncStub(RegistryStub):
@@ -62,6 +64,8 @@ class RegistryAsyncStub(RegistryStub):
     """A full snapshot first, then every change."""
     Reload: _aio.UnaryUnaryMultiCallable[_registry_pb2.ReloadRequest, _registry_pb2.ReloadResponse]  # type: ignore[assignment]
     """Re-read backends.yaml; a file that fails validation keeps the old configuration."""
+    Stats: _aio.UnaryUnaryMultiCallable[_registry_pb2.StatsRequest, _registry_pb2.StatsResponse]  # type: ignore[assignment]
+    """What has been learned per (category, backend): ratings, outcomes, latency, cost."""
 
 class RegistryServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -118,5 +122,13 @@ class RegistryServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.ReloadResponse, _abc.Awaitable[_registry_pb2.ReloadResponse]]:
         """Re-read backends.yaml; a file that fails validation keeps the old configuration."""
+
+    @_abc_1.abstractmethod
+    def Stats(
+        self,
+        request: _registry_pb2.StatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.StatsResponse, _abc.Awaitable[_registry_pb2.StatsResponse]]:
+        """What has been learned per (category, backend): ratings, outcomes, latency, cost."""
 
 def add_RegistryServicer_to_server(servicer: RegistryServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

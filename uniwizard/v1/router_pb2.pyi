@@ -72,7 +72,7 @@ class Skip(_message.Message):
     DETAIL_FIELD_NUMBER: _builtins.int
     backend: _builtins.str
     reason: _builtins.str
-    """disabled, down, cooling_down, context_too_small, modality, not_private, no_tools, over_cost_ceiling"""
+    """disabled, down, cooling_down, context_too_small, modality, not_private, no_tools, over_cost_ceiling, over_budget"""
     detail: _builtins.str
     def __init__(
         self,
@@ -166,6 +166,7 @@ class DispatchResult(_message.Message):
     DECISION_FIELD_NUMBER: _builtins.int
     TRACE_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PROVIDER_FINISH_REASON_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     backend: _builtins.str
     """the backend that answered"""
@@ -175,6 +176,8 @@ class DispatchResult(_message.Message):
     """all attempts together"""
     trace_id: _builtins.str
     request_id: _builtins.str
+    provider_finish_reason: _builtins.str
+    """the provider's own value (end_turn, STOP, ...)"""
     @_builtins.property
     def tool_calls(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ToolCall]: ...
     @_builtins.property
@@ -197,10 +200,11 @@ class DispatchResult(_message.Message):
         decision: Global___RouteDecision | None = ...,
         trace_id: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        provider_finish_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "backend", b"backend", "cost_usd", b"cost_usd", "decision", b"decision", "finish_reason", b"finish_reason", "model", b"model", "request_id", b"request_id", "text", b"text", "tool_calls", b"tool_calls", "trace_id", b"trace_id", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "backend", b"backend", "cost_usd", b"cost_usd", "decision", b"decision", "finish_reason", b"finish_reason", "model", b"model", "provider_finish_reason", b"provider_finish_reason", "request_id", b"request_id", "text", b"text", "tool_calls", b"tool_calls", "trace_id", b"trace_id", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

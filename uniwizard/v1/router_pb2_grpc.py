@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from uniwizard.v1 import common_pb2 as uniwizard_dot_v1_dot_common__pb2
 from uniwizard.v1 import router_pb2 as uniwizard_dot_v1_dot_router__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -49,6 +50,11 @@ class RouterStub:
                 request_serializer=uniwizard_dot_v1_dot_router__pb2.DispatchRequest.SerializeToString,
                 response_deserializer=uniwizard_dot_v1_dot_router__pb2.DispatchEvent.FromString,
                 _registered_method=True)
+        self.Rate = channel.unary_unary(
+                '/uniwizard.v1.Router/Rate',
+                request_serializer=uniwizard_dot_v1_dot_common__pb2.RateRequest.SerializeToString,
+                response_deserializer=uniwizard_dot_v1_dot_common__pb2.RateResponse.FromString,
+                _registered_method=True)
 
 
 class RouterServicer:
@@ -77,6 +83,14 @@ class RouterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Rate(self, request, context):
+        """The agent's evaluation of an answer, so routing learns which backend serves it best.
+        Ratings are final: rating a request twice is ALREADY_EXISTS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +108,11 @@ def add_RouterServicer_to_server(servicer, server):
                     servicer.DispatchStream,
                     request_deserializer=uniwizard_dot_v1_dot_router__pb2.DispatchRequest.FromString,
                     response_serializer=uniwizard_dot_v1_dot_router__pb2.DispatchEvent.SerializeToString,
+            ),
+            'Rate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rate,
+                    request_deserializer=uniwizard_dot_v1_dot_common__pb2.RateRequest.FromString,
+                    response_serializer=uniwizard_dot_v1_dot_common__pb2.RateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -177,6 +196,33 @@ class Router:
             '/uniwizard.v1.Router/DispatchStream',
             uniwizard_dot_v1_dot_router__pb2.DispatchRequest.SerializeToString,
             uniwizard_dot_v1_dot_router__pb2.DispatchEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/uniwizard.v1.Router/Rate',
+            uniwizard_dot_v1_dot_common__pb2.RateRequest.SerializeToString,
+            uniwizard_dot_v1_dot_common__pb2.RateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,6 +5,7 @@ router_svc: classify a task, choose a backend with reasons, call with fallback."
 
 from collections import abc as _abc
 from grpc import aio as _aio
+from uniwizard.v1 import common_pb2 as _common_pb2
 from uniwizard.v1 import router_pb2 as _router_pb2
 import abc as _abc_1
 import grpc as _grpc
@@ -41,6 +42,10 @@ class RouterStub:
     """The same, streaming the answer. Ends with a `done` event, or with a gRPC error (details: a
     DispatchFailure) — a cut stream never ends cleanly.
     """
+    Rate: _grpc.UnaryUnaryMultiCallable[_common_pb2.RateRequest, _common_pb2.RateResponse]
+    """The agent's evaluation of an answer, so routing learns which backend serves it best.
+    Ratings are final: rating a request twice is ALREADY_EXISTS.
+    """
 
 @_typing.type_check_only
 class RouterAsyncStub(RouterStub):
@@ -54,6 +59,10 @@ class RouterAsyncStub(RouterStub):
     DispatchStream: _aio.UnaryStreamMultiCallable[_router_pb2.DispatchRequest, _router_pb2.DispatchEvent]  # type: ignore[assignment]
     """The same, streaming the answer. Ends with a `done` event, or with a gRPC error (details: a
     DispatchFailure) — a cut stream never ends cleanly.
+    """
+    Rate: _aio.UnaryUnaryMultiCallable[_common_pb2.RateRequest, _common_pb2.RateResponse]  # type: ignore[assignment]
+    """The agent's evaluation of an answer, so routing learns which backend serves it best.
+    Ratings are final: rating a request twice is ALREADY_EXISTS.
     """
 
 class RouterServicer(metaclass=_abc_1.ABCMeta):
@@ -83,6 +92,16 @@ class RouterServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_router_pb2.DispatchEvent], _abc.AsyncIterator[_router_pb2.DispatchEvent]]:
         """The same, streaming the answer. Ends with a `done` event, or with a gRPC error (details: a
         DispatchFailure) — a cut stream never ends cleanly.
+        """
+
+    @_abc_1.abstractmethod
+    def Rate(
+        self,
+        request: _common_pb2.RateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_common_pb2.RateResponse, _abc.Awaitable[_common_pb2.RateResponse]]:
+        """The agent's evaluation of an answer, so routing learns which backend serves it best.
+        Ratings are final: rating a request twice is ALREADY_EXISTS.
         """
 
 def add_RouterServicer_to_server(servicer: RouterServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
