@@ -206,7 +206,7 @@ async def test_a_crashed_component_takes_the_whole_process_down(
         code = await asyncio.wait_for(serve_until_signal(services, signals, grace=1.0), 15)
         assert code == 1
         err = capsys.readouterr().err
-        assert "caller_svc crashed: RuntimeError(\"the ledger's disk went away\")" in err
+        assert 'caller_svc crashed: RuntimeError("the ledger\'s disk went away")' in err
         assert "stopping every component of this process" in err
         for service in services:  # nobody is left half alive
             with pytest.raises(grpc.aio.AioRpcError) as info:
