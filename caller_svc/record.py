@@ -53,11 +53,11 @@ class Recorder:
         self,
         ledger: Ledger,
         reporter: OutcomeReporter | None = None,
-        on_spend: Callable[[], None] | None = None,
+        on_spend: Callable[[str, float], None] | None = None,
     ) -> None:
         self.ledger = ledger
         self.reporter = reporter
-        self.on_spend = on_spend  # an attempt cost money: spending moved
+        self.on_spend = on_spend  # an attempt cost money (backend, USD): spending moved
         self.tracer = telemetry.tracer("caller_svc")
         self.traced = not isinstance(self.tracer, telemetry.OffTracer)
         self.metrics = CallMetrics("caller_svc")
@@ -99,7 +99,7 @@ class Recorder:
         row = _row(result, ctx, sent=bool(row_id))
         committed = self.ledger.finish(row_id, row) if row_id else self.ledger.record(row)
         if result.cost_usd > 0 and self.on_spend is not None:
-            self.on_spend()
+            self.on_spend(result.backend, result.cost_usd)
         return committed
 
     def _measure(self, b: BackendConfig, result: CallResult) -> None:

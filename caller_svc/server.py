@@ -118,7 +118,7 @@ async def build_caller(
         guard=guard,
         refusals=RefusalDetector(),
         reporter=reporter,
-        on_spend=spend.touch if spend is not None else None,
+        on_spend=spend.spent if spend is not None else None,
     )
     return CallerService(config_path, core, reporter, addr, spend=spend)
 
