@@ -109,8 +109,13 @@ def run_up(config_path: str, *, sim: bool, demo: bool = False, split: bool = Fal
         if sim:
             host, port = sim_address().rsplit(":", 1)
             procs["sim"] = _spawn("uniwizard_sim", ["--host", host, "--port", port], env)
-            if not _wait_http(f"http://{sim_address()}/_sim/health"):
-                print("uniwizard up: the simulator did not start", file=sys.stderr)
+            if not _wait_http(f"http://{sim_address()}/_sim/health", procs["sim"]):
+                code = procs["sim"].poll()
+                print(
+                    "uniwizard up: the simulator did not start"
+                    + (f" (exited with {code})" if code is not None else ""),
+                    file=sys.stderr,
+                )
                 return 1
             config_path, keys = prepare_sim_config(config_path, f"http://{sim_address()}")
             env.update(keys)
@@ -205,17 +210,21 @@ def _run_split(
     return 0
 
 
-def _wait_http(url: str, timeout: float = READY_TIMEOUT_S) -> bool:
+def _wait_http(
+    url: str, proc: subprocess.Popen[bytes], timeout: float = READY_TIMEOUT_S
+) -> bool:
+    """Poll ``url`` until it answers 200, the process exits, or ``timeout`` passes."""
     import httpx
 
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
+    with httpx.Client(timeout=1.0) as client:  # one client: each new one builds an SSL context
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if client.get(url).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
     return False
 
 
