@@ -9,8 +9,8 @@ Nothing blocks the event loop: every database call is an awaited psycopg call. O
 takes the queued operations in order (up to ``MAX_BATCH``) and applies the writes in one
 transaction on a pooled connection (group commit); waiters hear of it after COMMIT. A read
 (``totals``, ``rows``, ``rate``, ``spend``) first passes a barrier in the same queue, so it sees
-the writes this process queued before it, then runs on a connection of its own from the pool,
-beside the writer rather than behind it.
+the writes this process queued before it (and waits for them to be tried), then runs on a
+connection of its own from the pool: a slow read never holds up the writes queued after it.
 
 In PostgreSQL one failing statement aborts its transaction, so a batch in which the database
 rejects a row (a constraint, a trigger, a value out of range) is applied again with a savepoint
@@ -216,10 +216,12 @@ class PostgresLedger:
         """Run ``fn(connection)`` on a pooled connection once the writes queued before it
         were tried. Database failures are LedgerUnavailable; RatingRefused passes through."""
         await self._barrier()
-        assert self._pool is not None
+        pool = self._pool
+        if pool is None:  # closed meanwhile
+            raise self._stop_error
         try:
             async with asyncio.timeout(self.lock_timeout + SLACK_S):
-                async with self._pool.connection(timeout=self.lock_timeout) as conn:
+                async with pool.connection(timeout=self.lock_timeout) as conn:
                     return await fn(conn)
         except (psycopg.Error, TimeoutError, OSError) as exc:
             raise LedgerUnavailable(f"ledger read failed: {_line(exc)}") from None
@@ -252,6 +254,9 @@ class PostgresLedger:
                 open=False,
                 kwargs={"autocommit": True, **self._connect_args()},
                 configure=self._configure,
+                # A connection the server dropped (restart, failover, idle timeout) is found
+                # and replaced when it is taken, not by failing an attempt's row.
+                check=AsyncConnectionPool.check_connection,
                 name="uniwizard-ledger",
                 timeout=self.lock_timeout,
             )
@@ -469,5 +474,4 @@ async def _rate(
 
 def _line(exc: BaseException) -> str:
     """An exception as one line (libpq's messages run over several)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -12,6 +12,7 @@ owner process is gone) and removes their data.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -20,6 +21,7 @@ import tempfile
 import time
 import uuid
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -53,7 +55,17 @@ class TestPostgres:
         return psycopg.connect(url or self.base_url(), autocommit=True)
 
     def stop(self) -> None:
-        self.server.cleanup()
+        """Stop at once (its data is thrown away: no shutdown checkpoint) and remove it."""
+        from pgserver._commands import pg_ctl
+
+        data = self.root / "data"
+        try:
+            pg_ctl(["-m", "immediate", "-w", "stop"], pgdata=data, user=_owner_name(data))
+        except Exception:
+            self.server.cleanup()  # pgserver's own way: a clean stop, else kill
+        else:  # pgserver's clean-up at exit has nothing left to do
+            atexit.unregister(self.server._cleanup)
+            type(self.server)._instances.pop(self.server.pgdata, None)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -66,7 +78,8 @@ def start() -> TestPostgres:
     root = Path(tempfile.mkdtemp(prefix=PREFIX))
     (root / "owner").write_text(str(os.getpid()))
     try:
-        server = pgserver.get_server(root / "data", cleanup_mode="delete")
+        with _throwaway_settings():
+            server = pgserver.get_server(root / "data", cleanup_mode="delete")
     except subprocess.CalledProcessError as exc:
         log = root / "data" / "log"
         detail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
@@ -76,6 +89,33 @@ def start() -> TestPostgres:
         shutil.rmtree(root, ignore_errors=True)
         raise
     return TestPostgres(server, root)
+
+
+# The server's data is thrown away after the session: nothing needs to reach the disk. (The
+# ledger's own guarantees are about the caller process dying, which these do not weaken.)
+THROWAWAY_SETTINGS = "\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+
+
+@contextlib.contextmanager
+def _throwaway_settings() -> Iterator[None]:
+    """pgserver runs initdb without options: add --no-sync (under a busy disk it is the most
+    of the start-up) and write THROWAWAY_SETTINGS before the server starts."""
+    from pgserver import postgres_server
+
+    initdb = postgres_server.initdb
+
+    def throwaway_initdb(args: list[str], pgdata: Path | None = None, **kw: Any) -> str:
+        out = initdb([*args, "--no-sync"], pgdata=pgdata, **kw)
+        assert pgdata is not None
+        with open(Path(pgdata) / "postgresql.conf", "a", encoding="utf-8") as conf:
+            conf.write(THROWAWAY_SETTINGS)
+        return str(out)
+
+    postgres_server.initdb = throwaway_initdb
+    try:
+        yield
+    finally:
+        postgres_server.initdb = initdb
 
 
 def _stop_leftovers() -> None:
