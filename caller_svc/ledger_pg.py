@@ -380,36 +380,45 @@ class PostgresLedger:
         return None
 
     async def _transaction(self, writes: list[Op], *, careful: bool) -> None:
+        """The writes in one transaction: pipelined (one round trip), or ``careful``: one
+        savepoint per write, a write the database rejects failing alone."""
         assert self._pool is not None
         async with asyncio.timeout(self.lock_timeout + SLACK_S):
             async with self._pool.connection(timeout=self.lock_timeout) as conn:
-                async with conn.transaction():
+                if careful:
+                    async with conn.transaction():
+                        for write in writes:
+                            try:
+                                async with conn.transaction():  # a savepoint
+                                    await _took(write, await self._send(conn, write))
+                            except ROW_ERRORS as exc:  # this row only; the transaction goes on
+                                reject(write, exc)
+                    return
+                sent = []
+                async with conn.pipeline(), conn.transaction():
                     for write in writes:
-                        if not careful:
-                            await self._apply(conn, write)
-                            continue
-                        try:
-                            async with conn.transaction():  # a savepoint
-                                await self._apply(conn, write)
-                        except ROW_ERRORS as exc:  # this row only; the transaction goes on
-                            reject(write, exc)
+                        sent.append((write, await self._send(conn, write)))
+                for write, cur in sent:  # every result is in once the pipeline synced
+                    await _took(write, cur)
 
-    async def _apply(self, conn: psycopg.AsyncConnection[Any], op: Op) -> None:
+    async def _send(self, conn: psycopg.AsyncConnection[Any], op: Op) -> Any:
+        """Send the statement of one write; returns its cursor (None if it needs none)."""
         if isinstance(op, Begin):
             op.error = None
-            cur = await conn.execute(INSERT_RETURNING, schema.insert_values(op.row, self.caller_id))
-            found = await cur.fetchone()
-            op.row_id = int(found[0]) if found else 0
-        elif isinstance(op, Finish):
-            await conn.execute(UPDATE, schema.update_values(op.row_id, op.row))
-        elif isinstance(op, Record):
-            await conn.execute(INSERT, schema.insert_values(op.row, self.caller_id))
-        elif isinstance(op, Cancel):
+            return await conn.execute(
+                INSERT_RETURNING, schema.insert_values(op.row, self.caller_id)
+            )
+        if isinstance(op, Finish):
+            return await conn.execute(UPDATE, schema.update_values(op.row_id, op.row))
+        if isinstance(op, Record):
+            return await conn.execute(INSERT, schema.insert_values(op.row, self.caller_id))
+        if isinstance(op, Cancel):
             if op.begin.row_id:
-                await conn.execute(SQL(schema.CANCEL), (op.begin.row_id, schema.IN_FLIGHT))
-        elif isinstance(op, Interrupted):
-            cur = await conn.execute(SQL(schema.INTERRUPT), (self.caller_id,))
-            op.count = cur.rowcount
+                return await conn.execute(SQL(schema.CANCEL), (op.begin.row_id, schema.IN_FLIGHT))
+            return None
+        if isinstance(op, Interrupted):
+            return await conn.execute(SQL(schema.INTERRUPT), (self.caller_id,))
+        return None
 
     async def _stop(self, error: LedgerUnavailable, rest: list[Op]) -> None:
         """End the writer: no more operations are accepted; whatever is left is failed (or, for
@@ -431,6 +440,15 @@ class PostgresLedger:
 
 
 # -- schema and queries on a connection --------------------------------------------------------
+
+
+async def _took(op: Op, cur: Any) -> None:
+    """What a write's statement answered: a begin's row id, how many rows were interrupted."""
+    if isinstance(op, Begin):
+        found = await cur.fetchone()
+        op.row_id = int(found[0]) if found else 0
+    elif isinstance(op, Interrupted):
+        op.count = cur.rowcount
 
 
 async def migrate(conn: psycopg.AsyncConnection[Any], *, upto: int | None = None) -> list[int]:
