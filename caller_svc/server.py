@@ -16,7 +16,7 @@ from caller_svc.servicer import CallerServicer
 from caller_svc.spend import SpendWatcher
 from uniwizard.config import ConfigError, load_config
 from uniwizard.config_types import Config
-from uniwizard.net import address, data_dir
+from uniwizard.net import Link, address, data_dir, link_channel
 from uniwizard.server import Service, ServiceHost, StartupError, main_entry
 from uniwizard.v1 import caller_pb2, caller_pb2_grpc
 
@@ -49,7 +49,9 @@ class CallerService(Service):
         self.reporter = reporter
         self.spend = spend
         servicer = CallerServicer(core, self.host.limits)
-        caller_pb2_grpc.add_CallerServicer_to_server(servicer, self.host.server)
+        self.host.add_servicer(caller_pb2_grpc.add_CallerServicer_to_server, servicer)
+        if reporter is not None:
+            self.watch(reporter.start())
 
     def reload(self) -> None:
         """SIGHUP: re-read backends.yaml. A file that fails validation, or whose identity
@@ -89,11 +91,12 @@ async def build_caller(
     addr: str,
     *,
     ledger_path: str | None = None,
-    registry: str | None = None,
+    registry: Link | None = None,
     caller_id: str | None = None,
 ) -> CallerService:
-    """The caller service; its ledger rows carry ``caller_id`` (default: UNIWIZARD_CALLER_ID,
-    else this host and the port of ``addr``, see caller_svc.ledger.default_caller_id)."""
+    """``registry``: where outcomes are reported (an address, or an in-process channel); None
+    reports nowhere. Its ledger rows carry ``caller_id`` (default: UNIWIZARD_CALLER_ID, else
+    this host and the port of ``addr``, see caller_svc.ledger.default_caller_id)."""
     config = load_config(config_path)  # fail fast
     try:
         guard = load_guard(config, config_path)
@@ -119,7 +122,7 @@ async def build_caller(
             lost,
             caller_id,
         )
-    reporter = RegistryReporter(registry) if registry else None
+    reporter = RegistryReporter(link_channel(registry, "caller_svc")) if registry else None
     spend = SpendWatcher(ledger, reporter) if reporter is not None else None
     core = CallerCore(
         config,
@@ -127,7 +130,7 @@ async def build_caller(
         guard=guard,
         refusals=RefusalDetector(),
         reporter=reporter,
-        on_spend=spend.touch if spend is not None else None,
+        on_spend=spend.spent if spend is not None else None,
     )
     return CallerService(config_path, core, reporter, addr, spend=spend)
 
