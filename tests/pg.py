@@ -4,7 +4,7 @@ pgserver ships PostgreSQL's own binaries in its wheel: ``initdb`` and ``pg_ctl``
 on a data directory under the system temp directory, listening on a Unix socket only (no TCP
 port to collide with anyone's). Running as root, it runs the server as a system user of its own
 (``pgserver``, created once), since PostgreSQL refuses to run as root. One server per test
-session (about a second to start); each test gets a fresh schema in it (:meth:`TestPostgres.url`).
+session (1-2 s to start); each test gets a fresh schema in it (:meth:`TestPostgres.url`).
 
 A session that was killed leaves its server running; the next start stops such leftovers (their
 owner process is gone) and removes their data.
