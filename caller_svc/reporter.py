@@ -32,7 +32,7 @@ Item = registry_pb2.ReportOutcomeRequest | registry_pb2.RatingReport | registry_
 
 class RegistryReporter:
     def __init__(self, target: str):
-        self.channel = aio_channel(target, "caller_svc")
+        self.channel = aio_channel(target, "caller_svc", service="registry")
         self.stub = registry_pb2_grpc.RegistryStub(self.channel)
         self.queue: asyncio.Queue[Item] = asyncio.Queue(MAX_QUEUE)
         self.dropped = 0

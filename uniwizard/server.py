@@ -24,6 +24,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from uniwizard import metrics, telemetry
+from uniwizard.balancing import connection_age_options
 from uniwizard.limits import Limits, load_limits
 from uniwizard.security import BearerTokenInterceptor, Security, check_listen, load_security
 
@@ -63,6 +64,7 @@ class ServiceHost:
                 ("grpc.max_receive_message_length", self.limits.max_message_bytes),
                 ("grpc.max_send_message_length", self.limits.max_message_bytes),
                 ("grpc.so_reuseport", 0),
+                *connection_age_options(os.environ),  # clients re-resolve: new replicas join
             ],
         )
         self.health = HealthServicer()
@@ -170,6 +172,7 @@ async def run_until_signal(service: Service, grace: float = GRACE_SECONDS) -> No
 
 def main_entry(build: Callable[[], Awaitable[Service]], name: str) -> int:
     """Run a service from ``python -m``: config errors print one line and exit 2."""
+    from uniwizard.balancing import BalancingError
     from uniwizard.config import ConfigError
     from uniwizard.limits import LimitsError
     from uniwizard.security import SecurityError
@@ -183,7 +186,7 @@ def main_entry(build: Callable[[], Awaitable[Service]], name: str) -> int:
 
     try:
         _event_loop_runner()(_run())
-    except (ConfigError, OSError, StartupError, SecurityError, LimitsError) as exc:
+    except (ConfigError, OSError, StartupError, SecurityError, LimitsError, BalancingError) as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
     return 0
