@@ -1,5 +1,6 @@
-"""Service addresses and client channels. A channel to one of our services balances over every
-replica its target names (see ``uniwizard.balancing``)."""
+"""Service addresses and client channels: over the network, or in-process to a component that
+runs in the same process. A network channel to one of our services balances over every replica
+its target names (see ``uniwizard.balancing``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import grpc
 
 from uniwizard import telemetry
 from uniwizard.balancing import balanced_options, normalize_target
+from uniwizard.inproc import InProcessChannel, LocalServer
 from uniwizard.limits import Limits
 from uniwizard.security import client_interceptors, load_security
 from uniwizard.v1 import caller_pb2, registry_pb2, router_pb2
@@ -64,6 +66,27 @@ def aio_channel(
     if creds is not None:
         return grpc.aio.secure_channel(target, creds, options=options, interceptors=interceptors)
     return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+
+
+# How one component reaches another: its address, or a channel already made (in-process).
+Link = str | grpc.aio.Channel
+
+
+def link_channel(
+    link: Link, client_service: str, *, service: str | None = None
+) -> grpc.aio.Channel:
+    """The channel for a link: a network channel to an address (balanced over the replicas of
+    ``service`` it names, see :func:`aio_channel`), or the channel given."""
+    if isinstance(link, str):
+        return aio_channel(link, client_service, service=service)
+    return link
+
+
+def local_channel(server: LocalServer, client_service: str) -> InProcessChannel:
+    """An in-process channel from ``client_service`` to a component in this process. Traced like
+    a network channel (the same client interceptor makes the client span); no bearer token, which
+    is for the network (see ``uniwizard.server.ServiceHost``)."""
+    return InProcessChannel(server, client_service, telemetry.client_interceptors(client_service))
 
 
 def data_dir() -> str:
