@@ -271,8 +271,9 @@ def render(results: dict[str, Any]) -> str:
     )
     c = results["concurrency"]
     lines = [
-        f"Dispatch at concurrency {c}, median of {results['rounds']} round(s); CPU in ms per"
-        " request, per process (replicas joined by +); req/s per core = 1000 / stack total:",
+        f"Dispatch at concurrency {c}, median of {results['rounds']} round(s); CPU: ms of each"
+        " process's CPU time per request the setup served (replicas joined by +); req/s per"
+        " core = 1000 / stack total:",
         "",
         md_table(head, rows),
     ]
