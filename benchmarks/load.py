@@ -9,9 +9,11 @@ Modes:
          ``warmup``; throughput counts the requests completed inside the window.
 
 Targets: ``dispatch`` / ``route`` (gRPC to the router, grpc.aio) and ``http`` (a JSON POST, e.g. a
-chat completion straight to the simulator or through LiteLLM). Sequential HTTP uses httpx (what
-caller_svc itself uses); concurrent HTTP uses aiohttp, the cheaper client, so the load generator
-is not what limits a direct measurement.
+chat completion straight to the simulator or through LiteLLM). A gRPC target with ``"balanced":
+true`` gets the channel ``uniwizard_client`` makes (round robin over every router its address
+names, each health-checked), for an address that lists several routers. Sequential HTTP uses
+httpx (what caller_svc itself uses); concurrent HTTP uses aiohttp, the cheaper client, so the
+load generator is not what limits a direct measurement.
 """
 
 from __future__ import annotations
@@ -58,7 +60,12 @@ class Target:
         from uniwizard.types import BlindRequest, Message, Role, Task
         from uniwizard.v1 import router_pb2, router_pb2_grpc
 
-        channel = grpc.aio.insecure_channel(self.spec["address"])
+        if self.spec.get("balanced"):
+            from uniwizard_client.channels import Endpoint
+
+            channel = Endpoint.resolve("router", self.spec["address"]).aio_channel()
+        else:
+            channel = grpc.aio.insecure_channel(self.spec["address"])
         self._closers.append(channel.close)
         stub = router_pb2_grpc.RouterStub(channel)
         errors = self.errors

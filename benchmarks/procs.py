@@ -5,7 +5,10 @@ wanted (each on its own free loopback ports and its own temporary ``UNIWIZARD_DA
 
 * ``one``: registry, caller and router in one process (``uniwizard serve --target all``, what
   ``uniwizard up`` runs), linked in-process;
-* ``split``: each as ``python -m <package>``, linked over gRPC (``uniwizard up --split``).
+* ``split``: each as ``python -m <package>``, linked over gRPC (``uniwizard up --split``); with
+  ``callers`` / ``routers`` above 1, that many replicas of each (every router balancing over
+  every caller, clients over every router: :attr:`Stack.router_target`), all on one registry,
+  the callers on the ledger named by ``ledger`` (a ``postgresql://`` URL to share one).
 
 Placeholder API keys; tracing off (every ``OTEL_*`` variable is removed), as in a default run.
 """
@@ -67,14 +70,62 @@ def rss_kib(pid: int) -> int:
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` so far, in seconds."""
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name ([0] is the state); [] if gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            parts = f.read().rsplit(")", 1)[1].split()
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far, in seconds."""
+    parts = _stat(pid)
+    try:
         return (int(parts[11]) + int(parts[12])) / _TICKS
-    except (OSError, IndexError, ValueError):
+    except (IndexError, ValueError):
         return 0.0
+
+
+@dataclass(frozen=True)
+class ProcessTree:
+    """A process and its children, for a server that forks a process per connection
+    (PostgreSQL): a watched value that :class:`benchmarks.run.Load` reads as a whole."""
+
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the process, its live children and the children it has reaped."""
+        total = 0.0
+        for pid in (self.pid, *self.children()):
+            parts = _stat(pid)
+            try:  # utime, stime, cutime, cstime
+                total += sum(int(parts[i]) for i in (11, 12, 13, 14)) / _TICKS
+            except (IndexError, ValueError):
+                pass
+        return total
+
+    def children(self) -> list[int]:
+        kids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                parts = _stat(int(entry))
+                if len(parts) > 1 and parts[1] == str(self.pid):
+                    kids.append(int(entry))
+        return kids
+
+
+Watched = int | ProcessTree  # a pid, or a process with its children
+
+
+def watched_cpu(w: Watched) -> float:
+    return w.cpu_seconds() if isinstance(w, ProcessTree) else cpu_seconds(w)
+
+
+def watched_rss(w: Watched) -> int:
+    """VmRSS of the process (of a tree, its first process: children share its memory)."""
+    return rss_kib(w.pid if isinstance(w, ProcessTree) else w)
 
 
 # -- readiness -----------------------------------------------------------------------------
@@ -195,10 +246,29 @@ class Stack:
     caller_args: list[str] = field(default_factory=list)  # extra flags (experiments, split)
     ready_s: dict[str, float] = field(default_factory=dict)  # per service, from the spawn
     extra_env: dict[str, str] = field(default_factory=dict)  # experiments
+    callers: int = 1  # replicas (split only): caller, caller2, ...
+    routers: int = 1  # replicas (split only): router, router2, ...
+    ledger: str = ""  # the callers' UNIWIZARD_LEDGER; "" = a SQLite file in the data dir
+
+    def __post_init__(self) -> None:
+        if self.mode == "one" and (self.callers, self.routers) != (1, 1):
+            raise ValueError("replicas are separate processes: mode='split'")
+        if self.callers > 1 and not self.ledger:
+            raise ValueError("callers share one ledger: give a postgresql:// URL as ledger")
 
     @property
     def config_path(self) -> str:
         return self.sim.config_path
+
+    @property
+    def names(self) -> list[str]:
+        """Every service process, registry first, then callers, then routers (start order)."""
+        return ["registry", *_replicas("caller", self.callers), *_replicas("router", self.routers)]
+
+    @property
+    def router_target(self) -> str:
+        """Where clients go: the router, or every router (a list the client balances over)."""
+        return ",".join(self.addrs[n] for n in _replicas("router", self.routers))
 
     def pid(self, name: str) -> int:
         """The process running ``name`` (registry, caller, router; one pid for all in "one")."""
@@ -224,10 +294,10 @@ class Stack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         data = self.workdir / "data"
         data.mkdir(exist_ok=True)
-        self.addrs = {name: f"127.0.0.1:{free_port()}" for name in SERVICES}
+        self.addrs = {name: f"127.0.0.1:{free_port()}" for name in self.names}
         env = clean_env({"UNIWIZARD_DATA_DIR": str(data), **self.sim.keys, **self.extra_env})
-        for name, addr in self.addrs.items():
-            env[f"UNIWIZARD_{name.upper()}_ADDR"] = addr
+        for name in SERVICES:
+            env[f"UNIWIZARD_{name.upper()}_ADDR"] = self.addrs[name]
         common = ["--config", self.config_path]
         t1 = time.monotonic()
         deadline = t1 + timeout
@@ -242,36 +312,19 @@ class Stack:
             self._spawn(
                 "registry", "registry_svc", [*common, "--address", self.addrs["registry"]], env
             )
-            self._spawn(
-                "caller",
-                "caller_svc",
-                [
-                    *common,
-                    "--address",
-                    self.addrs["caller"],
-                    "--registry",
-                    self.addrs["registry"],
-                    *self.caller_args,
-                ],
-                env,
-            )
-            self._spawn(
-                "router",
-                "router_svc",
-                [
-                    *common,
-                    "--policy",
-                    str(ROUTING_YAML),
-                    "--address",
-                    self.addrs["router"],
-                    "--registry",
-                    self.addrs["registry"],
-                    "--caller",
-                    self.addrs["caller"],
-                ],
-                env,
-            )
-        for name in SERVICES:
+            callers = _replicas("caller", self.callers)
+            for name in callers:
+                caller_env = dict(env)
+                if self.ledger:
+                    caller_env.update(UNIWIZARD_LEDGER=self.ledger, UNIWIZARD_CALLER_ID=name)
+                args = ["--address", self.addrs[name], "--registry", self.addrs["registry"]]
+                self._spawn(name, "caller_svc", [*common, *args, *self.caller_args], caller_env)
+            for name in _replicas("router", self.routers):
+                args = ["--policy", str(ROUTING_YAML), "--address", self.addrs[name]]
+                args += ["--registry", self.addrs["registry"]]
+                args += ["--caller", ",".join(self.addrs[c] for c in callers)]
+                self._spawn(name, "router_svc", [*common, *args], env)
+        for name in self.names:
             if not wait_serving(self.addrs[name], deadline):
                 proc = self.procs["stack" if self.mode == "one" else name]
                 code = proc.poll()
@@ -295,8 +348,8 @@ class Stack:
         return {name: cpu_seconds(p.pid) for name, p in self.procs.items()}
 
     def stop(self, timeout: float = 15.0) -> dict[str, int | None]:
-        """SIGTERM in up's order (router, caller, registry); exit codes."""
-        order = ["stack", "router", "caller", "registry"]
+        """SIGTERM in up's order (routers, callers, registry); exit codes."""
+        order = ["stack", *reversed(self.names)]
         for name in order:
             p = self.procs.get(name)
             if p is not None and p.poll() is None:
@@ -314,3 +367,8 @@ class Stack:
                 p.wait()
                 codes[name] = None
         return codes
+
+
+def _replicas(service: str, n: int) -> list[str]:
+    """The process names of ``n`` replicas: caller, caller2, caller3, ..."""
+    return [service, *(f"{service}{i}" for i in range(2, n + 1))]

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,11 @@ from benchmarks.procs import (
     Simulator,
     Stack,
     StartError,
+    Watched,
     clean_env,
-    cpu_seconds,
     rss_kib,
+    watched_cpu,
+    watched_rss,
 )
 from benchmarks.stats import fmt_mib, fmt_ms, fmt_rate, fmt_us, summary
 
@@ -130,20 +133,21 @@ def loadavg() -> str:
 
 
 class Load:
-    """Runs ``python -m benchmarks.load`` with a spec; samples RSS and CPU of watched pids."""
+    """Runs ``python -m benchmarks.load`` with a spec; samples RSS and CPU of watched processes
+    (a pid, or a :class:`~benchmarks.procs.ProcessTree` counted with its children)."""
 
     def __init__(self, workdir: Path):
         self.workdir = workdir
         self.count = 0
 
     def run(
-        self, spec: dict[str, Any], watch: dict[str, int], timeout: float = 600.0
+        self, spec: dict[str, Any], watch: Mapping[str, Watched], timeout: float = 600.0
     ) -> tuple[dict[str, Any], dict[str, int], dict[str, float]]:
         self.count += 1
         out = self.workdir / f"load-{self.count}.json"
         spec = {**spec, "out": str(out)}
-        cpu0 = {n: cpu_seconds(p) for n, p in watch.items()}
-        peak = {n: rss_kib(p) for n, p in watch.items()}
+        cpu0 = {n: watched_cpu(p) for n, p in watch.items()}
+        peak = {n: watched_rss(p) for n, p in watch.items()}
         proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.load"],
             stdin=subprocess.PIPE,
@@ -157,11 +161,11 @@ class Load:
         deadline = time.monotonic() + timeout
         while proc.poll() is None:
             for n, p in watch.items():
-                peak[n] = max(peak[n], rss_kib(p))
+                peak[n] = max(peak[n], watched_rss(p))
             if time.monotonic() > deadline:
                 proc.kill()
             time.sleep(0.1)
-        cpu = {n: cpu_seconds(p) - cpu0[n] for n, p in watch.items()}
+        cpu = {n: watched_cpu(p) - cpu0[n] for n, p in watch.items()}
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
         if proc.returncode != 0 or not out.exists():
             raise RuntimeError(f"load generator failed ({proc.returncode}):\n{err[-3000:]}")
@@ -222,38 +226,47 @@ def levels_phase(
     for c in sizes.levels:
         for name, (spec, watch) in targets.items():
             log(f"concurrency {c}: {name}")
-            res, peak, cpu = load.run(
-                {
-                    "mode": "conc",
-                    "target": spec,
-                    "concurrency": c,
-                    "duration": sizes.duration_s,
-                    "warmup": sizes.warmup_s,
-                    "max_requests": sizes.max_requests,
-                },
-                watch,
-            )
+            row, peak = level(load, spec, watch, c, sizes)
             for n, v in peak.items():
                 peaks[name][n] = max(peaks[name][n], v)
-            lat = summary(res["latencies_ms"])
-            done = res["ok"] + res["errors"]
-            total = max(1, res["total_requests"])
-            cpu_ms = {n: 1000.0 * v / total for n, v in cpu.items()}
-            cpu_ms["loadgen"] = 1000.0 * res["loadgen_cpu_s"] / total
-            rows[name].append(
-                {
-                    "concurrency": c,
-                    "rps": res["ok"] / res["elapsed_s"] if res["elapsed_s"] > 0 else math.nan,
-                    "requests": done,
-                    "errors": res["errors"],
-                    "error_rate": res["errors"] / done if done else math.nan,
-                    "error_kinds": res["error_kinds"],
-                    "p50": lat["p50"],
-                    "p99": lat["p99"],
-                    "cpu_ms_per_req": cpu_ms,
-                }
-            )
+            rows[name].append(row)
     return rows, peaks
+
+
+def level(
+    load: Load, spec: dict[str, Any], watch: Mapping[str, Watched], c: int, sizes: Sizes
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """One target at concurrency ``c`` for ``sizes.duration_s`` (after ``sizes.warmup_s``): its
+    row (req/s, p50/p99, errors, CPU ms per request of each watched process and of the load
+    generator) and the watched processes' peak RSS."""
+    res, peak, cpu = load.run(
+        {
+            "mode": "conc",
+            "target": spec,
+            "concurrency": c,
+            "duration": sizes.duration_s,
+            "warmup": sizes.warmup_s,
+            "max_requests": sizes.max_requests,
+        },
+        watch,
+    )
+    lat = summary(res["latencies_ms"])
+    done = res["ok"] + res["errors"]
+    total = max(1, res["total_requests"])
+    cpu_ms = {n: 1000.0 * v / total for n, v in cpu.items()}
+    cpu_ms["loadgen"] = 1000.0 * res["loadgen_cpu_s"] / total
+    row = {
+        "concurrency": c,
+        "rps": res["ok"] / res["elapsed_s"] if res["elapsed_s"] > 0 else math.nan,
+        "requests": done,
+        "errors": res["errors"],
+        "error_rate": res["errors"] / done if done else math.nan,
+        "error_kinds": res["error_kinds"],
+        "p50": lat["p50"],
+        "p99": lat["p99"],
+        "cpu_ms_per_req": cpu_ms,
+    }
+    return row, peak
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -624,7 +637,7 @@ def render(r: dict[str, Any]) -> str:
             )
         )
 
-    out = [_table(("measurement", "result", "target", "verdict"), rows)]
+    out = [md_table(("measurement", "result", "target", "verdict"), rows)]
 
     if "levels" in r:
         levels = r["levels"]
@@ -647,7 +660,7 @@ def render(r: dict[str, Any]) -> str:
         for _, label in heads:
             head += [f"{label} req/s", f"{label} p50 / p99", f"{label} errors"]
         out += ["", "Throughput (the same request, each target alone at each level):", ""]
-        out.append(_table(tuple(head), trows))
+        out.append(md_table(tuple(head), trows))
 
         crow = []
         for mode, procs in (("one", ("stack",)), ("split", ("router", "caller", "registry"))):
@@ -667,7 +680,7 @@ def render(r: dict[str, Any]) -> str:
                 )
         out += ["", "CPU per Dispatch request (ms of CPU time per completed request):", ""]
         out.append(
-            _table(("stack", "concurrency", "per process", "stack total", "sim", "loadgen"), crow)
+            md_table(("stack", "concurrency", "per process", "stack total", "sim", "loadgen"), crow)
         )
 
     if "rss_idle" in r:
@@ -689,7 +702,7 @@ def render(r: dict[str, Any]) -> str:
                 ("LiteLLM proxy", fmt_mib(lite["rss_idle"]), fmt_mib(lite.get("rss_peak", 0)), "")
             )
         out += ["", "RSS (VmRSS):", ""]
-        out.append(_table(("process", "idle", "peak under load", "after load"), mrows))
+        out.append(md_table(("process", "idle", "peak under load", "after load"), mrows))
     codes = r.get("exit_codes")
     if codes:
         parts = []
@@ -699,7 +712,7 @@ def render(r: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def md_table(head: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)
     ]

@@ -39,6 +39,11 @@ class TestPostgres:
         self.root = root
         self.socket_dir = str(server.get_postmaster_info().socket_dir)
 
+    @property
+    def pid(self) -> int:
+        """The postmaster's process id (each connection is a child of it)."""
+        return int(self.server.get_postmaster_info().pid)
+
     def base_url(self) -> str:
         return f"postgresql://postgres@/postgres?host={quote(self.socket_dir, safe='/')}"
 
@@ -69,8 +74,10 @@ class TestPostgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start() -> TestPostgres:
-    """Start a server (raises with the reason if it cannot)."""
+def start(*, durable: bool = False) -> TestPostgres:
+    """Start a server (raises with the reason if it cannot). The tests' server throws its data
+    away (THROWAWAY_SETTINGS); ``durable`` keeps PostgreSQL's own settings, fsync and
+    synchronous_commit on, as a deployment has them (for measurements)."""
     with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
         warnings.simplefilter("ignore")
         import pgserver
@@ -78,7 +85,7 @@ def start() -> TestPostgres:
     root = Path(tempfile.mkdtemp(prefix=PREFIX))
     (root / "owner").write_text(str(os.getpid()))
     try:
-        with _throwaway_settings():
+        with _throwaway_settings("" if durable else THROWAWAY_SETTINGS):
             server = pgserver.get_server(root / "data", cleanup_mode="delete")
     except subprocess.CalledProcessError as exc:
         log = root / "data" / "log"
@@ -97,9 +104,10 @@ THROWAWAY_SETTINGS = "\nfsync = off\nsynchronous_commit = off\nfull_page_writes 
 
 
 @contextlib.contextmanager
-def _throwaway_settings() -> Iterator[None]:
+def _throwaway_settings(settings: str) -> Iterator[None]:
     """pgserver runs initdb without options: add --no-sync (under a busy disk it is the most
-    of the start-up) and write THROWAWAY_SETTINGS before the server starts."""
+    of the start-up; it only skips syncing initdb's own files) and append ``settings`` to the
+    configuration before the server starts."""
     from pgserver import postgres_server
 
     initdb = postgres_server.initdb
@@ -108,7 +116,7 @@ def _throwaway_settings() -> Iterator[None]:
         out = initdb([*args, "--no-sync"], pgdata=pgdata, **kw)
         assert pgdata is not None
         with open(Path(pgdata) / "postgresql.conf", "a", encoding="utf-8") as conf:
-            conf.write(THROWAWAY_SETTINGS)
+            conf.write(settings)
         return str(out)
 
     postgres_server.initdb = throwaway_initdb

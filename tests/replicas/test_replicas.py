@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.replicas.procs import cluster, free_port
+from tests.replicas.procs import DEADLINE_S, ROME, Load, cluster, free_port
 from uniwizard_client import (
     AsyncBackendRouter,
     RouteInfo,
@@ -21,50 +20,6 @@ from uniwizard_client import (
 )
 
 pytestmark = pytest.mark.slow
-
-ROME = "Who was the first emperor of Rome?"  # knowledge: gpt first
-DEADLINE_S = 10.0
-# What a request may end in besides an answer: the router's typed failures, and the channel's
-# own (no router reachable, the deadline passed).
-TYPED = {
-    "bad_request", "timeout", "network", "overloaded", "server_error", "rate_limited",
-    "no_backend", "refusal", "empty", "truncated", "malformed", "unavailable", "cancelled",
-}  # fmt: skip
-
-
-class Load:
-    """Requests through one client, each recorded: started, took, and what it ended in."""
-
-    def __init__(self, router: AsyncBackendRouter):
-        self.router = router
-        self.ended: list[tuple[float, float, str]] = []  # (started, took, "answer"|outcome)
-        self.untyped: list[str] = []
-
-    async def one(self) -> None:
-        started = time.monotonic()
-        try:
-            await self.router.dispatch(ROME, deadline=DEADLINE_S)
-            end = "answer"
-        except RouterError as err:
-            end = err.outcome
-            if err.outcome not in TYPED:
-                self.untyped.append(str(err))
-        except Exception as exc:  # anything else is a failure of the contract
-            end = "untyped"
-            self.untyped.append(repr(exc))
-        self.ended.append((started, time.monotonic() - started, end))
-
-    async def run(self, seconds: float, concurrency: int) -> None:
-        stop = time.monotonic() + seconds
-
-        async def worker() -> None:
-            while time.monotonic() < stop:
-                await self.one()
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-
-    def late(self) -> list[float]:
-        return [took for _, took, _ in self.ended if took > DEADLINE_S + 1.0]
 
 
 async def test_one_router_spreads_over_three_callers_and_survives_one_killed(
@@ -79,7 +34,7 @@ async def test_one_router_spreads_over_three_callers_and_survives_one_killed(
             load = Load(client)
             for _ in range(4):  # concurrently, so no caller is favoured by timing
                 await asyncio.gather(*(load.one() for _ in range(6)))
-            assert [end for _, _, end in load.ended] == ["answer"] * 24
+            assert load.ends() == {"answer": 24}
             per_caller = [c.ledger_rows(i) for i in range(3)]
             assert sum(per_caller) == 24 and min(per_caller) >= 4, per_caller
 
@@ -93,12 +48,12 @@ async def test_one_router_spreads_over_three_callers_and_survives_one_killed(
 
         assert load.untyped == [] and load.late() == []
         assert c.ledger_rows(1, "outcome = 'in_flight'") >= 1, "the kill hit no call in flight"
-        after = [end for started, _, end in load.ended if started > killed_at + 0.5]
-        assert len(after) >= 10 and set(after) == {"answer"}, Counter(after)
+        after = load.ends(after=killed_at + 0.5)
+        assert after.total() >= 10 and set(after) == {"answer"}, after
         # Every answer after the kill came from a survivor (the victim is dead): at least one
         # attempt in a survivor's ledger each.
         survivors_after = sum(c.ledger_rows(i, f"ts > {killed_wall + 0.5}") for i in (0, 2))
-        assert survivors_after >= len(after)
+        assert survivors_after >= after.total()
         # No provider call without its ledger row; the dead caller's unfinished rows are all
         # the difference there can be (a row is committed before its request leaves).
         sent = sum(c.ledger_rows(i, "sent = 1") for i in range(3))
