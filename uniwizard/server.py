@@ -25,7 +25,13 @@ from grpc_reflection.v1alpha import reflection
 
 from uniwizard import metrics, telemetry
 from uniwizard.limits import Limits, load_limits
-from uniwizard.security import BearerTokenInterceptor, Security, check_listen, load_security
+from uniwizard.security import (
+    AuthInterceptor,
+    Security,
+    check_listen,
+    load_authorizer,
+    load_security,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +42,8 @@ class ServiceHost:
     """An aio gRPC server with health and reflection, to be started on an address ("host:port").
 
     ``name`` is the OpenTelemetry service.name (e.g. "registry_svc"); ``service_names`` the full
-    names of the services registered on ``server``, for health and reflection.
+    names of the services registered on ``server``, for health and reflection. ``authorizer``
+    checks every call's token and scope (``uniwizard.security.AuthInterceptor``).
     """
 
     def __init__(
@@ -53,10 +60,11 @@ class ServiceHost:
         self.service_names = tuple(service_names)
         self.security = security or load_security()
         self.limits = limits or load_limits()
+        self.authorizer = load_authorizer(security=self.security)
         self.port = 0
         interceptors = list(telemetry.server_interceptors(self.name))
-        if self.security.token:
-            interceptors.insert(0, BearerTokenInterceptor(self.security.token))
+        if self.authorizer.enabled:
+            interceptors.insert(0, AuthInterceptor(self.authorizer))
         self.server = grpc.aio.server(
             interceptors=interceptors,
             options=[
