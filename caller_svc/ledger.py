@@ -85,7 +85,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     identity_redactions INTEGER NOT NULL DEFAULT 0,
     sent INTEGER NOT NULL DEFAULT 1,
     cache_write_tokens INTEGER NOT NULL DEFAULT 0,
-    reasoning_tokens INTEGER NOT NULL DEFAULT 0
+    reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+    client TEXT NOT NULL DEFAULT ''     -- the name of the token that asked (never the token)
 );
 CREATE INDEX IF NOT EXISTS attempts_ts ON attempts(ts);
 CREATE INDEX IF NOT EXISTS attempts_request ON attempts(request_id);
@@ -112,6 +113,7 @@ ADDED_COLUMNS = {
     "sent": "INTEGER NOT NULL DEFAULT 1",
     "cache_write_tokens": "INTEGER NOT NULL DEFAULT 0",
     "reasoning_tokens": "INTEGER NOT NULL DEFAULT 0",
+    "client": "TEXT NOT NULL DEFAULT ''",
 }
 
 IN_FLIGHT = "in_flight"
@@ -137,6 +139,7 @@ _FIELDS = (
     "sent",
     "cache_write_tokens",
     "reasoning_tokens",
+    "client",
 )
 _COLUMNS = ", ".join(_FIELDS)
 _INSERT = f"INSERT INTO attempts ({_COLUMNS}) VALUES ({', '.join('?' * len(_FIELDS))})"
@@ -180,10 +183,14 @@ class LedgerRow:
     sent: bool = True
     cache_write_tokens: int = 0  # of input_tokens
     reasoning_tokens: int = 0  # of output_tokens
+    client: str = ""  # the name of the token the attempt was made for ("": no tokens)
 
 
 @dataclass(frozen=True, slots=True)
 class Totals:
+    """Totals of a group of rows: one backend's, one client's (``backend`` is then empty and
+    ``client`` names it), or all of them (``backend`` is "total")."""
+
     backend: str
     attempts: int
     successes: int
@@ -194,6 +201,7 @@ class Totals:
     cached_input_tokens: int = 0  # of input_tokens
     cache_write_tokens: int = 0  # of input_tokens
     reasoning_tokens: int = 0  # of output_tokens
+    client: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,17 +268,28 @@ class Ledger(Protocol):
         """Mark rows left in flight by a previous process as interrupted; returns how many."""
         ...
 
-    async def totals(self, since: float = 0.0, until: float = 0.0) -> tuple[list[Totals], Totals]:
-        """Per-backend and overall totals of rows with ``since <= ts < until`` (0: now)."""
+    async def totals(
+        self,
+        since: float = 0.0,
+        until: float = 0.0,
+        *,
+        by: str = "backend",
+        client: str | None = None,
+    ) -> tuple[list[Totals], Totals]:
+        """Totals of rows with ``since <= ts < until`` (0: now) per ``by`` (``backend`` or
+        ``client``) and overall; ``client``: only that client's rows."""
         ...
 
     async def rows(self, limit: int = 1000) -> list[dict[str, Any]]:
         """The first ``limit`` rows in id order, as column → value (for tests and tools)."""
         ...
 
-    async def rate(self, request_id: str, trace_id: str, score: float, label: str) -> Rated:
+    async def rate(
+        self, request_id: str, trace_id: str, score: float, label: str, client: str | None = None
+    ) -> Rated:
         """Store a rating beside the attempt that answered ``request_id`` (or, when that is
-        empty, ``trace_id``). Raises :class:`UnknownRequest` or :class:`AlreadyRated`."""
+        empty, ``trace_id``), made for ``client`` when given. Raises :class:`UnknownRequest`
+        or :class:`AlreadyRated`."""
         ...
 
     async def spend(self, day_start: float, month_start: float) -> dict[str, tuple[float, float]]:
@@ -396,6 +415,7 @@ def _values(row: LedgerRow) -> tuple[object, ...]:
         int(row.sent),
         row.cache_write_tokens,
         row.reasoning_tokens,
+        row.client,
     )
 
 
@@ -491,16 +511,29 @@ class SQLiteLedger:
             raise self._stop_error
         return int(await op.waiter.future)
 
-    async def totals(self, since: float = 0.0, until: float = 0.0) -> tuple[list[Totals], Totals]:
+    async def totals(
+        self,
+        since: float = 0.0,
+        until: float = 0.0,
+        *,
+        by: str = "backend",
+        client: str | None = None,
+    ) -> tuple[list[Totals], Totals]:
+        if by not in _GROUPS:
+            raise ValueError(f"totals by {by!r}: one of {', '.join(_GROUPS)}")
         until = until or time.time() + 1
-        return await self._read(lambda db: _totals(db, since, until))  # type: ignore[no-any-return]
+        return await self._read(  # type: ignore[no-any-return]
+            lambda db: _totals(db, since, until, by, client)
+        )
 
     async def rows(self, limit: int = 1000) -> list[dict[str, Any]]:
         return await self._read(lambda db: _rows(db, limit))  # type: ignore[no-any-return]
 
-    async def rate(self, request_id: str, trace_id: str, score: float, label: str) -> Rated:
+    async def rate(
+        self, request_id: str, trace_id: str, score: float, label: str, client: str | None = None
+    ) -> Rated:
         # A read with one autocommitted insert: ratings are rare and must answer at once.
-        rated = await self._read(lambda db: _rate(db, request_id, trace_id, score, label))
+        rated = await self._read(lambda db: _rate(db, request_id, trace_id, score, label, client))
         return rated  # type: ignore[no-any-return]
 
     async def spend(self, day_start: float, month_start: float) -> dict[str, tuple[float, float]]:
@@ -764,17 +797,29 @@ def _migrate(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE attempts ADD COLUMN {column} {ddl}")
 
 
-def _totals(db: sqlite3.Connection, since: float, until: float) -> tuple[list[Totals], Totals]:
+_GROUPS = ("backend", "client")
+
+
+def _totals(
+    db: sqlite3.Connection, since: float, until: float, by: str, client: str | None
+) -> tuple[list[Totals], Totals]:
+    where = "ts >= ? AND ts < ?"
+    args: list[object] = [since, until]
+    if client is not None:
+        where += " AND client = ?"
+        args.append(client)
+    column = {"backend": "backend", "client": "client"}[by]  # never text from a request
     rows = db.execute(
-        "SELECT backend, COUNT(*), SUM(outcome = 'success'), SUM(input_tokens),"
+        f"SELECT {column}, COUNT(*), SUM(outcome = 'success'), SUM(input_tokens),"
         " SUM(output_tokens), SUM(cost_usd), SUM(cost_source = 'estimated'),"
         " SUM(cached_input_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens)"
-        " FROM attempts WHERE ts >= ? AND ts < ? GROUP BY backend ORDER BY backend",
-        (since, until),
+        f" FROM attempts WHERE {where} GROUP BY {column} ORDER BY {column}",
+        args,
     ).fetchall()
     per = [
         Totals(
-            backend=r[0],
+            backend=r[0] if by == "backend" else "",
+            client=r[0] if by == "client" else "",
             attempts=r[1],
             successes=r[2] or 0,
             input_tokens=r[3] or 0,
@@ -809,16 +854,23 @@ def _rows(db: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
 
 
 def _rate(
-    db: sqlite3.Connection, request_id: str, trace_id: str, score: float, label: str
+    db: sqlite3.Connection,
+    request_id: str,
+    trace_id: str,
+    score: float,
+    label: str,
+    client: str | None = None,
 ) -> Rated:
     key, value = ("request_id", request_id) if request_id else ("trace_id", trace_id)
+    mine, args = ("", (value,)) if client is None else (" AND client = ?", (value, client))
     found = db.execute(
         f"SELECT id, request_id, trace_id, backend, category FROM attempts"
-        f" WHERE {key} = ? AND outcome = 'success' ORDER BY id DESC LIMIT 1",
-        (value,),
+        f" WHERE {key} = ? AND outcome = 'success'{mine} ORDER BY id DESC LIMIT 1",
+        args,
     ).fetchone()
     if found is None:
-        raise UnknownRequest(f"no answered request has {key.replace('_', ' ')} {value!r}")
+        whose = f" of {client!r}" if client else ""
+        raise UnknownRequest(f"no answered request{whose} has {key.replace('_', ' ')} {value!r}")
     attempt_id, request_id, trace_id, backend, category = found
     before = db.execute(
         "SELECT score, ts FROM ratings WHERE request_id = ?", (request_id,)

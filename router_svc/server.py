@@ -41,7 +41,8 @@ class RouterService(Service):
         self.policy_path = policy_path
         self._channels = channels
         router_pb2_grpc.add_RouterServicer_to_server(
-            RouterServicer(core, self.host.limits), self.host.server
+            RouterServicer(core, self.host.limits, self.host.authorizer.budget_of),
+            self.host.server,
         )
         if core.registry is not None:
             core.view.start(core.registry)
