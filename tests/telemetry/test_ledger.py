@@ -16,7 +16,13 @@ from pathlib import Path
 import grpc
 import pytest
 
-from caller_svc.ledger import LedgerRow, LedgerUnavailable, SQLiteLedger, open_ledger
+from caller_svc.ledger import (
+    LedgerRow,
+    LedgerUnavailable,
+    SQLiteLedger,
+    UnknownRequest,
+    open_ledger,
+)
 from tests.stack import ROOT, SIM_KEY, running_stack, sim_config, task
 from uniwizard.convert import request_to_pb
 from uniwizard.v1 import caller_pb2, caller_pb2_grpc
@@ -189,12 +195,14 @@ async def test_a_ledger_from_an_older_version_is_migrated_not_lost(tmp_path: Pat
             cached_input_tokens=30,
             cache_write_tokens=40,
             reasoning_tokens=1,
+            client="alice",
         )
     )
     _, total = await ledger.totals()
     assert (total.attempts, total.cost_usd) == (2, 0.75)
     rows = await ledger.rows()
     assert [r["sent"] for r in rows] == [1, 1]
+    assert [r["client"] for r in rows] == ["", "alice"]  # rows from before names: unnamed
     # the old row gets the new columns as 0; the new row keeps its breakdown
     assert [(r["cache_write_tokens"], r["reasoning_tokens"]) for r in rows] == [(0, 0), (40, 1)]
     assert (total.cached_input_tokens, total.cache_write_tokens, total.reasoning_tokens) == (
@@ -202,6 +210,43 @@ async def test_a_ledger_from_an_older_version_is_migrated_not_lost(tmp_path: Pat
         40,
         1,
     )
+    await ledger.aclose()
+
+
+async def test_totals_per_client_add_up_and_one_clients_rows_are_its_own(tmp_path: Path) -> None:
+    ledger = await open_ledger(str(tmp_path / "l.db"))
+    for backend, client, cost in (
+        ("gpt", "alice", 0.5),
+        ("claude", "alice", 0.25),
+        ("gpt", "bob", 1.0),
+        ("gpt", "", 2.0),
+    ):
+        ledger.record(
+            LedgerRow(backend, "m", "success", 10, 5, cost, "provider", 1.0, client=client)
+        )
+    per, total = await ledger.totals(by="client")
+    assert [(t.client, t.backend, t.attempts, t.cost_usd) for t in per] == [
+        ("", "", 1, 2.0),
+        ("alice", "", 2, 0.75),
+        ("bob", "", 1, 1.0),
+    ]
+    assert (total.backend, total.attempts, total.cost_usd) == ("total", 4, 3.75)
+    mine, own = await ledger.totals(client="alice")
+    assert [(t.backend, t.cost_usd) for t in mine] == [("claude", 0.25), ("gpt", 0.5)]
+    assert own.cost_usd == 0.75
+    with pytest.raises(ValueError, match="totals by 'model'"):
+        await ledger.totals(by="model")
+    await ledger.aclose()
+
+
+async def test_a_rating_is_stored_only_for_the_client_that_asked(tmp_path: Path) -> None:
+    ledger = await open_ledger(str(tmp_path / "l.db"))
+    row = LedgerRow("gpt", "m", "success", 1, 1, 0.1, "provider", 1.0, request_id="r1")
+    ledger.record(replace(row, client="alice"))
+    with pytest.raises(UnknownRequest, match="no answered request of 'bob' has request id 'r1'"):
+        await ledger.rate("r1", "", 0.5, "", client="bob")
+    rated = await ledger.rate("r1", "", 0.5, "", client="alice")
+    assert rated.backend == "gpt"
     await ledger.aclose()
 
 
