@@ -172,6 +172,10 @@ def caller_error(key: str, exc: grpc.aio.AioRpcError, started: float) -> CallRes
         grpc.StatusCode.CANCELLED: Outcome.CANCELLED,
         grpc.StatusCode.INVALID_ARGUMENT: Outcome.BAD_REQUEST,
         grpc.StatusCode.NOT_FOUND: Outcome.BAD_REQUEST,
+        # The caller refused the router's own token: the stack is misconfigured (every backend
+        # would meet the same refusal), so the dispatch stops, naming it.
+        grpc.StatusCode.UNAUTHENTICATED: Outcome.NO_BACKEND,
+        grpc.StatusCode.PERMISSION_DENIED: Outcome.NO_BACKEND,
     }.get(code, Outcome.NETWORK)
     return CallResult(
         backend=key,

@@ -22,12 +22,14 @@ import grpc
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from router_svc.links import GrpcCallerLink
 from tests.stack import ROOT, Stack, running_stack, task
 from uniwizard import cli, telemetry
 from uniwizard.config import dump_config, load_config
 from uniwizard.convert import request_to_pb, task_to_pb
 from uniwizard.scopes import METHOD_SCOPES
 from uniwizard.tokens import hash_token
+from uniwizard.types import Outcome
 from uniwizard.v1 import (
     caller_pb2,
     caller_pb2_grpc,
@@ -248,6 +250,36 @@ async def test_every_rpc_refuses_a_token_without_its_scope_and_nothing_happens(
             )
 
 
+async def test_a_router_whose_token_the_caller_refuses_stops_at_once_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with named_stack(tmp_path, monkeypatch) as stack:
+        request = caller_pb2.CallRequest(backend="gpt", request=request_to_pb(task(ROME).request))
+        for md in ((), bearer("ops")):
+            ch = grpc.aio.insecure_channel(
+                stack.caller.target,
+                interceptors=[_Metadata(md)] if md else None,
+            )
+            async with ch:
+                result = await GrpcCallerLink(ch).call(request, timeout=5, trace_id="")
+            assert result.outcome is Outcome.NO_BACKEND  # the router stops: no other backend
+            assert "UNAUTHENTICATED" in result.error_message or (
+                "lacks the 'service' scope" in result.error_message
+            )
+        assert stack.sim.requests() == []
+
+
+class _Metadata(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    def __init__(self, md: tuple[tuple[str, str], ...]) -> None:
+        self.md = md
+
+    async def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
+        details = grpc.aio.ClientCallDetails(
+            details.method, details.timeout, self.md, details.credentials, details.wait_for_ready
+        )
+        return await continuation(details, request)
+
+
 async def dispatch(
     stack: Stack, name: str, text: str = ROME, *, stream: bool = False, claim: str = ""
 ) -> str:
@@ -288,6 +320,14 @@ async def test_usage_by_caller_adds_up_and_the_name_reaches_ledger_and_spans_nev
             # A client's claim to be someone else is not believed: it is bob's.
             await dispatch(stack, "bob", claim="alice"),
         ]
+        # The services' own calls to each other pass with their token: the caller's outcome
+        # reports reach the registry.
+        for _ in range(50):
+            if stack.registry.registry.health("gpt").last_outcome == "success":
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the caller's outcome reports never reached the registry")
         by_request = {r["request_id"]: r["client"] for r in ledger(tmp_path)}
         assert {by_request[r] for r in alice} == {"alice"}
         assert {by_request[r] for r in bob} == {"bob"}
