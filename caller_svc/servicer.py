@@ -11,10 +11,10 @@ from caller_svc.core import CallContext, CallerCore, UnknownBackend
 from caller_svc.ledger import AlreadyRated, LedgerUnavailable, Totals, UnknownRequest
 from uniwizard import telemetry
 from uniwizard.auth import current_principal
+from uniwizard.auth_grpc import calling_client, sees_everyone
 from uniwizard.convert import call_result_to_pb, delta_events, request_from_pb
 from uniwizard.limits import Limits, check_deadline, check_request
 from uniwizard.ratings import InvalidRating, Rating, rating
-from uniwizard.security import calling_client, sees_everyone
 from uniwizard.types import CallResult
 from uniwizard.v1 import caller_pb2, caller_pb2_grpc, common_pb2
 

@@ -15,10 +15,10 @@ from router_svc.chain import Decision
 from router_svc.convert import decision_to_pb, failure_to_pb, result_to_pb
 from router_svc.dispatch import DispatchFailed, DispatchJob, DispatchReport, RouterCore
 from uniwizard import telemetry
+from uniwizard.auth_grpc import calling_client
 from uniwizard.config_types import Budget
 from uniwizard.convert import attempt_to_pb, delta_events, task_from_pb
 from uniwizard.limits import Limits, check_deadline, check_request
-from uniwizard.security import calling_client
 from uniwizard.types import CallResult, Delta, Outcome, Task
 from uniwizard.v1 import common_pb2, router_pb2, router_pb2_grpc
 
@@ -83,7 +83,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
 
     async def _client(self, context: Context) -> str:
         """The client this call is for: the caller's token's name, or the one a service
-        token names (see uniwizard.security.calling_client); INVALID_ARGUMENT if malformed."""
+        token names (see uniwizard.auth_grpc.calling_client); INVALID_ARGUMENT if malformed."""
         try:
             return calling_client(context.invocation_metadata())
         except ValueError as exc:

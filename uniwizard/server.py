@@ -24,14 +24,9 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from uniwizard import metrics, telemetry
+from uniwizard.auth_grpc import AuthInterceptor, load_authorizer
 from uniwizard.limits import Limits, load_limits
-from uniwizard.security import (
-    AuthInterceptor,
-    Security,
-    check_listen,
-    load_authorizer,
-    load_security,
-)
+from uniwizard.security import Security, check_listen, load_security
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +38,7 @@ class ServiceHost:
 
     ``name`` is the OpenTelemetry service.name (e.g. "registry_svc"); ``service_names`` the full
     names of the services registered on ``server``, for health and reflection. ``authorizer``
-    checks every call's token and scope (``uniwizard.security.AuthInterceptor``).
+    checks every call's token and scope (``uniwizard.auth_grpc.AuthInterceptor``).
     """
 
     def __init__(

@@ -23,9 +23,10 @@ from uniwizard.auth import (
     bearer,
     client_name,
 )
+from uniwizard.auth_grpc import load_authorizer
 from uniwizard.config_types import Budget
 from uniwizard.scopes import METHOD_SCOPES, OPEN_PREFIX, Unlisted, required_scope
-from uniwizard.security import SecurityError, load_authorizer
+from uniwizard.security import SecurityError
 from uniwizard.tokens import (
     TokenFile,
     append_entry,
