@@ -41,6 +41,7 @@ __all__ = [
     "ANONYMOUS",
     "CLIENT_METADATA",
     "DEFAULT_NAME",
+    "IN_PROCESS",
     "NAME_RE",
     "AuthError",
     "Authorizer",
@@ -91,7 +92,8 @@ class Principal:
         return Scope.SERVICE in self.scopes
 
 
-ANONYMOUS = Principal("", ALL_SCOPES)
+ANONYMOUS = Principal("", ALL_SCOPES)  # no token configured: nothing is checked
+IN_PROCESS = Principal("", ALL_SCOPES)  # a call from a component in this same process
 
 
 class AuthError(Exception):

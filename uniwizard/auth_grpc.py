@@ -17,6 +17,7 @@ import grpc
 from uniwizard import tokens
 from uniwizard.auth import (
     CLIENT_METADATA,
+    IN_PROCESS,
     Authorizer,
     PermissionDenied,
     Principal,
@@ -119,6 +120,20 @@ def calling_client(metadata: Any) -> str:
 def sees_everyone(principal: Principal) -> bool:
     """Whether ``principal`` may read every client's figures, not only its own."""
     return principal.may(Scope.ADMIN) or principal.is_service
+
+
+class InProcessPrincipal(grpc.aio.ServerInterceptor):
+    """For calls from this process (``uniwizard.inproc``), which have no token to check: the
+    principal is the service itself (:data:`uniwizard.auth.IN_PROCESS`, every scope), so the
+    router's ``x-uniwizard-client`` is believed as from a service token over the network."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        set_current_principal(IN_PROCESS)
+        return await continuation(details)
 
 
 def _rejecting(

@@ -14,7 +14,6 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +63,15 @@ def bearer(name: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
 
-@asynccontextmanager
-async def named_stack(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Stack]:
-    write_tokens(tmp / "tokens.yaml")
+@pytest.fixture
+async def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Stack]:
+    """The stack with UNIWIZARD_TOKEN (the services' own, 'default') and the tokens file; run
+    both ways (in-process links and network links), as tests/conftest.py does for a Stack."""
+    write_tokens(tmp_path / "tokens.yaml")
     monkeypatch.setenv("UNIWIZARD_TOKEN", SERVICE)
-    monkeypatch.setenv("UNIWIZARD_TOKENS_FILE", str(tmp / "tokens.yaml"))
-    async with running_stack(tmp) as stack:
-        yield stack
+    monkeypatch.setenv("UNIWIZARD_TOKENS_FILE", str(tmp_path / "tokens.yaml"))
+    async with running_stack(tmp_path) as running:
+        yield running
 
 
 def ledger(tmp: Path) -> list[dict[str, Any]]:
@@ -178,95 +179,93 @@ def rpc_cases(stack: Stack) -> dict[str, tuple[str, str, Call]]:
 
 
 async def test_every_rpc_refuses_a_token_without_its_scope_and_nothing_happens(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    stack: Stack, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    async with named_stack(tmp_path, monkeypatch) as stack:
-        # A reload would change gpt's model: refused, it must not happen.
-        config = load_config(stack.config_path)
-        gpt = dataclasses.replace(config.backends["gpt"], model="gpt-4o-mini")
-        config = dataclasses.replace(config, backends={**config.backends, "gpt": gpt})
-        Path(stack.config_path).write_text(dump_config(config))
-        hosts = {"router": stack.router, "registry": stack.registry, "caller": stack.caller}
-        cases = rpc_cases(stack)
-        assert set(cases) == {m for m, scope in METHOD_SCOPES.items() if scope is not None}
-        for method, (service, lacking, call) in cases.items():
-            scope = METHOD_SCOPES[method]
-            assert scope is not None
-            async with grpc.aio.insecure_channel(hosts[service].target) as ch:
-                with pytest.raises(grpc.aio.AioRpcError) as err:
-                    await call(ch, bearer(lacking))
-                assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, method
-                assert f"token {lacking!r} lacks the {scope.value!r} scope" in (
-                    err.value.details() or ""
-                ), (method, err.value.details())
-                # A token nobody knows is UNAUTHENTICATED, as before.
-                with pytest.raises(grpc.aio.AioRpcError) as err:
-                    await call(ch, (("authorization", "Bearer nobody-0123456789abcdefgh"),))
-                assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, method
-        # Nothing happened: no provider saw a request, no ledger row, gpt still enabled and
-        # healthy (ten reported failures would have opened its breaker), its model unchanged.
-        await asyncio.sleep(0.2)
-        assert stack.sim.requests() == []
-        assert ledger(tmp_path) == []
-        listed = await stack.registry_stub.ListBackends(registry_pb2.ListBackendsRequest())
-        status = {b.backend.key: b for b in listed.backends}
-        assert status["gpt"].health.state == common_pb2.HEALTH_STATE_HEALTHY or (
-            status["gpt"].health.state == common_pb2.HEALTH_STATE_UNKNOWN
-        )
-        assert status["gpt"].health.failures_in_window == 0
-        assert status["gpt"].backend.model == "gpt-4o"
-        # The refusals were logged with names and scopes, never a token or its hash.
-        assert "lacks the 'admin' scope needed for Registry.SetEnabled" in caplog.text
-        for token in (SERVICE, *(t for t, _, _ in TOKENS.values())):
-            assert token not in caplog.text
-            assert hashlib.sha256(token.encode()).hexdigest()[:16] not in caplog.text
+    # A reload would change gpt's model: refused, it must not happen.
+    config = load_config(stack.config_path)
+    gpt = dataclasses.replace(config.backends["gpt"], model="gpt-4o-mini")
+    config = dataclasses.replace(config, backends={**config.backends, "gpt": gpt})
+    Path(stack.config_path).write_text(dump_config(config))
+    hosts = {"router": stack.router, "registry": stack.registry, "caller": stack.caller}
+    cases = rpc_cases(stack)
+    assert set(cases) == {m for m, scope in METHOD_SCOPES.items() if scope is not None}
+    for method, (service, lacking, call) in cases.items():
+        scope = METHOD_SCOPES[method]
+        assert scope is not None
+        async with grpc.aio.insecure_channel(hosts[service].target) as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await call(ch, bearer(lacking))
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, method
+            assert f"token {lacking!r} lacks the {scope.value!r} scope" in (
+                err.value.details() or ""
+            ), (method, err.value.details())
+            # A token nobody knows is UNAUTHENTICATED, as before.
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await call(ch, (("authorization", "Bearer nobody-0123456789abcdefgh"),))
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, method
+    # Nothing happened: no provider saw a request, no ledger row, gpt still enabled and
+    # healthy (ten reported failures would have opened its breaker), its model unchanged.
+    await asyncio.sleep(0.2)
+    assert stack.sim.requests() == []
+    assert ledger(tmp_path) == []
+    listed = await stack.registry_stub.ListBackends(registry_pb2.ListBackendsRequest())
+    status = {b.backend.key: b for b in listed.backends}
+    assert status["gpt"].health.state == common_pb2.HEALTH_STATE_HEALTHY or (
+        status["gpt"].health.state == common_pb2.HEALTH_STATE_UNKNOWN
+    )
+    assert status["gpt"].health.failures_in_window == 0
+    assert status["gpt"].backend.model == "gpt-4o"
+    # The refusals were logged with names and scopes, never a token or its hash.
+    assert "lacks the 'admin' scope needed for Registry.SetEnabled" in caplog.text
+    for token in (SERVICE, *(t for t, _, _ in TOKENS.values())):
+        assert token not in caplog.text
+        assert hashlib.sha256(token.encode()).hexdigest()[:16] not in caplog.text
 
-        # The same RPCs with a token that holds the scope work.
-        async with grpc.aio.insecure_channel(stack.registry.target) as ch:
-            reg = registry_pb2_grpc.RegistryStub(ch)
-            reloaded = await reg.Reload(registry_pb2.ReloadRequest(), metadata=bearer("ops"))
-            assert reloaded.ok and list(reloaded.changed) == ["gpt"]
-            disabled = await reg.SetEnabled(
-                registry_pb2.SetEnabledRequest(key="grok", enabled=False, by="ops"),
-                metadata=bearer("ops"),
-            )
-            assert disabled.health.state == common_pb2.HEALTH_STATE_DISABLED
-            # Read-only RPCs need any valid token, no scope.
-            for md in (bearer("rooter"), bearer("ops")):
-                assert (
-                    await reg.ListBackends(registry_pb2.ListBackendsRequest(), metadata=md)
-                ).backends
-                await reg.GetBackend(registry_pb2.GetBackendRequest(key="gpt"), metadata=md)
-                await reg.Stats(registry_pb2.StatsRequest(), metadata=md)
-        async with grpc.aio.insecure_channel(stack.router.target) as ch:
-            decision = await router_pb2_grpc.RouterStub(ch).Route(
-                router_pb2.RouteRequest(task=task_to_pb(task(ROME))), metadata=bearer("rooter")
-            )
-            assert decision.backend == "gpt"
-        async with grpc.aio.insecure_channel(stack.caller.target) as ch:
-            await caller_pb2_grpc.CallerStub(ch).Usage(
-                caller_pb2.UsageRequest(), metadata=bearer("rooter")
-            )
+    # The same RPCs with a token that holds the scope work.
+    async with grpc.aio.insecure_channel(stack.registry.target) as ch:
+        reg = registry_pb2_grpc.RegistryStub(ch)
+        reloaded = await reg.Reload(registry_pb2.ReloadRequest(), metadata=bearer("ops"))
+        assert reloaded.ok and list(reloaded.changed) == ["gpt"]
+        disabled = await reg.SetEnabled(
+            registry_pb2.SetEnabledRequest(key="grok", enabled=False, by="ops"),
+            metadata=bearer("ops"),
+        )
+        assert disabled.health.state == common_pb2.HEALTH_STATE_DISABLED
+        # Read-only RPCs need any valid token, no scope.
+        for md in (bearer("rooter"), bearer("ops")):
+            assert (
+                await reg.ListBackends(registry_pb2.ListBackendsRequest(), metadata=md)
+            ).backends
+            await reg.GetBackend(registry_pb2.GetBackendRequest(key="gpt"), metadata=md)
+            await reg.Stats(registry_pb2.StatsRequest(), metadata=md)
+    async with grpc.aio.insecure_channel(stack.router.target) as ch:
+        decision = await router_pb2_grpc.RouterStub(ch).Route(
+            router_pb2.RouteRequest(task=task_to_pb(task(ROME))), metadata=bearer("rooter")
+        )
+        assert decision.backend == "gpt"
+    async with grpc.aio.insecure_channel(stack.caller.target) as ch:
+        await caller_pb2_grpc.CallerStub(ch).Usage(
+            caller_pb2.UsageRequest(), metadata=bearer("rooter")
+        )
 
 
 async def test_a_router_whose_token_the_caller_refuses_stops_at_once_naming_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, tmp_path: Path
 ) -> None:
-    async with named_stack(tmp_path, monkeypatch) as stack:
-        request = caller_pb2.CallRequest(backend="gpt", request=request_to_pb(task(ROME).request))
-        for md in ((), bearer("ops")):
-            ch = grpc.aio.insecure_channel(
-                stack.caller.target,
-                interceptors=[_Metadata(md)] if md else None,
-            )
-            async with ch:
-                result = await GrpcCallerLink(ch).call(request, timeout=5, trace_id="")
-            assert result.outcome is Outcome.NO_BACKEND  # the router stops: no other backend
-            assert "UNAUTHENTICATED" in result.error_message or (
-                "lacks the 'service' scope" in result.error_message
-            )
-        assert stack.sim.requests() == []
+    request = caller_pb2.CallRequest(backend="gpt", request=request_to_pb(task(ROME).request))
+    for md in ((), bearer("ops")):
+        ch = grpc.aio.insecure_channel(
+            stack.caller.target,
+            interceptors=[_Metadata(md)] if md else None,
+        )
+        async with ch:
+            result = await GrpcCallerLink(ch).call(request, timeout=5, trace_id="")
+        assert result.outcome is Outcome.NO_BACKEND  # the router stops: no other backend
+        assert "UNAUTHENTICATED" in result.error_message or (
+            "lacks the 'service' scope" in result.error_message
+        )
+    assert stack.sim.requests() == []
 
 
 class _Metadata(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
@@ -306,80 +305,77 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 
 async def test_usage_by_caller_adds_up_and_the_name_reaches_ledger_and_spans_never_the_token(
+    spans: InMemorySpanExporter,  # first: the services see the exporter when they start
+    stack: Stack,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    spans: InMemorySpanExporter,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    async with named_stack(tmp_path, monkeypatch) as stack:
-        alice = [await dispatch(stack, "alice"), await dispatch(stack, "alice", stream=True)]
-        bob = [
-            await dispatch(stack, "bob", "Analyze the trade-offs between event sourcing and CRUD"),
-            await dispatch(stack, "bob", stream=True),
-            # A client's claim to be someone else is not believed: it is bob's.
-            await dispatch(stack, "bob", claim="alice"),
-        ]
-        # The services' own calls to each other pass with their token: the caller's outcome
-        # reports reach the registry.
-        for _ in range(50):
-            if stack.registry.registry.health("gpt").last_outcome == "success":
-                break
-            await asyncio.sleep(0.1)
-        else:
-            pytest.fail("the caller's outcome reports never reached the registry")
-        by_request = {r["request_id"]: r["client"] for r in ledger(tmp_path)}
-        assert {by_request[r] for r in alice} == {"alice"}
-        assert {by_request[r] for r in bob} == {"bob"}
+    alice = [await dispatch(stack, "alice"), await dispatch(stack, "alice", stream=True)]
+    bob = [
+        await dispatch(stack, "bob", "Analyze the trade-offs between event sourcing and CRUD"),
+        await dispatch(stack, "bob", stream=True),
+        # A client's claim to be someone else is not believed: it is bob's.
+        await dispatch(stack, "bob", claim="alice"),
+    ]
+    # The services' own calls to each other pass with their token: the caller's outcome
+    # reports reach the registry.
+    for _ in range(50):
+        if stack.registry.registry.health("gpt").last_outcome == "success":
+            break
+        await asyncio.sleep(0.1)
+    else:
+        pytest.fail("the caller's outcome reports never reached the registry")
+    by_request = {r["request_id"]: r["client"] for r in ledger(tmp_path)}
+    assert {by_request[r] for r in alice} == {"alice"}
+    assert {by_request[r] for r in bob} == {"bob"}
 
-        # Ratings: only the client that asked may rate an answer.
-        async with grpc.aio.insecure_channel(stack.router.target) as ch:
-            router = router_pb2_grpc.RouterStub(ch)
-            with pytest.raises(grpc.aio.AioRpcError) as err:
-                await router.Rate(
-                    common_pb2.RateRequest(request_id=bob[0], score=0.1), metadata=bearer("alice")
-                )
-            assert err.value.code() == grpc.StatusCode.NOT_FOUND
-            assert "no answered request of 'alice'" in (err.value.details() or "")
-            rated = await router.Rate(
-                common_pb2.RateRequest(request_id=alice[0], score=0.9), metadata=bearer("alice")
+    # Ratings: only the client that asked may rate an answer.
+    async with grpc.aio.insecure_channel(stack.router.target) as ch:
+        router = router_pb2_grpc.RouterStub(ch)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await router.Rate(
+                common_pb2.RateRequest(request_id=bob[0], score=0.1), metadata=bearer("alice")
             )
-            assert rated.backend == "gpt"
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "no answered request of 'alice'" in (err.value.details() or "")
+        rated = await router.Rate(
+            common_pb2.RateRequest(request_id=alice[0], score=0.9), metadata=bearer("alice")
+        )
+        assert rated.backend == "gpt"
 
-        # Usage by caller (the operator's token sees everyone): the callers add up to the total.
-        async with grpc.aio.insecure_channel(stack.caller.target) as ch:
-            caller = caller_pb2_grpc.CallerStub(ch)
-            usage = await caller.Usage(
-                caller_pb2.UsageRequest(by_client=True), metadata=bearer("default")
-            )
-            mine = await caller.Usage(
-                caller_pb2.UsageRequest(by_client=True), metadata=bearer("bob")
-            )
-        clients = {u.client: u for u in usage.clients}
-        assert set(clients) == {"alice", "bob"}
-        assert clients["alice"].attempts == 2 and clients["bob"].attempts == 3
-        assert sum(u.attempts for u in usage.clients) == usage.total.attempts == 5
-        assert sum(u.cost_usd for u in usage.clients) == pytest.approx(usage.total.cost_usd)
-        assert usage.total.cost_usd > 0 and clients["alice"].cost_usd > 0
-        # A token without admin sees its own attempts only.
-        assert [u.client for u in mine.clients] == ["bob"]
-        assert mine.total.attempts == 3
-        assert mine.total.cost_usd == pytest.approx(clients["bob"].cost_usd)
+    # Usage by caller (the operator's token sees everyone): the callers add up to the total.
+    async with grpc.aio.insecure_channel(stack.caller.target) as ch:
+        caller = caller_pb2_grpc.CallerStub(ch)
+        usage = await caller.Usage(
+            caller_pb2.UsageRequest(by_client=True), metadata=bearer("default")
+        )
+        mine = await caller.Usage(caller_pb2.UsageRequest(by_client=True), metadata=bearer("bob"))
+    clients = {u.client: u for u in usage.clients}
+    assert set(clients) == {"alice", "bob"}
+    assert clients["alice"].attempts == 2 and clients["bob"].attempts == 3
+    assert sum(u.attempts for u in usage.clients) == usage.total.attempts == 5
+    assert sum(u.cost_usd for u in usage.clients) == pytest.approx(usage.total.cost_usd)
+    assert usage.total.cost_usd > 0 and clients["alice"].cost_usd > 0
+    # A token without admin sees its own attempts only.
+    assert [u.client for u in mine.clients] == ["bob"]
+    assert mine.total.attempts == 3
+    assert mine.total.cost_usd == pytest.approx(clients["bob"].cost_usd)
 
-        # The same through the command line.
-        env = dict(os.environ, UNIWIZARD_CALLER_ADDR=stack.caller.target, UNIWIZARD_TOKEN=SERVICE)
-        env.pop("UNIWIZARD_TOKENS_FILE")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "uniwizard.cli", "usage", "--by", "caller", "--json",
-            cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, errout = await proc.communicate()
-        assert proc.returncode == 0, errout
-        report = json.loads(out)
-        assert {r["caller"]: r["attempts"] for r in report["callers"]} == {"alice": 2, "bob": 3}
-        total = sum(r["cost_usd"] for r in report["callers"])
-        assert total == pytest.approx(report["total"]["cost_usd"])
-        assert report["total"]["caller"] == "total"
+    # The same through the command line.
+    env = dict(os.environ, UNIWIZARD_CALLER_ADDR=stack.caller.target, UNIWIZARD_TOKEN=SERVICE)
+    env.pop("UNIWIZARD_TOKENS_FILE")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "uniwizard.cli", "usage", "--by", "caller", "--json",
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, errout = await proc.communicate()
+    assert proc.returncode == 0, errout
+    report = json.loads(out)
+    assert {r["caller"]: r["attempts"] for r in report["callers"]} == {"alice": 2, "bob": 3}
+    total = sum(r["cost_usd"] for r in report["callers"])
+    assert total == pytest.approx(report["total"]["cost_usd"])
+    assert report["total"]["caller"] == "total"
 
     finished = spans.get_finished_spans()
     dispatch_spans = [s for s in finished if s.name == "dispatch"]
@@ -397,67 +393,65 @@ async def test_usage_by_caller_adds_up_and_the_name_reaches_ledger_and_spans_nev
 
 
 async def test_a_token_over_its_budget_is_refused_naming_it_and_nothing_is_sent(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, tmp_path: Path
 ) -> None:
-    async with named_stack(tmp_path, monkeypatch) as stack:
-        await dispatch(stack, "frugal")  # under the cap when it starts: answered
-        sent = len(stack.sim.requests())
-        for stream in (False, True):
-            with pytest.raises(grpc.aio.AioRpcError) as err:
-                await dispatch(stack, "frugal", stream=stream)
-            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert "token 'frugal' has reached its daily budget ($0.0001; spent $0.0" in (
-                err.value.details() or ""
-            )
-        assert len(stack.sim.requests()) == sent
-        assert [r["client"] for r in ledger(tmp_path)] == ["frugal"]
-        await dispatch(stack, "alice")  # another token is not held to it
-        # The ledger's figure is what counts: a router that did not see the spending (a fresh
-        # one, as after a restart) reads it through the caller's Usage by client.
-        stack.router.core.clients.tracker = type(stack.router.core.clients.tracker)()
-        stack.router.core.clients._next_read = 0.0
+    await dispatch(stack, "frugal")  # under the cap when it starts: answered
+    sent = len(stack.sim.requests())
+    for stream in (False, True):
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await dispatch(stack, "frugal")
+            await dispatch(stack, "frugal", stream=stream)
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "token 'frugal' has reached its daily budget ($0.0001; spent $0.0" in (
+            err.value.details() or ""
+        )
+    assert len(stack.sim.requests()) == sent
+    assert [r["client"] for r in ledger(tmp_path)] == ["frugal"]
+    await dispatch(stack, "alice")  # another token is not held to it
+    # The ledger's figure is what counts: a router that did not see the spending (a fresh
+    # one, as after a restart) reads it through the caller's Usage by client.
+    stack.router.core.clients.tracker = type(stack.router.core.clients.tracker)()
+    stack.router.core.clients._next_read = 0.0
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await dispatch(stack, "frugal")
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 async def test_a_token_made_by_token_new_works_at_once_and_stops_when_removed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with named_stack(tmp_path, monkeypatch) as stack:
-        path = tmp_path / "tokens.yaml"
-        before = path.read_text()
-        args = ["token", "new", "carol", "--scopes", "think,route", "--file", str(path), "--json"]
-        assert cli.main(args) == 0
-        made = json.loads(capsys.readouterr().out)
-        assert made["hash"] == hash_token(made["token"]) and made["hash"] in path.read_text()
-        assert made["token"] not in path.read_text()
-        md = (("authorization", f"Bearer {made['token']}"),)
-        request = router_pb2.DispatchRequest(task=task_to_pb(task(ROME)))
-        async with grpc.aio.insecure_channel(stack.router.target) as ch:
-            router = router_pb2_grpc.RouterStub(ch)
-            for _ in range(30):  # the services look at the file once a second
-                try:
-                    await router.Dispatch(request, metadata=md, timeout=20)
-                    break
-                except grpc.aio.AioRpcError as exc:
-                    assert exc.code() == grpc.StatusCode.UNAUTHENTICATED
-                    await asyncio.sleep(0.1)
-            else:
-                pytest.fail("the new token was never accepted")
-            assert ledger(tmp_path)[-1]["client"] == "carol"
-            path.write_text(before)
-            for _ in range(30):
-                try:
-                    await router.Route(
-                        router_pb2.RouteRequest(task=task_to_pb(task(ROME))), metadata=md
-                    )
-                    await asyncio.sleep(0.1)
-                except grpc.aio.AioRpcError as exc:
-                    assert exc.code() == grpc.StatusCode.UNAUTHENTICATED
-                    break
-            else:
-                pytest.fail("the removed token still works")
+    path = tmp_path / "tokens.yaml"
+    before = path.read_text()
+    args = ["token", "new", "carol", "--scopes", "think,route", "--file", str(path), "--json"]
+    assert cli.main(args) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert made["hash"] == hash_token(made["token"]) and made["hash"] in path.read_text()
+    assert made["token"] not in path.read_text()
+    md = (("authorization", f"Bearer {made['token']}"),)
+    request = router_pb2.DispatchRequest(task=task_to_pb(task(ROME)))
+    async with grpc.aio.insecure_channel(stack.router.target) as ch:
+        router = router_pb2_grpc.RouterStub(ch)
+        for _ in range(30):  # the services look at the file once a second
+            try:
+                await router.Dispatch(request, metadata=md, timeout=20)
+                break
+            except grpc.aio.AioRpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAUTHENTICATED
+                await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the new token was never accepted")
+        assert ledger(tmp_path)[-1]["client"] == "carol"
+        path.write_text(before)
+        for _ in range(30):
+            try:
+                await router.Route(
+                    router_pb2.RouteRequest(task=task_to_pb(task(ROME))), metadata=md
+                )
+                await asyncio.sleep(0.1)
+            except grpc.aio.AioRpcError as exc:
+                assert exc.code() == grpc.StatusCode.UNAUTHENTICATED
+                break
+        else:
+            pytest.fail("the removed token still works")
 
 
 @pytest.mark.parametrize(
