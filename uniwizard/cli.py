@@ -563,7 +563,11 @@ def parser() -> argparse.ArgumentParser:
         default=os.environ.get("UNIWIZARD_CONTENT_POLICY", "propagate"),
     )
     serve.add_argument("--no-probes", action="store_true", help="registry: no active probes")
-    serve.add_argument("--ledger", default=None, help="caller: SQLite ledger (default: data dir)")
+    serve.add_argument(
+        "--ledger",
+        default=None,
+        help="caller: SQLite path or postgresql:// URL (default: UNIWIZARD_LEDGER, else data dir)",
+    )
     serve.add_argument("--state", default=None, help="registry: operator state file")
     serve.set_defaults(fn=cmd_serve)
 
