@@ -122,7 +122,11 @@ async def build_caller(
             lost,
             caller_id,
         )
-    reporter = RegistryReporter(link_channel(registry, "caller_svc")) if registry else None
+    reporter = (
+        RegistryReporter(link_channel(registry, "caller_svc", service="registry"))
+        if registry
+        else None
+    )
     spend = SpendWatcher(ledger, reporter) if reporter is not None else None
     core = CallerCore(
         config,
