@@ -100,18 +100,21 @@ class CallerCore:
     def backend_keys(self) -> list[str]:
         return sorted(self.backends)
 
-    async def rate(self, r: Rating) -> Rated:
-        """Store a rating beside the ledger row of the attempt that answered, and report it to
-        the registry (which learns from it). Raises RatingRefused or LedgerUnavailable."""
-        rated = await self.ledger.rate(r.request_id, r.trace_id, r.score, r.label)
+    async def rate(self, r: Rating, client: str | None = None) -> Rated:
+        """Store a rating beside the ledger row of the attempt that answered (one made for
+        ``client``, when given), and report it to the registry (which learns from it). Raises
+        RatingRefused or LedgerUnavailable."""
+        rated = await self.ledger.rate(r.request_id, r.trace_id, r.score, r.label, client)
         if self.recorder.reporter is not None:
             self.recorder.reporter.rated(rated.backend, rated.category, rated.score)
         return rated
 
-    async def usage(self, since: float, until: float) -> tuple[list[Totals], Totals]:
-        """Ledger totals per backend and overall for [since, until) (0 = open-ended); raises
-        LedgerUnavailable."""
-        return await self.ledger.totals(since, until)
+    async def usage(
+        self, since: float, until: float, *, by: str = "backend", client: str | None = None
+    ) -> tuple[list[Totals], Totals]:
+        """Ledger totals per backend (or per client) and overall for [since, until) (0 =
+        open-ended), of every client's rows or only ``client``'s; raises LedgerUnavailable."""
+        return await self.ledger.totals(since, until, by=by, client=client)
 
     def apply_config(self, config: Config, guard: IdentityGuard | None) -> list[str]:
         """Switch to a reloaded configuration: unchanged backends keep their pooled transport;
@@ -144,7 +147,7 @@ class CallerCore:
 
     async def call(self, key: str, request: BlindRequest, ctx: CallContext) -> CallResult:
         backend = self._get(key)
-        with self.recorder.span(backend.config, stream=False):
+        with self.recorder.span(backend.config, ctx, stream=False):
             sending = await self._prepare(backend, request, ctx, stream=False)
             if isinstance(sending, CallResult):
                 return sending
@@ -162,7 +165,7 @@ class CallerCore:
     ) -> AsyncGenerator[Delta | CallResult, None]:
         """Deltas (after the held-back opening passed the refusal check), then one CallResult."""
         backend = self._get(key)
-        with self.recorder.span(backend.config, stream=True):
+        with self.recorder.span(backend.config, ctx, stream=True):
             sending = await self._prepare(backend, request, ctx, stream=True)
             if isinstance(sending, CallResult):
                 yield sending

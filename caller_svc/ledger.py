@@ -125,19 +125,28 @@ class Ledger(Protocol):
         rows named their caller) as interrupted; returns how many."""
         ...
 
-    async def totals(self, since: float = 0.0, until: float = 0.0) -> tuple[list[Totals], Totals]:
-        """Per-backend and overall totals of every caller's rows with ``since <= ts < until``
-        (0: now)."""
+    async def totals(
+        self,
+        since: float = 0.0,
+        until: float = 0.0,
+        *,
+        by: str = "backend",
+        client: str | None = None,
+    ) -> tuple[list[Totals], Totals]:
+        """Totals per ``by`` (``backend`` or ``client``) and overall of every caller's rows with
+        ``since <= ts < until`` (0: now); ``client``: only that client's rows."""
         ...
 
     async def rows(self, limit: int = 1000) -> list[dict[str, Any]]:
         """The first ``limit`` rows in id order, as column → value (for tests and tools)."""
         ...
 
-    async def rate(self, request_id: str, trace_id: str, score: float, label: str) -> Rated:
+    async def rate(
+        self, request_id: str, trace_id: str, score: float, label: str, client: str | None = None
+    ) -> Rated:
         """Store a rating beside the attempt that answered ``request_id`` (or, when that is
-        empty, ``trace_id``), whichever caller made it. Raises :class:`UnknownRequest` or
-        :class:`AlreadyRated`."""
+        empty, ``trace_id``), whichever caller made it, if it was made for ``client`` (when
+        given). Raises :class:`UnknownRequest` or :class:`AlreadyRated`."""
         ...
 
     async def spend(self, day_start: float, month_start: float) -> dict[str, tuple[float, float]]:

@@ -183,9 +183,16 @@ class PostgresLedger:
             raise self._stop_error
         return int(await op.waiter.future)
 
-    async def totals(self, since: float = 0.0, until: float = 0.0) -> tuple[list[Totals], Totals]:
-        rows = await self._fetch(SQL(schema.TOTALS), (since, until or time.time() + 1))
-        return schema.totals_from_rows(rows)
+    async def totals(
+        self,
+        since: float = 0.0,
+        until: float = 0.0,
+        *,
+        by: str = "backend",
+        client: str | None = None,
+    ) -> tuple[list[Totals], Totals]:
+        query, params = schema.totals_query(since, until or time.time() + 1, by, client)
+        return schema.totals_from_rows(await self._fetch(SQL(query), params), by)
 
     async def rows(self, limit: int = 1000) -> list[dict[str, Any]]:
         async def read(conn: psycopg.AsyncConnection[Any]) -> list[dict[str, Any]]:
@@ -195,9 +202,11 @@ class PostgresLedger:
 
         return await self._read(read)  # type: ignore[no-any-return]
 
-    async def rate(self, request_id: str, trace_id: str, score: float, label: str) -> Rated:
+    async def rate(
+        self, request_id: str, trace_id: str, score: float, label: str, client: str | None = None
+    ) -> Rated:
         async def store(conn: psycopg.AsyncConnection[Any]) -> Rated:
-            return await _rate(conn, request_id, trace_id, score, label)
+            return await _rate(conn, request_id, trace_id, score, label, client)
 
         return await self._read(store)  # type: ignore[no-any-return]
 
@@ -468,13 +477,18 @@ async def migrate(conn: psycopg.AsyncConnection[Any], *, upto: int | None = None
 
 
 async def _rate(
-    conn: psycopg.AsyncConnection[Any], request_id: str, trace_id: str, score: float, label: str
+    conn: psycopg.AsyncConnection[Any],
+    request_id: str,
+    trace_id: str,
+    score: float,
+    label: str,
+    client: str | None = None,
 ) -> Rated:
     async with conn.transaction():
-        query, key, named = schema.answered_query(request_id, trace_id)
-        found = await (await conn.execute(SQL(query), (key,))).fetchone()
+        query, params, missing = schema.answered_query(request_id, trace_id, client)
+        found = await (await conn.execute(SQL(query), params)).fetchone()
         if found is None:
-            raise UnknownRequest(f"no answered request has {named} {key!r}")
+            raise UnknownRequest(missing)
         attempt_id, request_id, trace_id, backend, category = found
         rated = Rated(
             request_id, trace_id, int(attempt_id), backend, category, score, label, time.time()

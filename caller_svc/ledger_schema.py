@@ -45,6 +45,9 @@ class LedgerRow:
 
 @dataclass(frozen=True, slots=True)
 class Totals:
+    """Totals of a group of rows: one backend's, one client's (``backend`` is then empty and
+    ``client`` names it), or all of them (``backend`` is "total")."""
+
     backend: str
     attempts: int
     successes: int
@@ -55,6 +58,7 @@ class Totals:
     cached_input_tokens: int = 0  # of input_tokens
     cache_write_tokens: int = 0  # of input_tokens
     reasoning_tokens: int = 0  # of output_tokens
+    client: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,12 +295,28 @@ def _values(row: LedgerRow) -> tuple[object, ...]:
 ROWS = "SELECT * FROM attempts ORDER BY id LIMIT ?"
 
 TOTALS = (
-    "SELECT backend, COUNT(*), SUM(CASE WHEN outcome = 'success' THEN 1 ELSE 0 END),"
+    "SELECT {group}, COUNT(*), SUM(CASE WHEN outcome = 'success' THEN 1 ELSE 0 END),"
     " SUM(input_tokens), SUM(output_tokens), SUM(cost_usd),"
     " SUM(CASE WHEN cost_source = 'estimated' THEN 1 ELSE 0 END),"
     " SUM(cached_input_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens)"
-    " FROM attempts WHERE ts >= ? AND ts < ? GROUP BY backend ORDER BY backend"
+    " FROM attempts WHERE ts >= ? AND ts < ?{only} GROUP BY {group} ORDER BY {group}"
 )
+GROUPS = ("backend", "client")  # what totals may be grouped by
+
+
+def totals_query(
+    since: float, until: float, by: str = "backend", client: str | None = None
+) -> tuple[str, tuple[object, ...]]:
+    """The query of totals per ``by`` (a column of :data:`GROUPS`, never text from a request)
+    for ``since <= ts < until``, of every client's rows or only ``client``'s; and its
+    parameters. ValueError for another ``by``."""
+    if by not in GROUPS:
+        raise ValueError(f"totals by {by!r}: one of {', '.join(GROUPS)}")
+    only, params = (
+        ("", (since, until)) if client is None else (" AND client = ?", (since, until, client))
+    )
+    return TOTALS.format(group=by, only=only), params
+
 
 # A month starts no later than any of its days: (day_start, month_start).
 SPEND = (
@@ -304,13 +324,9 @@ SPEND = (
     " FROM attempts WHERE ts >= ? GROUP BY backend"
 )
 
-ANSWERED_BY_REQUEST = (
+ANSWERED = (
     "SELECT id, request_id, trace_id, backend, category FROM attempts"
-    " WHERE request_id = ? AND outcome = 'success' ORDER BY id DESC LIMIT 1"
-)
-ANSWERED_BY_TRACE = (
-    "SELECT id, request_id, trace_id, backend, category FROM attempts"
-    " WHERE trace_id = ? AND outcome = 'success' ORDER BY id DESC LIMIT 1"
+    " WHERE {key} = ? AND outcome = 'success'{mine} ORDER BY id DESC LIMIT 1"
 )
 RATING_OF = "SELECT score, ts FROM ratings WHERE request_id = ?"
 # Ratings are final: a second one for a request inserts nothing (and is refused), also when two
@@ -321,11 +337,14 @@ INSERT_RATING_ONCE = (
 )
 
 
-def totals_from_rows(rows: Iterable[Sequence[Any]]) -> tuple[list[Totals], Totals]:
-    """Per-backend totals from the rows of :data:`TOTALS`, and their sum."""
+def totals_from_rows(
+    rows: Iterable[Sequence[Any]], by: str = "backend"
+) -> tuple[list[Totals], Totals]:
+    """Totals per backend (or per client) from the rows of :func:`totals_query`, and their sum."""
     per = [
         Totals(
-            backend=str(r[0]),
+            backend=str(r[0]) if by == "backend" else "",
+            client=str(r[0]) if by == "client" else "",
             attempts=int(r[1] or 0),
             successes=int(r[2] or 0),
             input_tokens=int(r[3] or 0),
@@ -358,12 +377,17 @@ def spend_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, tuple[float, flo
     return {str(r[0]): (float(r[1] or 0.0), float(r[2] or 0.0)) for r in rows}
 
 
-def answered_query(request_id: str, trace_id: str) -> tuple[str, str, str]:
-    """The query finding the attempt that answered a request (by request id, else trace id),
-    its parameter, and how to name the key in a message."""
-    if request_id:
-        return ANSWERED_BY_REQUEST, request_id, "request id"
-    return ANSWERED_BY_TRACE, trace_id, "trace id"
+def answered_query(
+    request_id: str, trace_id: str, client: str | None = None
+) -> tuple[str, tuple[object, ...], str]:
+    """The query finding the attempt that answered a request (by request id, else trace id;
+    made for ``client`` when given), its parameters, and what a refusal says (e.g. "no answered
+    request of 'alice' has request id 'r1'")."""
+    key, value = ("request_id", request_id) if request_id else ("trace_id", trace_id)
+    mine, params = ("", (value,)) if client is None else (" AND client = ?", (value, client))
+    whose = f" of {client!r}" if client else ""
+    missing = f"no answered request{whose} has {key.replace('_', ' ')} {value!r}"
+    return ANSWERED.format(key=key, mine=mine), params, missing
 
 
 def already_rated_message(request_id: str, score: float, ts: float) -> str:

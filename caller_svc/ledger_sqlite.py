@@ -169,19 +169,26 @@ class SQLiteLedger:
             raise self._stop_error
         return int(await op.waiter.future)
 
-    async def totals(self, since: float = 0.0, until: float = 0.0) -> tuple[list[Totals], Totals]:
-        until = until or time.time() + 1
-        rows = await self._read(
-            lambda db: db.execute(SQL(schema.TOTALS), (since, until)).fetchall()
-        )
-        return schema.totals_from_rows(rows)
+    async def totals(
+        self,
+        since: float = 0.0,
+        until: float = 0.0,
+        *,
+        by: str = "backend",
+        client: str | None = None,
+    ) -> tuple[list[Totals], Totals]:
+        query, params = schema.totals_query(since, until or time.time() + 1, by, client)
+        rows = await self._read(lambda db: db.execute(SQL(query), params).fetchall())
+        return schema.totals_from_rows(rows, by)
 
     async def rows(self, limit: int = 1000) -> list[dict[str, Any]]:
         return await self._read(lambda db: _rows(db, limit))  # type: ignore[no-any-return]
 
-    async def rate(self, request_id: str, trace_id: str, score: float, label: str) -> Rated:
+    async def rate(
+        self, request_id: str, trace_id: str, score: float, label: str, client: str | None = None
+    ) -> Rated:
         # A read with one autocommitted insert: ratings are rare and must answer at once.
-        rated = await self._read(lambda db: _rate(db, request_id, trace_id, score, label))
+        rated = await self._read(lambda db: _rate(db, request_id, trace_id, score, label, client))
         return rated  # type: ignore[no-any-return]
 
     async def spend(self, day_start: float, month_start: float) -> dict[str, tuple[float, float]]:
@@ -420,12 +427,17 @@ def _rows(db: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
 
 
 def _rate(
-    db: sqlite3.Connection, request_id: str, trace_id: str, score: float, label: str
+    db: sqlite3.Connection,
+    request_id: str,
+    trace_id: str,
+    score: float,
+    label: str,
+    client: str | None = None,
 ) -> Rated:
-    query, key, named = schema.answered_query(request_id, trace_id)
-    found = db.execute(SQL(query), (key,)).fetchone()
+    query, params, missing = schema.answered_query(request_id, trace_id, client)
+    found = db.execute(SQL(query), params).fetchone()
     if found is None:
-        raise UnknownRequest(f"no answered request has {named} {key!r}")
+        raise UnknownRequest(missing)
     attempt_id, request_id, trace_id, backend, category = found
     rated = Rated(request_id, trace_id, attempt_id, backend, category, score, label, time.time())
     cur = db.execute(

@@ -36,6 +36,7 @@ class CallContext:
     attempt: int = 1
     trace_id: str = ""
     budget_s: float | None = None  # remaining deadline of the gRPC call, if any
+    client: str = ""  # the name of the token the attempt is made for (never the token)
 
 
 class OutcomeReporter(Protocol):
@@ -62,8 +63,11 @@ class Recorder:
         self.traced = not isinstance(self.tracer, telemetry.OffTracer)
         self.metrics = CallMetrics("caller_svc")
 
-    def span(self, b: BackendConfig, *, stream: bool) -> AbstractContextManager[object]:
-        """The provider call as a CLIENT span named ``{operation} {model}`` (GenAI conventions)."""
+    def span(
+        self, b: BackendConfig, ctx: CallContext, *, stream: bool
+    ) -> AbstractContextManager[object]:
+        """The provider call as a CLIENT span named ``{operation} {model}`` (GenAI conventions),
+        with the client's name (``uniwizard.client``) when it has one."""
         if not self.traced:
             return telemetry.NO_SPAN  # nothing, at no cost
         return self.tracer.start_as_current_span(
@@ -75,6 +79,7 @@ class Recorder:
                 "gen_ai.request.model": b.model,
                 "uniwizard.backend": b.key,
                 "uniwizard.stream": stream,
+                **({"uniwizard.client": ctx.client} if ctx.client else {}),
             },
         )
 
@@ -142,6 +147,7 @@ def _row(result: CallResult, ctx: CallContext, *, sent: bool = True) -> LedgerRo
         http_status=result.http_status,
         identity_redactions=result.scrubbed,
         sent=sent,
+        client=ctx.client,
     )
 
 

@@ -10,6 +10,8 @@ import grpc
 from caller_svc.core import CallContext, CallerCore, UnknownBackend
 from caller_svc.ledger import AlreadyRated, LedgerUnavailable, Totals, UnknownRequest
 from uniwizard import telemetry
+from uniwizard.auth import current_principal
+from uniwizard.auth_grpc import calling_client, sees_everyone
 from uniwizard.convert import call_result_to_pb, delta_events, request_from_pb
 from uniwizard.limits import Limits, check_deadline, check_request
 from uniwizard.ratings import InvalidRating, Rating, rating
@@ -38,6 +40,7 @@ class CallerServicer(caller_pb2_grpc.CallerServicer):
         )
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        client = await _client(context)
         return CallContext(
             request_id=request.request_id,
             category=request.category,
@@ -45,6 +48,7 @@ class CallerServicer(caller_pb2_grpc.CallerServicer):
             trace_id=telemetry.current_trace_id()
             or telemetry.trace_id_from_metadata(context.invocation_metadata()),
             budget_s=context.time_remaining(),
+            client=client,
         )
 
     async def Call(
@@ -80,8 +84,15 @@ class CallerServicer(caller_pb2_grpc.CallerServicer):
             or (request.until and request.until < request.since)
         ):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "need 0 <= since <= until")
+        principal = current_principal()
+        only = None if sees_everyone(principal) else principal.name
+        clients: list[Totals] = []
         try:
-            per, total = await self.core.usage(request.since, request.until)
+            per, total = await self.core.usage(request.since, request.until, client=only)
+            if request.by_client:
+                clients, _ = await self.core.usage(
+                    request.since, request.until, by="client", client=only
+                )
         except LedgerUnavailable as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         return caller_pb2.UsageResponse(
@@ -89,15 +100,16 @@ class CallerServicer(caller_pb2_grpc.CallerServicer):
             total=usage_pb(total),
             since=request.since,
             until=request.until,
+            clients=[usage_pb(t) for t in clients],
         )
-
 
     async def Rate(
         self, request: common_pb2.RateRequest, context: grpc.aio.ServicerContext
     ) -> common_pb2.RateResponse:
+        client = await _client(context)
         try:
             r = rating_from_pb(request)
-            rated = await self.core.rate(r)
+            rated = await self.core.rate(r, client)
         except InvalidRating as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except UnknownRequest as exc:
@@ -114,6 +126,15 @@ class CallerServicer(caller_pb2_grpc.CallerServicer):
             score=rated.score,
             label=rated.label,
         )
+
+
+async def _client(context: grpc.aio.ServicerContext) -> str:
+    """The client the call is made for (the router names it); INVALID_ARGUMENT if malformed."""
+    try:
+        return calling_client(context.invocation_metadata())
+    except ValueError as exc:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        raise  # not reached: abort raises
 
 
 def rating_from_pb(pb: common_pb2.RateRequest) -> Rating:
@@ -133,4 +154,5 @@ def usage_pb(t: Totals) -> caller_pb2.BackendUsage:
         cached_input_tokens=t.cached_input_tokens,
         cache_write_tokens=t.cache_write_tokens,
         reasoning_tokens=t.reasoning_tokens,
+        client=t.client,
     )

@@ -108,9 +108,7 @@ class ChainWalk:
             self._position += 1
             b = backends.get(key)
             if self._above < 0 or (
-                b is not None
-                and b.max_context > self._above
-                and fits_context(b, self._estimate, 0)
+                b is not None and b.max_context > self._above and fits_context(b, self._estimate, 0)
             ):
                 return key
         return None

@@ -25,11 +25,13 @@ from router_svc.adapt import rank
 from router_svc.budget import BudgetCheck, SpendTracker
 from router_svc.chain import ChainWalk, Decision, Skip, build_chain, upper_cost
 from router_svc.classify import Reason, classify
+from router_svc.client_budget import ClientSpend
 from router_svc.fallback import Action, FallbackPolicy, Step, next_step
 from router_svc.health_view import HealthView
 from router_svc.links import CallerLink, RegistryLink
 from router_svc.policy import Policy
 from uniwizard import telemetry
+from uniwizard.config_types import Budget
 from uniwizard.convert import request_to_pb
 from uniwizard.providers.pricing import price
 from uniwizard.providers.tokens import estimate_task_tokens
@@ -52,6 +54,8 @@ class DispatchReport:
     failure: Outcome | None = None
     message: str = ""
     request_pb: common_pb2.BlindRequest | None = None  # the blind request as sent to the caller
+    client: str = ""
+    budget: Budget | None = None
 
     @property
     def cost_usd(self) -> float:
@@ -68,6 +72,8 @@ class DispatchJob:
     trace_id: str = ""  # from the client's traceparent (used when tracing is off here)
     # The task's blind request as it arrived: forwarded to the caller as is, not re-encoded.
     request_pb: common_pb2.BlindRequest | None = None
+    client: str = ""  # the name of the token it is for (the ledger's and the spans' client)
+    budget: Budget | None = None  # that token's budget, if it has one
 
 
 class DispatchFailed(Exception):
@@ -111,6 +117,8 @@ class RouterCore:
         self.fallback = fallback or FallbackPolicy()
         self.tracer = telemetry.tracer("router_svc")
         self.tracker = SpendTracker()  # this router's spending and attempts in flight
+        # ... and per client whose token has a budget (read from the ledger through the caller)
+        self.clients = ClientSpend(lambda day, month: caller.client_spend(day, month))
         self.rng = rng or random.Random()  # exploration draws (seed it to replay decisions)
 
     # -- Route -------------------------------------------------------------------------------
@@ -186,11 +194,15 @@ class RouterCore:
             skipped=tuple(skipped),
         )
 
-    async def rate(self, request: common_pb2.RateRequest) -> common_pb2.RateResponse:
-        """Forward a rating to the caller, which stores it beside the attempt that answered
-        (raises grpc.aio.AioRpcError with the caller's status on a refused rating)."""
+    async def rate(
+        self, request: common_pb2.RateRequest, client: str = ""
+    ) -> common_pb2.RateResponse:
+        """Forward a rating to the caller, which stores it beside the attempt that answered,
+        if that was ``client``'s (raises grpc.aio.AioRpcError with the caller's status on a
+        refused rating)."""
         with self.tracer.start_as_current_span("rate") as span:
-            response = await self.caller.rate(request, timeout=RATE_TIMEOUT_S)
+            _client_attribute(span, client)
+            response = await self.caller.rate(request, timeout=RATE_TIMEOUT_S, client=client)
             span.set_attribute("uniwizard.backend", response.backend)
             span.set_attribute("uniwizard.route.category", response.category)
             span.set_attribute("uniwizard.rating.score", response.score)
@@ -198,13 +210,18 @@ class RouterCore:
                 span.set_attribute("uniwizard.rating.label", response.label)
             return response
 
-    def route(self, task: Task) -> Decision:
+    def route(self, task: Task, client: str = "") -> Decision:
         with self.tracer.start_as_current_span("route") as span:
+            _client_attribute(span, client)
             decision = self.decide(task)
             _decision_attributes(span, decision)
             return decision
 
     # -- Dispatch ----------------------------------------------------------------------------
+
+    async def over_budget(self, client: str, budget: Budget | None) -> str | None:
+        """Why ``client`` (whose token has ``budget``) may not start a task now, or None."""
+        return await self.clients.over(client, budget)
 
     async def dispatch(self, job: DispatchJob) -> DispatchReport:
         """Run call_with_fallback; raises DispatchFailed with the report when nothing answered."""
@@ -231,7 +248,14 @@ class RouterCore:
             task = replace(task, request_id=uuid.uuid4().hex)
         decision = self.decide(task, job.pin)
         trace_id = telemetry.current_trace_id() or job.trace_id or uuid.uuid4().hex
-        report = DispatchReport(decision, task.request_id, trace_id, request_pb=job.request_pb)
+        report = DispatchReport(
+            decision,
+            task.request_id,
+            trace_id,
+            request_pb=job.request_pb,
+            client=job.client,
+            budget=job.budget,
+        )
         return _Run(task, report, deadline, stream)
 
     async def _walk(
@@ -242,6 +266,7 @@ class RouterCore:
             report = run.report
             _decision_attributes(span, report.decision)
             span.set_attribute("uniwizard.request_id", report.request_id)
+            _client_attribute(span, report.client)
             yield report.decision
             walk = ChainWalk(report.decision.chain, report.decision.estimated_input_tokens)
             while (key := walk.next(self.view.backends)) is not None:
@@ -330,18 +355,19 @@ class RouterCore:
             span.set_attribute("uniwizard.attempt", len(report.attempts) + 1)
             request = self._call_request(run, key)
             reserved = self._reserve(run, key)
+            client = report.client
             cost = 0.0
             try:
                 if not run.stream:
                     result = await self.caller.call(
-                        request, timeout=remaining, trace_id=report.trace_id
+                        request, timeout=remaining, trace_id=report.trace_id, client=client
                     )
                     cost = result.cost_usd
                     _attempted(span, report, result)
                     yield result
                     return
                 events = self.caller.call_stream(
-                    request, timeout=remaining, trace_id=report.trace_id
+                    request, timeout=remaining, trace_id=report.trace_id, client=client
                 )
                 async with aclosing(events) as items:
                     async for event in items:
@@ -350,16 +376,22 @@ class RouterCore:
                             _attempted(span, report, event)
                         yield event
             finally:
-                self.tracker.release(key, reserved, cost, time.time())
+                now = time.time()
+                self.tracker.release(key, reserved, cost, now)
+                if report.budget is not None:
+                    self.clients.tracker.release(client, reserved, cost, now)
 
     def _reserve(self, run: _Run, key: str) -> float:
-        """Hold the attempt's upper cost against the budgets until it ends."""
+        """Hold the attempt's upper cost against the budgets (the backend's, and the client's
+        when its token has one) until it ends."""
         b = self.view.backends.get(key)
         if b is None:
             return 0.0
         estimate = run.report.decision.estimated_input_tokens
         cost = upper_cost(b, estimate, run.task.request.max_output_tokens)
         self.tracker.reserve(key, cost)
+        if run.report.budget is not None:
+            self.clients.tracker.reserve(run.report.client, cost)
         return cost
 
     def _exhausted(self, report: DispatchReport) -> tuple[Outcome, str]:
@@ -392,6 +424,12 @@ class RouterCore:
 def _attempted(span: Span, report: DispatchReport, result: CallResult) -> None:
     report.attempts.append(result)
     _attempt_attributes(span, result)
+
+
+def _client_attribute(span: Span, client: str) -> None:
+    """The name of the token the request is for (never the token)."""
+    if client:
+        span.set_attribute("uniwizard.client", client)
 
 
 def _decision_attributes(span: Span, d: Decision) -> None:

@@ -67,9 +67,7 @@ class HealthView:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def wait_for(
-        self, predicate: Callable[[HealthView], bool], timeout: float = 5.0
-    ) -> None:
+    async def wait_for(self, predicate: Callable[[HealthView], bool], timeout: float = 5.0) -> None:
         """Wait until ``predicate(self)`` holds (tests and start-up)."""
         async with asyncio.timeout(timeout):
             async with self._changed:

@@ -3,13 +3,16 @@ the service is wired. The gRPC implementations are here; the router core sees ty
 
 * :class:`CallerLink` — one attempt on one backend (``Call``), or its stream (``CallStream``);
   a failure of the link itself (caller unreachable, deadline) comes back as the attempt's
-  :class:`CallResult`, never as an exception.
+  :class:`CallResult`, never as an exception. Each call names the client the router acts for
+  (``x-uniwizard-client``): the caller believes it because the router's own token has the
+  ``service`` scope.
 * :class:`RegistryLink` — a half-open trial (``AcquireTrial``) and the health stream
   (``WatchHealth``) the router's :class:`~router_svc.health_view.HealthView` follows.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Protocol
@@ -17,26 +20,36 @@ from typing import Protocol
 import grpc
 
 from uniwizard import telemetry
+from uniwizard.auth import CLIENT_METADATA
 from uniwizard.convert import call_result_from_pb, tool_call_from_pb
 from uniwizard.types import CallResult, Delta, Outcome
 from uniwizard.v1 import caller_pb2, caller_pb2_grpc, common_pb2, registry_pb2, registry_pb2_grpc
 
+SPEND_TIMEOUT_S = 2.0
+
 
 class CallerLink(Protocol):
     async def call(
-        self, request: caller_pb2.CallRequest, *, timeout: float, trace_id: str
+        self, request: caller_pb2.CallRequest, *, timeout: float, trace_id: str, client: str = ""
     ) -> CallResult: ...
 
     def call_stream(
-        self, request: caller_pb2.CallRequest, *, timeout: float, trace_id: str
+        self, request: caller_pb2.CallRequest, *, timeout: float, trace_id: str, client: str = ""
     ) -> AsyncGenerator[Delta | CallResult, None]:
         """Deltas, then exactly one CallResult."""
         ...
 
     async def rate(
-        self, request: common_pb2.RateRequest, *, timeout: float
+        self, request: common_pb2.RateRequest, *, timeout: float, client: str = ""
     ) -> common_pb2.RateResponse:
         """Store a rating; raises grpc.aio.AioRpcError with the caller's status if refused."""
+        ...
+
+    async def client_spend(
+        self, day_start: float, month_start: float
+    ) -> dict[str, tuple[float, float]]:
+        """USD per client since ``day_start`` and since ``month_start``, from the ledger; raises
+        grpc.aio.AioRpcError when it cannot be read."""
         ...
 
 
@@ -58,14 +71,14 @@ class GrpcCallerLink:
         self._stub = caller_pb2_grpc.CallerStub(channel)
 
     async def call(
-        self, request: caller_pb2.CallRequest, *, timeout: float, trace_id: str
+        self, request: caller_pb2.CallRequest, *, timeout: float, trace_id: str, client: str = ""
     ) -> CallResult:
         started = time.perf_counter()
         try:
             pb = await self._stub.Call(
                 request,
                 timeout=timeout,
-                metadata=telemetry.traceparent_metadata(trace_id),
+                metadata=_metadata(trace_id, client),
                 wait_for_ready=True,
             )
         except grpc.aio.AioRpcError as exc:
@@ -73,13 +86,13 @@ class GrpcCallerLink:
         return call_result_from_pb(pb)
 
     async def call_stream(
-        self, request: caller_pb2.CallRequest, *, timeout: float, trace_id: str
+        self, request: caller_pb2.CallRequest, *, timeout: float, trace_id: str, client: str = ""
     ) -> AsyncGenerator[Delta | CallResult, None]:
         started = time.perf_counter()
         call = self._stub.CallStream(
             request,
             timeout=timeout,
-            metadata=telemetry.traceparent_metadata(trace_id),
+            metadata=_metadata(trace_id, client),
             wait_for_ready=True,
         )
         result: CallResult | None = None
@@ -104,11 +117,26 @@ class GrpcCallerLink:
             latency_ms=(time.perf_counter() - started) * 1000,
         )
 
-
     async def rate(
-        self, request: common_pb2.RateRequest, *, timeout: float
+        self, request: common_pb2.RateRequest, *, timeout: float, client: str = ""
     ) -> common_pb2.RateResponse:
-        return await self._stub.Rate(request, timeout=timeout)
+        return await self._stub.Rate(request, timeout=timeout, metadata=_metadata("", client))
+
+    async def client_spend(
+        self, day_start: float, month_start: float
+    ) -> dict[str, tuple[float, float]]:
+        today, month = await asyncio.gather(
+            *(
+                self._stub.Usage(
+                    caller_pb2.UsageRequest(since=since, by_client=True), timeout=SPEND_TIMEOUT_S
+                )
+                for since in (day_start, month_start)
+            )
+        )
+        spent = {u.client: (0.0, u.cost_usd) for u in month.clients}
+        for u in today.clients:
+            spent[u.client] = (u.cost_usd, spent.get(u.client, (0.0, u.cost_usd))[1])
+        return spent
 
 
 class GrpcRegistryLink:
@@ -129,6 +157,12 @@ class GrpcRegistryLink:
             yield event
 
 
+def _metadata(trace_id: str, client: str) -> tuple[tuple[str, str], ...]:
+    """The trace context (when no SDK propagates it) and the client the router acts for."""
+    named = ((CLIENT_METADATA, client),) if client else ()
+    return (*telemetry.traceparent_metadata(trace_id), *named)
+
+
 def caller_error(key: str, exc: grpc.aio.AioRpcError, started: float) -> CallResult:
     """An attempt that failed in the link: the caller could not be reached or answered with a
     gRPC error instead of a result."""
@@ -138,6 +172,10 @@ def caller_error(key: str, exc: grpc.aio.AioRpcError, started: float) -> CallRes
         grpc.StatusCode.CANCELLED: Outcome.CANCELLED,
         grpc.StatusCode.INVALID_ARGUMENT: Outcome.BAD_REQUEST,
         grpc.StatusCode.NOT_FOUND: Outcome.BAD_REQUEST,
+        # The caller refused the router's own token: the stack is misconfigured (every backend
+        # would meet the same refusal), so the dispatch stops, naming it.
+        grpc.StatusCode.UNAUTHENTICATED: Outcome.NO_BACKEND,
+        grpc.StatusCode.PERMISSION_DENIED: Outcome.NO_BACKEND,
     }.get(code, Outcome.NETWORK)
     return CallResult(
         backend=key,

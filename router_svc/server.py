@@ -41,7 +41,8 @@ class RouterService(Service):
         self.policy_path = policy_path
         self._channels = channels
         self.host.add_servicer(
-            router_pb2_grpc.add_RouterServicer_to_server, RouterServicer(core, self.host.limits)
+            router_pb2_grpc.add_RouterServicer_to_server,
+            RouterServicer(core, self.host.limits, self.host.authorizer.budget_of),
         )
         if core.registry is not None:
             self.watch(core.view.start(core.registry))

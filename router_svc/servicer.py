@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from typing import NoReturn
 
@@ -15,6 +15,8 @@ from router_svc.chain import Decision
 from router_svc.convert import decision_to_pb, failure_to_pb, result_to_pb
 from router_svc.dispatch import DispatchFailed, DispatchJob, DispatchReport, RouterCore
 from uniwizard import telemetry
+from uniwizard.auth_grpc import calling_client
+from uniwizard.config_types import Budget
 from uniwizard.convert import attempt_to_pb, delta_events, task_from_pb
 from uniwizard.limits import Limits, check_deadline, check_request
 from uniwizard.types import CallResult, Delta, Outcome, Task
@@ -67,9 +69,26 @@ def incoming_trace_id(context: Context) -> str:
 
 
 class RouterServicer(router_pb2_grpc.RouterServicer):
-    def __init__(self, core: RouterCore, limits: Limits | None = None):
+    """``budget_of``: a client's budget by its name (its token's entry in the tokens file)."""
+
+    def __init__(
+        self,
+        core: RouterCore,
+        limits: Limits | None = None,
+        budget_of: Callable[[str], Budget | None] | None = None,
+    ):
         self.core = core
         self.limits = limits or Limits()
+        self.budget_of = budget_of or (lambda name: None)
+
+    async def _client(self, context: Context) -> str:
+        """The client this call is for: the caller's token's name, or the one a service
+        token names (see uniwizard.auth_grpc.calling_client); INVALID_ARGUMENT if malformed."""
+        try:
+            return calling_client(context.invocation_metadata())
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise  # not reached: abort raises
 
     async def _task(self, pb: common_pb2.Task, context: Context) -> Task:
         problem = validate_task(pb, self.limits) or check_deadline(
@@ -79,9 +98,15 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         return task_from_pb(pb)
 
-    def _job(
-        self, task: Task, request: router_pb2.DispatchRequest, context: Context
-    ) -> DispatchJob:
+    async def _job(self, request: router_pb2.DispatchRequest, context: Context) -> DispatchJob:
+        """The dispatch to run: a valid task, for a client within its budget (INVALID_ARGUMENT,
+        RESOURCE_EXHAUSTED naming the budget, otherwise)."""
+        task = await self._task(request.task, context)
+        client = await self._client(context)
+        budget = self.budget_of(client)
+        over = await self.core.over_budget(client, budget)
+        if over:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, over)
         remaining = context.time_remaining()
         return DispatchJob(
             task,
@@ -89,20 +114,22 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             deadline_s=None if remaining is None else min(remaining, self.limits.max_deadline_s),
             trace_id=incoming_trace_id(context),
             request_pb=request.task.request,
+            client=client,
+            budget=budget,
         )
 
     async def Route(
         self, request: router_pb2.RouteRequest, context: Context
     ) -> router_pb2.RouteDecision:
         task = await self._task(request.task, context)
-        return decision_to_pb(self.core.route(task))
+        return decision_to_pb(self.core.route(task, await self._client(context)))
 
     async def Dispatch(
         self, request: router_pb2.DispatchRequest, context: Context
     ) -> router_pb2.DispatchResult:
-        task = await self._task(request.task, context)
+        job = await self._job(request, context)
         try:
-            report = await self.core.dispatch(self._job(task, request, context))
+            report = await self.core.dispatch(job)
         except DispatchFailed as failed:
             await abort_failed(context, failed.report)
         return result_to_pb(report)
@@ -110,8 +137,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
     async def DispatchStream(
         self, request: router_pb2.DispatchRequest, context: Context
     ) -> AsyncIterator[router_pb2.DispatchEvent]:
-        task = await self._task(request.task, context)
-        stream = self.core.dispatch_stream(self._job(task, request, context))
+        stream = self.core.dispatch_stream(await self._job(request, context))
         try:
             async with aclosing(stream) as items:  # closed in this task if the client cancels
                 async for item in items:
@@ -130,8 +156,9 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
     async def Rate(
         self, request: common_pb2.RateRequest, context: Context
     ) -> common_pb2.RateResponse:
+        client = await self._client(context)
         try:
-            return await self.core.rate(request)
+            return await self.core.rate(request, client)
         except grpc.aio.AioRpcError as exc:  # the caller's answer: NOT_FOUND, ALREADY_EXISTS...
             code = exc.code()
             if code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):

@@ -442,12 +442,13 @@ def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:
 
 def cmd_usage(args: argparse.Namespace) -> int:
     since = time.time() - args.hours * 3600 if args.hours else 0.0
+    by_caller = args.by == "caller"
     with _client(CallerClient, args.caller) as caller:
-        report = _rpc(lambda: caller.usage(since=since, deadline=10))
+        report = _rpc(lambda: caller.usage(since=since, by_client=by_caller, deadline=10))
 
     def row(u: BackendUsage) -> dict[str, Any]:
         return {
-            "backend": u.backend,
+            ("caller" if by_caller else "backend"): u.client if by_caller else u.backend,
             "attempts": u.attempts,
             "successes": u.successes,
             "input_tokens": u.input_tokens,
@@ -460,22 +461,29 @@ def cmd_usage(args: argparse.Namespace) -> int:
             "reasoning_tokens": u.reasoning_tokens,
         }
 
-    rows = [row(u) for u in report.backends]
+    group = "callers" if by_caller else "backends"
+    rows = [row(u) for u in (report.clients if by_caller else report.backends)]
     total = row(report.total)
+    key = "caller" if by_caller else "backend"
+    total[key] = "total"
     if args.json:
-        _print_json({"since": since, "backends": rows, "total": total})
+        _print_json({"since": since, group: rows, "total": total})
         return 0
+    width = max([10, *(len(r[key] or "(unnamed)") for r in rows)])
     print(
-        f"{'BACKEND':<10} {'ATTEMPTS':>8} {'OK':>6} {'IN TOK':>10} {'CACHE RD':>10}"
+        f"{key.upper():<{width}} {'ATTEMPTS':>8} {'OK':>6} {'IN TOK':>10} {'CACHE RD':>10}"
         f" {'CACHE WR':>10} {'OUT TOK':>10} {'REASONING':>10} {'COST USD':>12}"
     )
     for r in [*rows, total]:
         print(
-            f"{r['backend']:<10} {r['attempts']:>8} {r['successes']:>6} {r['input_tokens']:>10}"
-            f" {r['cached_input_tokens']:>10} {r['cache_write_tokens']:>10}"
-            f" {r['output_tokens']:>10} {r['reasoning_tokens']:>10} {r['cost_usd']:>12.6f}"
+            f"{r[key] or '(unnamed)':<{width}} {r['attempts']:>8} {r['successes']:>6}"
+            f" {r['input_tokens']:>10} {r['cached_input_tokens']:>10}"
+            f" {r['cache_write_tokens']:>10} {r['output_tokens']:>10}"
+            f" {r['reasoning_tokens']:>10} {r['cost_usd']:>12.6f}"
         )
     print("(CACHE RD and CACHE WR are part of IN TOK; REASONING is part of OUT TOK)")
+    if by_caller and any(not r["caller"] for r in rows):
+        print("((unnamed): attempts made with no token configured)")
     return 0
 
 
@@ -607,17 +615,24 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true")
         sp.set_defaults(fn=lambda a, e=enabled: _set_enabled(a, e))
 
-    usage = sub.add_parser("usage", help="the cost ledger, per backend and in total")
+    usage = sub.add_parser("usage", help="the cost ledger, per backend (or caller) and in total")
     usage.add_argument("--json", action="store_true")
     usage.add_argument("--hours", type=float, default=0.0, help="only the last N hours")
+    usage.add_argument(
+        "--by",
+        choices=["backend", "caller"],
+        default="backend",
+        help="one row per backend (default) or per caller: the name of the token that spent",
+    )
     usage.set_defaults(fn=cmd_usage)
 
     reload_ = sub.add_parser("reload", help="re-read backends.yaml in the registry")
     reload_.set_defaults(fn=cmd_reload)
 
-    from uniwizard.cli_learning import add_commands  # its own module; it imports helpers here
+    from uniwizard import cli_learning, cli_tokens  # their own modules; they import helpers here
 
-    add_commands(sub)
+    cli_learning.add_commands(sub)
+    cli_tokens.add_commands(sub)
 
     sim = sub.add_parser("sim", help="the provider simulator on its own")
     sim.add_argument("--host", default="127.0.0.1")

@@ -1,10 +1,15 @@
-"""Authentication (a shared bearer token) and transport security (TLS, mutual TLS).
+"""Authentication (bearer tokens with names and scopes) and transport security (TLS, mutual TLS).
 
 Settings come from the environment, the same for every service and client:
 
-* ``UNIWIZARD_TOKEN`` or ``UNIWIZARD_TOKEN_FILE`` — the shared bearer token. Servers require
-  ``authorization: Bearer <token>`` on every call except the standard health service (left open
-  for orchestrators); clients send it.
+* ``UNIWIZARD_TOKEN`` or ``UNIWIZARD_TOKEN_FILE`` — the bearer token this process sends
+  (``authorization: Bearer <token>``). A server also accepts it as ``default``, with every
+  scope: it is the token our services present to each other.
+* ``UNIWIZARD_TOKENS_FILE`` — servers only: named tokens (as hashes) with their scopes and
+  budgets (``uniwizard.tokens``). Servers require a token on every call except the standard
+  health service (left open for orchestrators), and the scope the method needs
+  (``uniwizard.scopes``); the check itself is ``uniwizard.auth``, its gRPC server side
+  ``uniwizard.auth_grpc``.
 * ``UNIWIZARD_TLS_CERT`` + ``UNIWIZARD_TLS_KEY`` — this process's certificate and key (PEM). A
   server with them serves TLS only; a client presents them (mutual TLS).
 * ``UNIWIZARD_TLS_CA`` — the CA that signs our certificates. Clients verify servers with it;
@@ -12,24 +17,22 @@ Settings come from the environment, the same for every service and client:
 * ``UNIWIZARD_ALLOW_INSECURE=1`` — allow listening on a non-loopback address with neither a
   token nor TLS (otherwise a service refuses to start).
 
-The token is never logged: a rejected call logs the method and the peer only.
+No token and no token hash is ever logged.
 """
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import logging
 import os
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
-log = logging.getLogger(__name__)
+from uniwizard import tokens
 
-OPEN_METHODS_PREFIX = "/grpc.health.v1.Health/"
+log = logging.getLogger(__name__)
 
 
 class SecurityError(Exception):
@@ -87,8 +90,11 @@ def load_security(env: dict[str, str] | os._Environ[str] | None = None) -> Secur
     token_file = _read("UNIWIZARD_TOKEN_FILE", env)
     if token is None and token_file is not None:
         token = token_file.decode("utf-8", "replace").strip()
-    if token is not None and (len(token) < 16 or any(c.isspace() for c in token)):
-        raise SecurityError("UNIWIZARD_TOKEN: must be at least 16 characters with no whitespace")
+    if token is not None:
+        try:
+            tokens.check_token(token)
+        except ValueError as exc:
+            raise SecurityError(str(exc)) from None
     cert, key, ca = (
         _read(v, env) for v in ("UNIWIZARD_TLS_CERT", "UNIWIZARD_TLS_KEY", "UNIWIZARD_TLS_CA")
     )
@@ -120,58 +126,6 @@ def check_listen(address: str, security: Security) -> None:
     raise SecurityError(
         f"refusing to listen on {address} with neither a token nor TLS: set UNIWIZARD_TOKEN "
         "(and/or UNIWIZARD_TLS_CERT/KEY), or UNIWIZARD_ALLOW_INSECURE=1 if that is really fine"
-    )
-
-
-# -- server side --------------------------------------------------------------------------------
-
-
-class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
-    """UNAUTHENTICATED for every call without the right token, except health checks."""
-
-    def __init__(self, token: str):
-        self._expected = f"Bearer {token}".encode()
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        method = details.method or ""
-        if method.startswith(OPEN_METHODS_PREFIX):
-            return await continuation(details)
-        presented = b""
-        for key, value in details.invocation_metadata or ():
-            if key == "authorization":
-                presented = value.encode() if isinstance(value, str) else bytes(value)
-        if hmac.compare_digest(presented, self._expected):
-            return await continuation(details)
-        log.warning(
-            "rejected %s: %s bearer token", method, "missing" if not presented else "invalid"
-        )
-        handler = await continuation(details)
-        return _rejecting(handler)
-
-
-def _rejecting(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler:
-    message = "missing or invalid bearer token (set UNIWIZARD_TOKEN)"
-
-    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
-
-    async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
-        yield  # pragma: no cover - makes this an async generator
-
-    if handler is None:
-        return grpc.unary_unary_rpc_method_handler(unary)
-    des, ser = handler.request_deserializer, handler.response_serializer
-    if handler.unary_stream or handler.stream_stream:
-        return grpc.unary_stream_rpc_method_handler(
-            stream, request_deserializer=des, response_serializer=ser
-        )
-    return grpc.unary_unary_rpc_method_handler(
-        unary, request_deserializer=des, response_serializer=ser
     )
 
 

@@ -31,10 +31,11 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from uniwizard import metrics, telemetry
+from uniwizard.auth_grpc import AuthInterceptor, InProcessPrincipal, load_authorizer
 from uniwizard.balancing import connection_age_options
 from uniwizard.inproc import LocalServer
 from uniwizard.limits import Limits, load_limits
-from uniwizard.security import BearerTokenInterceptor, Security, check_listen, load_security
+from uniwizard.security import Security, check_listen, load_security
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +47,14 @@ class ServiceHost:
     and :attr:`local`, the same handlers for calls from this process.
 
     ``name`` is the OpenTelemetry service.name (e.g. "registry_svc"); ``service_names`` the full
-    names of the services registered on ``server``, for health and reflection.
+    names of the services registered on ``server``, for health and reflection. ``authorizer``
+    checks every network call's token and scope (``uniwizard.auth_grpc.AuthInterceptor``).
 
     In-process calls run the OpenTelemetry server interceptor (so the trace reads the same) but
     not the bearer-token check: the token authenticates a peer on the network, and an in-process
-    caller is this process itself. Limits are the servicers' own checks, which run either way.
+    caller is this process itself, so its principal is the service's own
+    (``uniwizard.auth_grpc.InProcessPrincipal``: every scope, believed when it names the client
+    it acts for). Limits are the servicers' own checks, which run either way.
     """
 
     def __init__(
@@ -67,12 +71,13 @@ class ServiceHost:
         self.service_names = tuple(service_names)
         self.security = security or load_security()
         self.limits = limits or load_limits()
+        self.authorizer = load_authorizer(security=self.security)
         self.port = 0
         traced = list(telemetry.server_interceptors(self.name))
         interceptors = list(traced)
-        if self.security.token:
-            interceptors.insert(0, BearerTokenInterceptor(self.security.token))
-        self.local = LocalServer(self.name, traced)
+        if self.authorizer.enabled:
+            interceptors.insert(0, AuthInterceptor(self.authorizer))
+        self.local = LocalServer(self.name, [InProcessPrincipal(), *traced])
         self.server = grpc.aio.server(
             interceptors=interceptors,
             options=[

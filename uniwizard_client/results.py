@@ -301,7 +301,8 @@ def reload_result(r: registry_pb2.ReloadResponse) -> ReloadResult:
 
 @dataclass(frozen=True, slots=True)
 class BackendUsage:
-    """The cost ledger's totals for one backend (or for all: ``backend`` is then "total")."""
+    """The cost ledger's totals for one backend (or for all: ``backend`` is then "total"), or
+    for one client (``client`` names it, ``backend`` is empty)."""
 
     backend: str
     attempts: int
@@ -313,16 +314,19 @@ class BackendUsage:
     cached_input_tokens: int = 0  # of input_tokens: read from the providers' caches
     cache_write_tokens: int = 0  # of input_tokens: written to the providers' caches
     reasoning_tokens: int = 0  # of output_tokens: reasoning / thinking
+    client: str = ""  # the client's name (its token's), in UsageReport.clients
 
 
 @dataclass(frozen=True, slots=True)
 class UsageReport:
-    """The ledger between ``since`` and ``until`` (epoch seconds; until 0 = now)."""
+    """The ledger between ``since`` and ``until`` (epoch seconds; until 0 = now): per backend,
+    per client when asked, and in total. A token without admin sees only its own attempts."""
 
     backends: tuple[BackendUsage, ...]
     total: BackendUsage
     since: float = 0.0
     until: float = 0.0
+    clients: tuple[BackendUsage, ...] = ()
 
 
 def backend_usage(u: caller_pb2.BackendUsage) -> BackendUsage:
@@ -337,6 +341,7 @@ def backend_usage(u: caller_pb2.BackendUsage) -> BackendUsage:
         cached_input_tokens=u.cached_input_tokens,
         cache_write_tokens=u.cache_write_tokens,
         reasoning_tokens=u.reasoning_tokens,
+        client=u.client,
     )
 
 
@@ -346,4 +351,5 @@ def usage_report(r: caller_pb2.UsageResponse) -> UsageReport:
         total=backend_usage(r.total),
         since=r.since,
         until=r.until,
+        clients=tuple(backend_usage(u) for u in r.clients),
     )

@@ -105,9 +105,15 @@ class CallerClient(_ServiceClient):
         return self
 
     def usage(
-        self, since: float = 0.0, until: float = 0.0, *, deadline: float | None = None
+        self,
+        since: float = 0.0,
+        until: float = 0.0,
+        *,
+        by_client: bool = False,
+        deadline: float | None = None,
     ) -> UsageReport:
         """The cost ledger's totals per backend and overall, between ``since`` and ``until``
-        (epoch seconds; 0 = from the beginning / until now)."""
-        req = caller_pb2.UsageRequest(since=since, until=until)
+        (epoch seconds; 0 = from the beginning / until now); ``by_client``: per client too
+        (``UsageReport.clients``: which token spent what)."""
+        req = caller_pb2.UsageRequest(since=since, until=until, by_client=by_client)
         return usage_report(self._call("Usage", req, deadline))

@@ -124,3 +124,39 @@ async def test_the_client_is_carried_through(ledger_db: LedgerDB) -> None:
     rows = await ledger.rows()
     await ledger.aclose()
     assert [(r["client"], r["caller_id"]) for r in rows] == [("evennia", "c1"), ("", "c1")]
+
+
+async def test_totals_per_client_add_up_and_one_clients_rows_are_its_own(
+    ledger_db: LedgerDB,
+) -> None:
+    ledger = await open_ledger(ledger_db.target)
+    for backend, client, cost in (
+        ("gpt", "alice", 0.5),
+        ("claude", "alice", 0.25),
+        ("gpt", "bob", 1.0),
+        ("gpt", "", 2.0),
+    ):
+        ledger.record(row(backend, cost, client=client))
+    per, total = await ledger.totals(by="client")
+    assert [(t.client, t.backend, t.attempts, t.cost_usd) for t in per] == [
+        ("", "", 1, 2.0),
+        ("alice", "", 2, 0.75),
+        ("bob", "", 1, 1.0),
+    ]
+    assert (total.backend, total.attempts, total.cost_usd) == ("total", 4, 3.75)
+    mine, own = await ledger.totals(client="alice")
+    assert [(t.backend, t.cost_usd) for t in mine] == [("claude", 0.25), ("gpt", 0.5)]
+    assert own.cost_usd == 0.75
+    with pytest.raises(ValueError, match="totals by 'model'"):
+        await ledger.totals(by="model")
+    await ledger.aclose()
+
+
+async def test_a_rating_is_stored_only_for_the_client_that_asked(ledger_db: LedgerDB) -> None:
+    ledger = await open_ledger(ledger_db.target)
+    ledger.record(row("gpt", 0.1, request_id="r1", client="alice"))
+    with pytest.raises(UnknownRequest, match="no answered request of 'bob' has request id 'r1'"):
+        await ledger.rate("r1", "", 0.5, "", client="bob")
+    rated = await ledger.rate("r1", "", 0.5, "", client="alice")
+    assert rated.backend == "gpt"
+    await ledger.aclose()

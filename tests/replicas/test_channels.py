@@ -14,6 +14,7 @@ import pytest
 
 from uniwizard.balancing import CONNECTION_AGE_ENV
 from uniwizard.net import aio_channel
+from uniwizard.scopes import METHOD_SCOPES
 from uniwizard.server import ServiceHost
 
 TOKEN = "replica-test-token-0123456789abcdef"
@@ -61,6 +62,8 @@ async def test_calls_spread_over_replicas_and_skip_draining_and_dead_ones(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("UNIWIZARD_TOKEN", TOKEN)  # health checks pass without it; calls need it
+    # Who is this test's own RPC: any valid token may call it (an unlisted RPC is refused).
+    monkeypatch.setitem(METHOD_SCOPES, WHO, None)
     hosts = [await replica(i) for i in range(3)]
     target = ",".join(h.target for h in hosts)  # the shorthand: becomes ipv4:...
     channel = aio_channel(target, "tests", service="caller")

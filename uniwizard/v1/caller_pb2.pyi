@@ -162,19 +162,23 @@ class UsageRequest(_message.Message):
 
     SINCE_FIELD_NUMBER: _builtins.int
     UNTIL_FIELD_NUMBER: _builtins.int
+    BY_CLIENT_FIELD_NUMBER: _builtins.int
     since: _builtins.float
     """Unix epoch seconds; 0 = the beginning"""
     until: _builtins.float
     """0 = now"""
+    by_client: _builtins.bool
+    """also the totals per client (UsageResponse.clients)"""
     def __init__(
         self,
         *,
         since: _builtins.float = ...,
         until: _builtins.float = ...,
+        by_client: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["since", b"since", "until", b"until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_client", b"by_client", "since", b"since", "until", b"until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -194,6 +198,7 @@ class BackendUsage(_message.Message):
     CACHED_INPUT_TOKENS_FIELD_NUMBER: _builtins.int
     CACHE_WRITE_TOKENS_FIELD_NUMBER: _builtins.int
     REASONING_TOKENS_FIELD_NUMBER: _builtins.int
+    CLIENT_FIELD_NUMBER: _builtins.int
     backend: _builtins.str
     attempts: _builtins.int
     successes: _builtins.int
@@ -207,6 +212,8 @@ class BackendUsage(_message.Message):
     """of input_tokens"""
     reasoning_tokens: _builtins.int
     """of output_tokens"""
+    client: _builtins.str
+    """in UsageResponse.clients: the client's name (its token's name)"""
     def __init__(
         self,
         *,
@@ -220,10 +227,11 @@ class BackendUsage(_message.Message):
         cached_input_tokens: _builtins.int = ...,
         cache_write_tokens: _builtins.int = ...,
         reasoning_tokens: _builtins.int = ...,
+        client: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "backend", b"backend", "cache_write_tokens", b"cache_write_tokens", "cached_input_tokens", b"cached_input_tokens", "cost_usd", b"cost_usd", "estimated_rows", b"estimated_rows", "input_tokens", b"input_tokens", "output_tokens", b"output_tokens", "reasoning_tokens", b"reasoning_tokens", "successes", b"successes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "backend", b"backend", "cache_write_tokens", b"cache_write_tokens", "cached_input_tokens", b"cached_input_tokens", "client", b"client", "cost_usd", b"cost_usd", "estimated_rows", b"estimated_rows", "input_tokens", b"input_tokens", "output_tokens", b"output_tokens", "reasoning_tokens", b"reasoning_tokens", "successes", b"successes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -231,18 +239,25 @@ Global___BackendUsage: _TypeAlias = BackendUsage  # noqa: Y015
 
 @_typing.final
 class UsageResponse(_message.Message):
+    """A token without the admin or service scope sees only its own attempts."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BACKENDS_FIELD_NUMBER: _builtins.int
     TOTAL_FIELD_NUMBER: _builtins.int
     SINCE_FIELD_NUMBER: _builtins.int
     UNTIL_FIELD_NUMBER: _builtins.int
+    CLIENTS_FIELD_NUMBER: _builtins.int
     since: _builtins.float
     until: _builtins.float
     @_builtins.property
     def backends(self) -> _containers.RepeatedCompositeFieldContainer[Global___BackendUsage]: ...
     @_builtins.property
     def total(self) -> Global___BackendUsage: ...
+    @_builtins.property
+    def clients(self) -> _containers.RepeatedCompositeFieldContainer[Global___BackendUsage]:
+        """when by_client: one per client, by name"""
+
     def __init__(
         self,
         *,
@@ -250,10 +265,11 @@ class UsageResponse(_message.Message):
         total: Global___BackendUsage | None = ...,
         since: _builtins.float = ...,
         until: _builtins.float = ...,
+        clients: _abc.Iterable[Global___BackendUsage] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["total", b"total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backends", b"backends", "since", b"since", "total", b"total", "until", b"until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backends", b"backends", "clients", b"clients", "since", b"since", "total", b"total", "until", b"until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -76,7 +76,7 @@ class CallerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Usage(self, request, context):
-        """Totals from the cost ledger.
+        """Totals from the cost ledger, per backend and (by_client) per client.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -39,7 +39,7 @@ class CallerStub:
     CallStream: _grpc.UnaryStreamMultiCallable[_caller_pb2.CallRequest, _caller_pb2.CallEvent]
     """The same, streamed: deltas, then exactly one `result` as the last event."""
     Usage: _grpc.UnaryUnaryMultiCallable[_caller_pb2.UsageRequest, _caller_pb2.UsageResponse]
-    """Totals from the cost ledger."""
+    """Totals from the cost ledger, per backend and (by_client) per client."""
     Rate: _grpc.UnaryUnaryMultiCallable[_common_pb2.RateRequest, _common_pb2.RateResponse]
     """Store a rating beside the ledger row of the attempt that answered, and report it."""
 
@@ -53,7 +53,7 @@ class CallerAsyncStub(CallerStub):
     CallStream: _aio.UnaryStreamMultiCallable[_caller_pb2.CallRequest, _caller_pb2.CallEvent]  # type: ignore[assignment]
     """The same, streamed: deltas, then exactly one `result` as the last event."""
     Usage: _aio.UnaryUnaryMultiCallable[_caller_pb2.UsageRequest, _caller_pb2.UsageResponse]  # type: ignore[assignment]
-    """Totals from the cost ledger."""
+    """Totals from the cost ledger, per backend and (by_client) per client."""
     Rate: _aio.UnaryUnaryMultiCallable[_common_pb2.RateRequest, _common_pb2.RateResponse]  # type: ignore[assignment]
     """Store a rating beside the ledger row of the attempt that answered, and report it."""
 
@@ -82,7 +82,7 @@ class CallerServicer(metaclass=_abc_1.ABCMeta):
         request: _caller_pb2.UsageRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_caller_pb2.UsageResponse, _abc.Awaitable[_caller_pb2.UsageResponse]]:
-        """Totals from the cost ledger."""
+        """Totals from the cost ledger, per backend and (by_client) per client."""
 
     @_abc_1.abstractmethod
     def Rate(
