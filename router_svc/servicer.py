@@ -12,8 +12,15 @@ from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 
 from router_svc.chain import Decision
-from router_svc.convert import decision_to_pb, failure_to_pb, result_to_pb
-from router_svc.dispatch import DispatchFailed, DispatchJob, DispatchReport, RouterCore
+from router_svc.convert import catalog_to_pb, decision_to_pb, failure_to_pb, result_to_pb
+from router_svc.dispatch import (
+    Answering,
+    DispatchFailed,
+    DispatchJob,
+    DispatchReport,
+    RouterCore,
+)
+from router_svc.policy import Policy
 from uniwizard import telemetry
 from uniwizard.convert import attempt_to_pb, delta_events, task_from_pb
 from uniwizard.limits import Limits, check_deadline, check_request
@@ -46,6 +53,20 @@ def validate_task(pb: common_pb2.Task, limits: Limits) -> str | None:
     return None
 
 
+def check_selection(category: str, backend: str, policy: Policy) -> str | None:
+    """Why a requested category (or category and backend together) cannot be used, or None."""
+    if not category:
+        return None
+    if backend:
+        return "set backend (one backend, no fallback) or category (its chain), not both"
+    if category not in policy.names:
+        return (
+            f"category {category!r} is not in the routing policy "
+            f"(categories: {', '.join(policy.names)})"
+        )
+    return None
+
+
 def failure_status(report: DispatchReport) -> status_pb2.Status:
     detail = any_pb2.Any()
     detail.Pack(failure_to_pb(report))
@@ -71,9 +92,13 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         self.core = core
         self.limits = limits or Limits()
 
-    async def _task(self, pb: common_pb2.Task, context: Context) -> Task:
-        problem = validate_task(pb, self.limits) or check_deadline(
-            context.time_remaining(), self.limits
+    async def _task(
+        self, pb: common_pb2.Task, context: Context, category: str = "", backend: str = ""
+    ) -> Task:
+        problem = (
+            validate_task(pb, self.limits)
+            or check_deadline(context.time_remaining(), self.limits)
+            or check_selection(category, backend, self.core.policy)
         )
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
@@ -86,6 +111,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         return DispatchJob(
             task,
             pin=request.backend,
+            category=request.category,
             deadline_s=None if remaining is None else min(remaining, self.limits.max_deadline_s),
             trace_id=incoming_trace_id(context),
             request_pb=request.task.request,
@@ -94,13 +120,13 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
     async def Route(
         self, request: router_pb2.RouteRequest, context: Context
     ) -> router_pb2.RouteDecision:
-        task = await self._task(request.task, context)
-        return decision_to_pb(self.core.route(task))
+        task = await self._task(request.task, context, request.category)
+        return decision_to_pb(self.core.route(task, request.category))
 
     async def Dispatch(
         self, request: router_pb2.DispatchRequest, context: Context
     ) -> router_pb2.DispatchResult:
-        task = await self._task(request.task, context)
+        task = await self._task(request.task, context, request.category, request.backend)
         try:
             report = await self.core.dispatch(self._job(task, request, context))
         except DispatchFailed as failed:
@@ -110,13 +136,16 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
     async def DispatchStream(
         self, request: router_pb2.DispatchRequest, context: Context
     ) -> AsyncIterator[router_pb2.DispatchEvent]:
-        task = await self._task(request.task, context)
+        task = await self._task(request.task, context, request.category, request.backend)
         stream = self.core.dispatch_stream(self._job(task, request, context))
         try:
             async with aclosing(stream) as items:  # closed in this task if the client cancels
                 async for item in items:
                     if isinstance(item, Decision):
                         yield router_pb2.DispatchEvent(decision=decision_to_pb(item))
+                    elif isinstance(item, Answering):
+                        answering = router_pb2.Answering(backend=item.backend, model=item.model)
+                        yield router_pb2.DispatchEvent(answering=answering)
                     elif isinstance(item, Delta):
                         for event in delta_events(item, router_pb2.DispatchEvent):
                             yield event
@@ -126,6 +155,11 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                         yield router_pb2.DispatchEvent(done=result_to_pb(item, with_text=False))
         except DispatchFailed as failed:
             await abort_failed(context, failed.report)
+
+    async def Catalog(
+        self, request: router_pb2.CatalogRequest, context: Context
+    ) -> router_pb2.CatalogResponse:
+        return catalog_to_pb(self.core.policy, self.core.view)
 
     async def Rate(
         self, request: common_pb2.RateRequest, context: Context
