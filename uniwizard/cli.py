@@ -6,7 +6,6 @@ import argparse
 import json
 import mimetypes
 import os
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from uniwizard.cli_common import (  # the exit codes are part of the command lin
     _rpc,
     _unreachable,
 )
-from uniwizard.types import Attachment, BlindRequest, Message, Role, Task, ToolDef
+from uniwizard.types import TOOL_NAME_RE, Attachment, BlindRequest, Message, Role, Task, ToolDef
 from uniwizard_client import (
     AttemptFailed,
     AttemptInfo,
@@ -65,8 +64,6 @@ def _attachments(paths: Sequence[str]) -> tuple[Attachment, ...]:
     return tuple(out)
 
 
-# A tool name every provider accepts (OpenAI's rule, and Gemini's: a letter or "_" first).
-_TOOL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 _TOOL_KEYS = ("name", "description", "parameters")
 
 
@@ -111,7 +108,7 @@ def _tool(item: Any, where: str) -> ToolDef:
     if not isinstance(name, str) or not name:
         raise CliError(f'{where}: needs a "name" (a string)')
     where = f"{where} ({name!r})"
-    if not _TOOL_NAME_RE.match(name):
+    if not TOOL_NAME_RE.match(name):
         raise CliError(
             f"{where}: a name is a letter or '_' then letters, digits, '_' or '-', "
             "at most 64 characters"

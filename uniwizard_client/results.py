@@ -54,6 +54,7 @@ class AttemptInfo:
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    retry_after_s: float = 0.0  # what the provider asked for (a rate limit's Retry-After)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,7 @@ def attempt_info(a: common_pb2.Attempt) -> AttemptInfo:
         cached_input_tokens=a.usage.cached_input_tokens,
         cache_write_tokens=a.usage.cache_write_tokens,
         reasoning_tokens=a.usage.reasoning_tokens,
+        retry_after_s=a.retry_after_s,
     )
 
 

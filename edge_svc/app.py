@@ -1,0 +1,335 @@
+"""The HTTP edge: OpenAI's chat-completions protocol in front of the router's gRPC contract.
+
+Thin by design: each handler checks the caller, reads the body, hands it to the pure
+translation (``request.py``, ``models.py``, ``response.py``, ``errors.py``) and calls the
+router through the one client library (``uniwizard_client.AsyncBackendRouter``), which it is
+given at construction: over the network, or an in-process channel when the router runs here.
+
+Routes: ``POST /v1/chat/completions`` (unary, or SSE with ``stream``), ``GET /v1/models``,
+``GET /v1/models/{id}``, and ``GET /health`` (no token; 503 while draining). Errors are OpenAI's
+shape (``errors.py``). Nothing of a request's content or token is logged or put on a span.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
+from typing import Any
+
+from aiohttp import web
+
+from edge_svc.auth import check_caller
+from edge_svc.config import EdgeConfig
+from edge_svc.errors import ApiError, bad_request, from_router_error, too_large
+from edge_svc.fetch import ImageFetcher
+from edge_svc.models import AUTO, Selection, known, model_entries, model_list, select
+from edge_svc.request import ChatRequest, parse_chat, with_images
+from edge_svc.response import DONE, Chunks, completion, completion_id, headers, sse
+from edge_svc.tracing import request_span, traceparent
+from uniwizard.security import Security
+from uniwizard_client import (
+    Answering,
+    AsyncBackendRouter,
+    Catalog,
+    Routed,
+    RouterError,
+    StreamEvent,
+    TextDelta,
+    ThinkResult,
+    ToolCalled,
+)
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CATALOG_TTL_S = 5.0  # model names are resolved on a catalog at most this old ...
+CATALOG_MISS_S = 1.0  # ... and an unknown name looks again at most this often
+SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache"}
+
+
+class CatalogCache:
+    """The router's catalog for resolving ``model``: kept a few seconds, looked at again (at most
+    once a second) for a name it does not know, so a reload that adds one is seen."""
+
+    def __init__(self, router: AsyncBackendRouter, clock: Callable[[], float] = time.monotonic):
+        self.router = router
+        self.clock = clock
+        self._catalog: Catalog | None = None
+        self._at = -1e9
+        self._lock = asyncio.Lock()
+
+    async def fresh(self) -> Catalog:
+        async with self._lock:
+            self._catalog = await self.router.catalog()
+            self._at = self.clock()
+            return self._catalog
+
+    async def select(self, model: str) -> Selection:
+        if model == AUTO:
+            return Selection("auto", "")
+        age = self.clock() - self._at
+        catalog = self._catalog
+        if (
+            catalog is None
+            or age > CATALOG_TTL_S
+            or (not known(model, catalog) and age > CATALOG_MISS_S)
+        ):
+            catalog = await self.fresh()
+        return select(model, catalog)
+
+
+class Edge:
+    """The edge's handlers around one router client."""
+
+    def __init__(
+        self,
+        router: AsyncBackendRouter,
+        config: EdgeConfig,
+        security: Security,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.router = router
+        self.config = config
+        self.security = security
+        self.clock = clock
+        self.catalog = CatalogCache(router)
+        self.fetcher = ImageFetcher(config)
+        self.draining = False
+
+    def app(self) -> web.Application:
+        app = web.Application(
+            client_max_size=self.config.max_body_bytes, middlewares=[self._errors]
+        )
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/v1/models/{model}", self.model)
+        app.router.add_get("/health", self.health)
+        return app
+
+    async def close(self) -> None:
+        await self.fetcher.close()
+
+    # -- routes ------------------------------------------------------------------------------
+
+    async def health(self, request: web.Request) -> web.Response:
+        if self.draining:
+            return web.json_response({"status": "draining"}, status=503)
+        return web.json_response({"status": "serving"})
+
+    async def models(self, request: web.Request) -> web.Response:
+        check_caller(request.headers.get("Authorization"), self.security)
+        return web.json_response(model_list(await self._catalog()))
+
+    async def model(self, request: web.Request) -> web.Response:
+        check_caller(request.headers.get("Authorization"), self.security)
+        wanted = request.match_info["model"]
+        for entry in model_entries(await self._catalog()):
+            if entry["id"] == wanted:
+                return web.json_response(entry)
+        raise ApiError(404, f"no model {wanted!r} (GET /v1/models lists them)", code="not_found")
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        check_caller(request.headers.get("Authorization"), self.security)
+        request_id = uuid.uuid4().hex
+        chat = parse_chat(
+            await self._json(request),
+            request_id=request_id,
+            fetch_urls=self.config.fetches_images,
+        )
+        selection = await self._selection(chat.model)
+        if chat.image_urls:
+            chat = with_images(chat, await self.fetcher.fetch_all(chat.image_urls))
+        with request_span(request.headers, "POST /v1/chat/completions") as span:
+            span.set_attribute("http.request.method", "POST")
+            span.set_attribute("http.route", "/v1/chat/completions")
+            span.set_attribute("uniwizard.request_id", request_id)
+            span.set_attribute("uniwizard.model", chat.model)  # a known model name only
+            parent = traceparent(span.get_span_context())
+            try:
+                response = await (
+                    self._stream(request, chat, selection, parent)
+                    if chat.stream
+                    else self._unary(chat, selection, parent)
+                )
+            except ApiError as err:
+                err.headers.update({"x-uniwizard-request-id": request_id, "traceparent": parent})
+                span.set_attribute("error.type", err.code)
+                span.set_attribute("http.response.status_code", err.status)
+                raise
+            span.set_attribute("http.response.status_code", response.status)
+            return response
+
+    # -- chat completions ----------------------------------------------------------------------
+
+    async def _unary(self, chat: ChatRequest, sel: Selection, parent: str) -> web.Response:
+        try:
+            result = await self.router.dispatch(
+                chat.task,
+                sel.backend,
+                category=sel.category,
+                deadline=self.config.deadline_s,
+            )
+        except RouterError as err:
+            raise from_router_error(err, chat.task.request_id) from None
+        body = completion(result, created=int(self.clock()))
+        return web.Response(
+            body=json.dumps(body).encode(),
+            content_type="application/json",
+            headers=headers(
+                backend=result.backend,
+                category=result.category,
+                request_id=result.request_id,
+                traceparent=parent,
+                cost_usd=result.cost_usd,
+            ),
+        )
+
+    async def _stream(
+        self, request: web.Request, chat: ChatRequest, sel: Selection, parent: str
+    ) -> web.StreamResponse:
+        """Headers go out with the first chunk, once the answering backend is known; until then
+        a failure is an ordinary error response. After it, a failure is an error event and the
+        stream never ends with ``[DONE]``."""
+        out = _SseOut(request, chat, parent, int(self.clock()))
+        events = self.router.dispatch_stream(
+            chat.task, sel.backend, category=sel.category, deadline=self.config.deadline_s
+        )
+        try:
+            await self._relay(events, out)
+        except RouterError as err:
+            error = from_router_error(err, chat.task.request_id)
+            if out.response is None:
+                raise error from None
+            await out.write(sse(error.body()))
+        assert out.response is not None
+        await out.response.write_eof()
+        return out.response
+
+    @staticmethod
+    async def _relay(events: AsyncGenerator[StreamEvent, None], out: _SseOut) -> None:
+        tool_calls = 0
+        async with aclosing(events):  # leaving early (the client went away) cancels the call
+            async for event in events:
+                if isinstance(event, Routed):
+                    out.category = event.decision.category
+                elif isinstance(event, Answering):
+                    await out.open(event.backend, event.model)
+                elif isinstance(event, TextDelta):
+                    await out.write(sse(out.chunks.text(event.text)))
+                elif isinstance(event, ToolCalled):
+                    await out.write(sse(out.chunks.tool_call(event.call, tool_calls)))
+                    tool_calls += 1
+                elif isinstance(event, ThinkResult):
+                    await out.open(event.backend, event.model)
+                    await out.write(sse(out.chunks.finish(event)))
+                    if out.include_usage:
+                        await out.write(sse(out.chunks.usage(event)))
+                    await out.write(DONE)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    async def _json(self, request: web.Request) -> Any:
+        size = request.content_length
+        limit = self.config.max_body_bytes
+        if size is not None and size > limit:
+            raise too_large(size, limit, "UNIWIZARD_MAX_MESSAGE_BYTES")
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise too_large(None, limit, "UNIWIZARD_MAX_MESSAGE_BYTES") from None
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise bad_request("the body is not valid JSON") from None
+
+    async def _catalog(self) -> Catalog:
+        try:
+            return await self.catalog.fresh()
+        except RouterError as err:
+            raise from_router_error(err) from None
+
+    async def _selection(self, model: str) -> Selection:
+        try:
+            return await self.catalog.select(model)
+        except RouterError as err:
+            raise from_router_error(err) from None
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as err:
+            return _error_response(err)
+        except web.HTTPException as exc:  # the router's own 404 / 405
+            if exc.status < 400:
+                raise
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "bad_request")
+            return _error_response(
+                ApiError(exc.status, f"{request.method} {request.path}: {exc.reason}", code=code)
+            )
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception as exc:  # a bug: say so without echoing anything of the request
+            log.exception("%s %s failed: %s", request.method, request.path, type(exc).__name__)
+            return _error_response(
+                ApiError(500, "internal error in the edge", type="api_error", code="internal")
+            )
+
+
+def _error_response(err: ApiError) -> web.Response:
+    return web.Response(
+        status=err.status,
+        body=json.dumps(err.body()).encode(),
+        content_type="application/json",
+        headers=err.headers,
+    )
+
+
+class _SseOut:
+    """One streamed completion's response, opened (headers sent) on the first chunk."""
+
+    def __init__(self, request: web.Request, chat: ChatRequest, parent: str, created: int):
+        self.request = request
+        self.request_id = chat.task.request_id
+        self.include_usage = chat.include_usage
+        self.parent = parent
+        self.created = created
+        self.category = ""
+        self.response: web.StreamResponse | None = None
+        self._chunks: Chunks | None = None
+
+    @property
+    def chunks(self) -> Chunks:
+        assert self._chunks is not None, "the router sends answering before any delta"
+        return self._chunks
+
+    async def open(self, backend: str, model: str) -> None:
+        if self.response is not None:
+            return
+        response = web.StreamResponse(
+            headers={
+                **SSE_HEADERS,
+                **headers(
+                    backend=backend,
+                    category=self.category,
+                    request_id=self.request_id,
+                    traceparent=self.parent,
+                ),
+            }
+        )
+        await response.prepare(self.request)
+        self.response = response
+        self._chunks = Chunks(
+            completion_id(self.request_id), self.created, model, self.include_usage
+        )
+        await self.write(sse(self._chunks.opening()))
+
+    async def write(self, data: bytes) -> None:
+        assert self.response is not None
+        await self.response.write(data)

@@ -1,0 +1,174 @@
+"""edge_svc: the HTTP edge as a component — started, drained and stopped like the services —
+and ``python -m edge_svc``.
+
+It listens on ``UNIWIZARD_HTTP_ADDR`` (default ``127.0.0.1:50080``) with the stack's security
+settings: the shared bearer token required when one is set, TLS from ``UNIWIZARD_TLS_CERT`` /
+``_KEY`` (client certificates required with ``UNIWIZARD_TLS_CA``), and no non-loopback address
+with neither (unless ``UNIWIZARD_ALLOW_INSECURE=1``). The router client is given to
+:func:`build_edge` (e.g. over an in-process channel), or made for ``UNIWIZARD_ROUTER_ADDR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import ssl
+import sys
+
+from aiohttp import web
+
+from edge_svc.app import Edge
+from edge_svc.config import EdgeConfig, http_address, load_edge_config
+from edge_svc.tracing import SERVICE_NAME
+from uniwizard import telemetry
+from uniwizard.net import address
+from uniwizard.security import Security, check_listen, load_security
+from uniwizard.server import GRACE_SECONDS
+from uniwizard_client import AsyncBackendRouter
+
+log = logging.getLogger(__name__)
+
+
+class EdgeService:
+    """The edge's aiohttp server around an :class:`Edge`."""
+
+    name = SERVICE_NAME
+
+    def __init__(self, edge: Edge, address: str, *, owns_router: bool = False) -> None:
+        self.edge = edge
+        self.address = address
+        self.owns_router = owns_router
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.edge.security.tls
+
+    @property
+    def target(self) -> str:
+        host = self.address.rsplit(":", 1)[0] or "127.0.0.1"
+        if host in ("0.0.0.0", "[::]", ""):
+            host = "127.0.0.1"
+        return f"{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.target}"
+
+    async def start(self) -> int:
+        check_listen(self.address, self.edge.security)
+        host, _, port = self.address.rpartition(":")
+        runner = web.AppRunner(
+            self.edge.app(), access_log=None, handle_signals=False, shutdown_timeout=GRACE_SECONDS
+        )
+        await runner.setup()
+        site = web.TCPSite(
+            runner,
+            host.strip("[]") or "127.0.0.1",
+            int(port),
+            ssl_context=server_ssl_context(self.edge.security),
+        )
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise OSError(f"{self.name}: cannot listen on {self.address}: {exc.strerror}") from None
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+        return self.port
+
+    def on_sighup(self) -> None:
+        log.info("%s: SIGHUP: nothing to reload here (the router reloads the policy)", self.name)
+
+    async def stop(self, grace: float = GRACE_SECONDS) -> None:
+        """Stop accepting, let requests in flight finish within ``grace``, then close."""
+        self.edge.draining = True
+        if self._runner is not None:
+            self._runner._shutdown_timeout = grace
+            await self._runner.cleanup()
+            self._runner = None
+        await self.edge.close()
+        if self.owns_router:
+            await self.edge.router.close()
+        telemetry.shutdown()
+
+
+def server_ssl_context(security: Security) -> ssl.SSLContext | None:
+    """TLS with this process's certificate (paths from ``UNIWIZARD_TLS_CERT`` / ``_KEY``);
+    with ``UNIWIZARD_TLS_CA``, client certificates signed by it are required."""
+    if not security.tls:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(os.environ["UNIWIZARD_TLS_CERT"], os.environ["UNIWIZARD_TLS_KEY"])
+    if security.ca is not None:
+        ctx.load_verify_locations(cadata=security.ca.decode())
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def build_edge(
+    addr: str | None = None,
+    *,
+    router: AsyncBackendRouter | None = None,
+    router_target: str | None = None,
+    config: EdgeConfig | None = None,
+    security: Security | None = None,
+) -> EdgeService:
+    """The edge on ``addr`` (default ``UNIWIZARD_HTTP_ADDR``) calling ``router`` — a client made
+    elsewhere (kept open on stop), else one for ``router_target`` / ``UNIWIZARD_ROUTER_ADDR``.
+    Raises SecurityError or LimitsError naming the setting that cannot be used."""
+    config = config or load_edge_config()
+    security = security or load_security()
+    owns = router is None
+    if router is None:
+        router = AsyncBackendRouter(
+            router_target or address("router"),
+            deadline=config.deadline_s,
+            tracer_provider=telemetry.provider(SERVICE_NAME),
+        )
+    edge = Edge(router, config, security)
+    return EdgeService(edge, addr or config.address, owns_router=owns)
+
+
+async def serve(service: EdgeService) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, service.on_sighup)
+    await service.start()
+    print(f"{service.name} serving on {service.url}", flush=True)
+    await stop.wait()
+    await service.stop()
+    print(f"{service.name} stopped", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from uniwizard.limits import LimitsError
+    from uniwizard.security import SecurityError
+    from uniwizard.server import _event_loop_runner
+
+    p = argparse.ArgumentParser(
+        prog="python -m edge_svc", description="Uniwizard's OpenAI-compatible HTTP edge"
+    )
+    p.add_argument("--address", default=http_address(), help="host:port (UNIWIZARD_HTTP_ADDR)")
+    p.add_argument("--router", default=address("router"), help="the router (UNIWIZARD_ROUTER_ADDR)")
+    args = p.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s {SERVICE_NAME} %(levelname)s %(name)s: %(message)s",
+    )
+
+    async def run() -> None:
+        await serve(build_edge(args.address, router_target=args.router))
+
+    try:
+        _event_loop_runner()(run())
+    except (OSError, SecurityError, LimitsError) as exc:
+        print(f"{SERVICE_NAME}: {exc}", file=sys.stderr)
+        return 2
+    return 0
