@@ -30,7 +30,7 @@ from edge_svc.fetch import ImageFetcher
 from edge_svc.models import AUTO, Selection, known, model_entries, model_list, select
 from edge_svc.request import ChatRequest, parse_chat, with_images
 from edge_svc.response import DONE, Chunks, completion, completion_id, headers, sse
-from edge_svc.tracing import request_span, traceparent
+from edge_svc.tracing import edge_tracer, request_span, traceparent
 from uniwizard.security import Security
 from uniwizard_client import (
     Answering,
@@ -100,6 +100,7 @@ class Edge:
         self.clock = clock
         self.catalog = CatalogCache(router)
         self.fetcher = ImageFetcher(config)
+        self.tracer = edge_tracer()
         self.draining = False
 
     def app(self) -> web.Application:
@@ -145,7 +146,7 @@ class Edge:
         selection = await self._selection(chat.model)
         if chat.image_urls:
             chat = with_images(chat, await self.fetcher.fetch_all(chat.image_urls))
-        with request_span(request.headers, "POST /v1/chat/completions") as span:
+        with request_span(self.tracer, request.headers, "POST /v1/chat/completions") as span:
             span.set_attribute("http.request.method", "POST")
             span.set_attribute("http.route", "/v1/chat/completions")
             span.set_attribute("uniwizard.request_id", request_id)

@@ -21,11 +21,17 @@ def traceparent(ctx: SpanContext) -> str:
     return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
 
 
+def edge_tracer() -> trace.Tracer:
+    """The edge's tracer (a no-op one when tracing is off): taken once, at construction."""
+    return telemetry.tracer(SERVICE_NAME)
+
+
 @contextmanager
-def request_span(headers: Mapping[str, str], name: str) -> Iterator[trace.Span]:
+def request_span(
+    tracer: trace.Tracer, headers: Mapping[str, str], name: str
+) -> Iterator[trace.Span]:
     """The request's span, current inside the block."""
-    parent = propagate.extract(dict(headers))
-    tracer = telemetry.tracer(SERVICE_NAME)
+    parent = propagate.extract(headers)
     if isinstance(tracer, trace.NoOpTracer):
         span: trace.Span = NonRecordingSpan(_new_context(trace.get_current_span(parent)))
     else:

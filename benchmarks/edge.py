@@ -1,0 +1,509 @@
+"""The HTTP edge against the LiteLLM proxy: the same OpenAI protocol, the same request, side by side
+in one run. ``python -m benchmarks.edge``.
+
+    python -m benchmarks.edge [--quick | --smoke] [--no-litellm] [--out DIR]
+
+Starts the simulator, the stack and the edge (``python -m edge_svc``) as processes on free
+loopback ports, and the LiteLLM proxy (installed once into ``benchmarks/.envs/litellm``) with one
+model at the simulator's OpenAI-compatible endpoint — the endpoint our gpt backend uses. One
+chat completion body (what caller_svc itself sends for the task) goes three ways: straight to the
+simulator, through the edge (``model: auto``, routed to gpt), and through LiteLLM. It measures:
+
+* added latency: sequential, one client, the three taking turns; each p50 minus the direct p50;
+* throughput and errors at each concurrency level (32 is the target's), every target at one
+  level before the next.
+
+Targets (the issue's): edge added p50 ≤ 0.2× LiteLLM's; edge throughput at concurrency 32 ≥ 5×
+LiteLLM's; 0 errors. Prints a table with the gap to each target, writes ``DIR/edge.md`` and
+``DIR/edge.json``. ``--smoke`` (a few requests, no LiteLLM) is what
+``tests/bench/test_edge_bench_smoke.py`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks import litellm_proxy
+from benchmarks.procs import (
+    BACKENDS_YAML,
+    ROOT,
+    ROUTING_YAML,
+    SIM_KEY,
+    StartError,
+    clean_env,
+    free_port,
+    rss_kib,
+    wait_http,
+    wait_serving,
+)
+from benchmarks.run import Load, log, machine
+from benchmarks.stats import fmt_mib, fmt_ms, fmt_rate, summary
+from uniwizard.config import dump_config, load_config, rewrite_urls
+from uniwizard_sim.urls import base_url
+
+TEXT = "Who was the first emperor of Rome?"  # knowledge → gpt
+BACKEND = "gpt"
+TARGET_ADDED_RATIO = 0.2  # edge added p50 / LiteLLM added p50, at most
+TARGET_THROUGHPUT_RATIO = 5.0  # edge req/s / LiteLLM req/s at concurrency 32, at least
+SERVICES = ("registry", "caller", "router")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    name: str
+    seq_n: int
+    seq_warmup: int
+    levels: tuple[int, ...]
+    duration_s: float
+    warmup_s: float
+    max_requests: int = 0
+
+
+FULL = Sizes("full", 1000, 200, (1, 8, 32), 5.0, 1.0)
+QUICK = Sizes("quick", 300, 50, (1, 32), 3.0, 0.5)
+SMOKE = Sizes("smoke", 10, 2, (1, 2), 2.0, 0.0, max_requests=8)
+
+
+@dataclass
+class Procs:
+    """Simulator, stack (registry, caller, router) and edge as child processes."""
+
+    workdir: Path
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    addrs: dict[str, str] = field(default_factory=dict)
+    sim_port: int = 0
+    edge_port: int = 0
+    config_path: str = ""
+    startup_s: float = 0.0  # spawning the stack and the edge -> the edge answers /health
+
+    @property
+    def sim_root(self) -> str:
+        return f"http://127.0.0.1:{self.sim_port}"
+
+    @property
+    def edge_url(self) -> str:
+        return f"http://127.0.0.1:{self.edge_port}"
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        with open(self.workdir / f"{name}.log", "wb") as out:
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", *args],
+                env=env,
+                cwd=str(ROOT),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        data = self.workdir / "data"
+        data.mkdir(exist_ok=True)
+        config = load_config(BACKENDS_YAML)
+        keys = {b.api_key_env: SIM_KEY for b in config.backends.values() if b.api_key_env}
+        env = clean_env({"UNIWIZARD_DATA_DIR": str(data), **keys})
+        self.sim_port, self.edge_port = free_port(), free_port()
+        self.addrs = {name: f"127.0.0.1:{free_port()}" for name in SERVICES}
+        for name, addr in self.addrs.items():
+            env[f"UNIWIZARD_{name.upper()}_ADDR"] = addr
+        env["UNIWIZARD_HTTP_ADDR"] = f"127.0.0.1:{self.edge_port}"
+        deadline = time.monotonic() + timeout
+        self._spawn(
+            "sim", ["uniwizard_sim", "--host", "127.0.0.1", "--port", str(self.sim_port)], env
+        )
+        if not wait_http(f"{self.sim_root}/_sim/health", deadline):
+            raise StartError(f"the simulator did not start (see {self.workdir / 'sim.log'})")
+        sim_config = rewrite_urls(config, lambda b: base_url(self.sim_root, b.key, b.provider))
+        path = data / "sim-backends.yaml"
+        path.write_text(dump_config(sim_config))
+        self.config_path = str(path)
+
+        t0 = time.monotonic()
+        common = ["--config", self.config_path]
+        self._spawn("registry", ["registry_svc", *common], env)
+        self._spawn("caller", ["caller_svc", *common], env)
+        self._spawn("router", ["router_svc", *common, "--policy", str(ROUTING_YAML)], env)
+        self._spawn("edge", ["edge_svc"], env)
+        for name in SERVICES:
+            if not wait_serving(self.addrs[name], deadline):
+                raise StartError(f"{name}_svc did not become ready; see {self.workdir}/*.log")
+        if not wait_http(f"{self.edge_url}/health", deadline):
+            raise StartError(f"the edge did not become ready; see {self.workdir / 'edge.log'}")
+        self.startup_s = time.monotonic() - t0
+
+    def pids(self) -> dict[str, int]:
+        return {name: p.pid for name, p in self.procs.items()}
+
+    def check_alive(self) -> None:
+        for name, p in self.procs.items():
+            if p.poll() is not None:
+                raise StartError(f"{name} exited with {p.returncode}; see {name}.log")
+
+    def stop(self, timeout: float = 15.0) -> dict[str, int | None]:
+        """SIGTERM, edge first and the simulator last; the exit codes."""
+        order = ["edge", "router", "caller", "registry", "sim"]
+        for name in order:
+            p = self.procs.get(name)
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        codes: dict[str, int | None] = {}
+        end = time.monotonic() + timeout
+        for name in order:
+            p = self.procs.get(name)
+            if p is None:
+                continue
+            try:
+                codes[name] = p.wait(timeout=max(0.1, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+                codes[name] = None
+        return codes
+
+
+# -- the three ways to the same completion ------------------------------------------------------
+
+
+def direct_spec(config_path: str) -> dict[str, Any]:
+    """The exact request caller_svc sends to the gpt backend for the task (built by its adapter)."""
+    from uniwizard.providers import get_adapter
+    from uniwizard.types import BlindRequest, Message, Role
+
+    b = load_config(config_path).backends[BACKEND]
+    req = get_adapter(b.provider).build_request(
+        b, BlindRequest((Message(Role.USER, TEXT),)), SIM_KEY, stream=False
+    )
+    return {
+        "kind": "http",
+        "name": "direct",
+        "url": req.url,
+        "headers": req.headers,
+        "json": req.json,
+    }
+
+
+def edge_spec(procs: Procs, direct: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "http",
+        "name": "edge",
+        "url": f"{procs.edge_url}/v1/chat/completions",
+        "headers": {},
+        "json": {**direct["json"], "model": "auto"},
+    }
+
+
+def litellm_spec(lite: litellm_proxy.LiteLLMProxy, direct: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "http",
+        "name": "litellm",
+        "url": f"{lite.url}/v1/chat/completions",
+        "headers": lite.headers,
+        "json": {**direct["json"], "model": litellm_proxy.MODEL_NAME},
+    }
+
+
+def check_same_answer(specs: list[dict[str, Any]]) -> None:
+    """One request each way before measuring: 200, a chat completion, the edge routed to gpt."""
+    with httpx.Client(timeout=30, trust_env=False) as client:
+        for spec in specs:
+            resp = client.post(spec["url"], headers=spec["headers"], json=spec["json"])
+            if resp.status_code != 200 or resp.json().get("object") != "chat.completion":
+                raise StartError(f"{spec['name']}: HTTP {resp.status_code}: {resp.text[:300]}")
+            if spec["name"] == "edge" and resp.headers.get("x-uniwizard-backend") != BACKEND:
+                raise StartError(
+                    f"the edge answered from {resp.headers.get('x-uniwizard-backend')}"
+                )
+
+
+def start_litellm(api_base: str, model: str, tmp: Path, results: dict[str, Any]) -> Any:
+    if not litellm_proxy.installed():
+        log(f"installing {litellm_proxy.REQUIREMENT} into {litellm_proxy.ENV_DIR} (once)")
+        if not litellm_proxy.install(tmp / "litellm-install.log"):
+            results["litellm"] = {"error": f"install failed; see {tmp / 'litellm-install.log'}"}
+            return None
+    lite = litellm_proxy.LiteLLMProxy(tmp / "litellm", api_base, model)
+    log("starting the LiteLLM proxy")
+    try:
+        lite.start()
+    except RuntimeError as exc:
+        results["litellm"] = {"error": str(exc)}
+        return None
+    results["litellm"] = {"version": litellm_proxy.version(), "startup_s": lite.startup_s}
+    return lite
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="uniwizard-edge-bench-"))
+    results: dict[str, Any] = {"sizes": sizes.name, "machine": machine()}
+    procs = Procs(tmp / "stack")
+    load = Load(tmp)
+    lite = None
+    try:
+        log("starting the simulator, the stack and the edge")
+        procs.start()
+        results["startup_s"] = procs.startup_s
+        direct = direct_spec(procs.config_path)
+        specs = [direct, edge_spec(procs, direct)]
+        if not args.no_litellm:
+            api_base = direct["url"].rsplit("/chat/completions", 1)[0]
+            model = load_config(procs.config_path).backends[BACKEND].model
+            lite = start_litellm(api_base, model, tmp, results)
+            if lite is not None:
+                specs.append(litellm_spec(lite, direct))
+        check_same_answer(specs)
+        watch = {n: p for n, p in procs.pids().items() if n in ("edge", "router", "caller")}
+        if lite is not None:
+            watch["litellm"] = lite.pid
+
+        log(f"sequential: {', '.join(s['name'] for s in specs)} taking turns")
+        res, _, _ = load.run(
+            {"mode": "seq", "targets": specs, "n": sizes.seq_n, "warmup": sizes.seq_warmup}, {}
+        )
+        results["seq"] = {
+            name: {
+                **summary(r["latencies_ms"]),
+                "ok": r["ok"],
+                "errors": r["n"] - r["ok"],
+                "error_kinds": r["errors"],
+            }
+            for name, r in res.items()
+        }
+        results["levels"] = levels(load, specs, sizes, watch)
+        results["rss_peak"] = {n: rss_kib(p) for n, p in watch.items()}
+        procs.check_alive()
+    except StartError as exc:
+        log(f"error: {exc}")
+        return 1
+    finally:
+        if lite is not None:
+            lite.stop()
+        results["exit_codes"] = procs.stop()
+
+    evaluate(results)
+    table = render(results)
+    print(table, flush=True)
+    (out / "edge.md").write_text(markdown(results, table))
+    (out / "edge.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    log(f"wrote {out / 'edge.md'}")
+    if not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def levels(
+    load: Load, specs: list[dict[str, Any]], sizes: Sizes, watch: dict[str, int]
+) -> dict[str, list[dict[str, Any]]]:
+    rows: dict[str, list[dict[str, Any]]] = {s["name"]: [] for s in specs}
+    for c in sizes.levels:
+        for spec in specs:
+            log(f"concurrency {c}: {spec['name']}")
+            res, _, _ = load.run(
+                {
+                    "mode": "conc",
+                    "target": spec,
+                    "concurrency": c,
+                    "duration": sizes.duration_s,
+                    "warmup": sizes.warmup_s,
+                    "max_requests": sizes.max_requests,
+                },
+                watch,
+            )
+            lat = summary(res["latencies_ms"])
+            done = res["ok"] + res["errors"]
+            rows[spec["name"]].append(
+                {
+                    "concurrency": c,
+                    "rps": res["ok"] / res["elapsed_s"] if res["elapsed_s"] > 0 else math.nan,
+                    "requests": done,
+                    "errors": res["errors"],
+                    "error_kinds": res["error_kinds"],
+                    "p50": lat["p50"],
+                    "p99": lat["p99"],
+                }
+            )
+    return rows
+
+
+# -- evaluation and output ----------------------------------------------------------------------
+
+
+def verdict(value: float, target: float, *, higher_is_better: bool = False) -> str:
+    if math.isnan(value):
+        return "n/a"
+    if (value >= target) if higher_is_better else (value <= target):
+        return "met"
+    gap = (target - value) if higher_is_better else (value - target)
+    return f"MISSED by {gap:.2f}× ({value / target:.2f}× the target)"
+
+
+def _at(rows: list[dict[str, Any]], c: int) -> dict[str, Any] | None:
+    return next((x for x in rows if x["concurrency"] == c), None)
+
+
+def evaluate(r: dict[str, Any]) -> None:
+    seq, t = r["seq"], {}
+    direct = seq["direct"]["p50"]
+    r["added_p50_ms"] = {n: s["p50"] - direct for n, s in seq.items() if n != "direct"}
+    r["added_p99_ms"] = {
+        n: s["p99"] - seq["direct"]["p99"] for n, s in seq.items() if n != "direct"
+    }
+    errors = sum(x["errors"] for x in r["levels"]["edge"]) + seq["edge"]["errors"]
+    t["edge_errors"] = "met" if errors == 0 else f"MISSED: {errors} errors"
+    r["edge_errors"] = errors
+    if "litellm" in seq:
+        lite_added = r["added_p50_ms"]["litellm"]
+        ratio = r["added_p50_ms"]["edge"] / lite_added if lite_added > 0 else math.nan
+        r["added_ratio"] = ratio
+        t["added_ratio"] = verdict(ratio, TARGET_ADDED_RATIO)
+        top = max(x["concurrency"] for x in r["levels"]["edge"])
+        c = 32 if _at(r["levels"]["edge"], 32) else top
+        ours, theirs = _at(r["levels"]["edge"], c), _at(r["levels"]["litellm"], c)
+        if ours and theirs and theirs["rps"] > 0:
+            r["throughput_ratio"] = {"concurrency": c, "ratio": ours["rps"] / theirs["rps"]}
+            t["throughput_ratio"] = verdict(
+                ours["rps"] / theirs["rps"], TARGET_THROUGHPUT_RATIO, higher_is_better=True
+            )
+    r["targets"] = t
+
+
+def render(r: dict[str, Any]) -> str:
+    seq, t = r["seq"], r["targets"]
+
+    def pair(name: str) -> str:
+        return f"{fmt_ms(seq[name]['p50'])} / {fmt_ms(seq[name]['p99'])}"
+
+    rows = [
+        ("direct → simulator (the same chat completion), p50 / p99", pair("direct"), "", ""),
+        ("edge → router → caller → simulator, p50 / p99", pair("edge"), "", ""),
+        (
+            f"edge added latency (sequential, n={seq['edge']['n']}), p50 / p99",
+            f"{fmt_ms(r['added_p50_ms']['edge'])} / {fmt_ms(r['added_p99_ms']['edge'])}",
+            "",
+            "",
+        ),
+    ]
+    lite = r.get("litellm") or {}
+    if "litellm" in seq:
+        rows += [
+            (
+                f"LiteLLM {lite.get('version', '?')} proxy → simulator, p50 / p99",
+                pair("litellm"),
+                "",
+                "",
+            ),
+            (
+                "LiteLLM added latency, p50 / p99",
+                f"{fmt_ms(r['added_p50_ms']['litellm'])} / {fmt_ms(r['added_p99_ms']['litellm'])}",
+                "",
+                "",
+            ),
+            (
+                "edge added p50 / LiteLLM's",
+                f"{r['added_ratio']:.3f}×",
+                f"≤ {TARGET_ADDED_RATIO}×",
+                t["added_ratio"],
+            ),
+        ]
+        if "throughput_ratio" in r:
+            c = r["throughput_ratio"]["concurrency"]
+            rows.append(
+                (
+                    f"edge throughput / LiteLLM's at concurrency {c}",
+                    f"{r['throughput_ratio']['ratio']:.2f}×",
+                    f"≥ {TARGET_THROUGHPUT_RATIO:.0f}×",
+                    t["throughput_ratio"],
+                )
+            )
+    elif "error" in lite:
+        rows.append(("LiteLLM comparison", "not run: " + lite["error"][:70], "", ""))
+    else:
+        rows.append(("LiteLLM comparison", "not run (--no-litellm / --smoke)", "", ""))
+    rows.append(("edge errors (all phases)", str(r["edge_errors"]), "0", t["edge_errors"]))
+    out = [_table(("measurement", "result", "target", "verdict"), rows), ""]
+
+    names = list(r["levels"])
+    head = ["concurrency"]
+    for n in names:
+        head += [f"{n} req/s", f"{n} p50", f"{n} p99", f"{n} errors"]
+    trows = []
+    for i, x in enumerate(r["levels"]["edge"]):
+        row = [str(x["concurrency"])]
+        for n in names:
+            y = r["levels"][n][i]
+            row += [fmt_rate(y["rps"]), fmt_ms(y["p50"]), fmt_ms(y["p99"]), str(y["errors"])]
+        trows.append(tuple(row))
+    out += ["Throughput (the same chat completion, three ways):", "", _table(tuple(head), trows)]
+    peak = r.get("rss_peak") or {}
+    out += ["", "RSS at the end: " + ", ".join(f"{n} {fmt_mib(v)}" for n, v in peak.items())]
+    codes = r.get("exit_codes") or {}
+    out += ["exit codes on SIGTERM: " + ", ".join(f"{n} {c}" for n, c in codes.items())]
+    return "\n".join(out)
+
+
+def _table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)
+    ]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    return "\n".join(
+        [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)]
+    )
+
+
+def markdown(r: dict[str, Any], table: str) -> str:
+    m = r["machine"]
+    flag = {"full": "", "quick": " --quick", "smoke": " --smoke"}[r["sizes"]]
+    return "\n".join(
+        [
+            "# The HTTP edge against the LiteLLM proxy",
+            "",
+            f"- date: {m['date']}; machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}",
+            f"- load average when the run started: {m.get('loadavg_at_start', '?')}",
+            f"- size: {r['sizes']} (`python -m benchmarks.edge{flag}`); simulator, registry,"
+            " caller, router, edge, LiteLLM and the load generator share the same cores;"
+            " tracing off",
+            "",
+            table,
+            "",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.edge", description=__doc__)
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="fewer requests, levels 1 and 32")
+    size.add_argument("--smoke", action="store_true", help="a few requests, no LiteLLM (tests)")
+    p.add_argument("--no-litellm", action="store_true", help="the edge and the direct call only")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--keep", action="store_true", help="keep the temporary dir (logs, data)")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.no_litellm = True
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
