@@ -1,13 +1,16 @@
-"""``uniwizard up``: the three services (and optionally the simulator) as separate processes.
+"""``uniwizard up``: the three services and the HTTP edge (and optionally the simulator) as
+separate processes.
 
-Prints when all are serving (checked with the standard gRPC health service), forwards SIGHUP
-(reload), and on Ctrl-C or SIGTERM stops them all with SIGTERM, waiting for each to drain.
+Prints when all are serving (checked with the standard gRPC health service; the edge when it
+accepts connections on ``UNIWIZARD_HTTP_ADDR``), forwards SIGHUP (reload), and on Ctrl-C or
+SIGTERM stops them all with SIGTERM, the edge first, waiting for each to drain.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +19,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from edge_svc.config import http_address
 from uniwizard.config import ConfigError, dump_config, load_config, rewrite_urls
 from uniwizard.net import address, data_dir
 from uniwizard.security import sync_channel
@@ -141,10 +145,21 @@ def run_up(config_path: str, *, sim: bool, demo: bool = False) -> int:
                     file=sys.stderr,
                 )
                 return 1
+        edge = http_address()
+        procs["edge"] = _spawn("edge_svc", ["--address", edge, "--router", address("router")], env)
+        if not _wait_listening(edge):
+            code = procs["edge"].poll()
+            print(
+                f"uniwizard up: the HTTP edge did not start on {edge}"
+                + (f" (exited with {code})" if code is not None else ""),
+                file=sys.stderr,
+            )
+            return 1
         took = time.monotonic() - started
         print(
             f"uniwizard: all services serving after {took:.1f} s — registry {address('registry')},"
-            f" router {address('router')}, caller {address('caller')}. Ctrl-C stops.",
+            f" router {address('router')}, caller {address('caller')}, HTTP edge {edge}"
+            " (OpenAI protocol: /v1/chat/completions). Ctrl-C stops.",
             flush=True,
         )
         if demo:
@@ -177,8 +192,22 @@ def _wait_http(url: str, timeout: float = READY_TIMEOUT_S) -> bool:
     return False
 
 
+def _wait_listening(addr: str, timeout: float = READY_TIMEOUT_S) -> bool:
+    """Until something accepts TCP connections at ``addr`` (the edge listens once it is ready)."""
+    host, _, port = addr.rpartition(":")
+    host = host.strip("[]")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1.0):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
 def _stop(procs: dict[str, subprocess.Popen[bytes]]) -> None:
-    order = ["router", "caller", "registry", "sim"]
+    order = ["edge", "router", "caller", "registry", "sim"]
     for name in order:
         p = procs.get(name)
         if p is not None and p.poll() is None:
