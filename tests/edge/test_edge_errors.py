@@ -4,6 +4,7 @@ fails after text went out ends with an error event, never ``[DONE]``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -224,3 +225,34 @@ async def test_a_stream_failing_after_text_ends_with_an_error_event_not_done(
                 stream=True,  # type: ignore[arg-type]
             )
         assert error_body(bad.value)["code"] == "bad_request"
+
+
+async def test_a_client_that_goes_away_mid_stream_cancels_the_call(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack, running_edge(stack) as edge:
+        stack.sim.add_fault("gpt", {"kind": "slow_stream", "seconds": 0.25})
+        async with (
+            httpx.AsyncClient(timeout=30) as http,
+            http.stream(
+                "POST",
+                f"{edge.base_url}/chat/completions",
+                json={"model": "auto", "messages": ASK, "stream": True},
+            ) as resp,
+        ):
+            assert resp.status_code == 200
+            async for line in resp.aiter_lines():
+                if line.startswith("data: "):
+                    request_id = resp.headers["x-uniwizard-request-id"]
+                    break  # the first chunk: leave, closing the connection
+
+        async def outcome() -> str:
+            while True:
+                rows = [
+                    r
+                    for r in await stack.caller.core.ledger.rows()
+                    if r["request_id"] == request_id
+                ]
+                if rows and rows[-1]["outcome"] != "in_flight":
+                    return str(rows[-1]["outcome"])
+                await asyncio.sleep(0.05)
+
+        assert await asyncio.wait_for(outcome(), 10) == "cancelled"
