@@ -2,5 +2,6 @@
 
 A translation layer, like grpc-gateway: ``POST /v1/chat/completions`` and ``GET /v1/models``
 over the router's gRPC contract, through ``uniwizard_client``. Pure modules translate
-(``request``, ``response``, ``models``, ``errors``); ``app`` and ``server`` do the I/O.
+(``request``, ``messages``, ``response``, ``models``, ``errors``); ``app``, ``sse``, ``fetch``
+and ``server`` do the I/O.
 """

@@ -1,7 +1,8 @@
 """The HTTP edge: OpenAI's chat-completions protocol in front of the router's gRPC contract.
 
 Thin by design: each handler checks the caller, reads the body, hands it to the pure
-translation (``request.py``, ``models.py``, ``response.py``, ``errors.py``) and calls the
+translation (``request.py``, ``messages.py``, ``models.py``, ``response.py``, ``errors.py``;
+streams in ``sse.py``) and calls the
 router through the one client library (``uniwizard_client.AsyncBackendRouter``), which it is
 given at construction: over the network, or an in-process channel when the router runs here.
 
@@ -17,8 +18,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import aclosing
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -29,27 +29,17 @@ from edge_svc.errors import ApiError, bad_request, from_router_error, too_large
 from edge_svc.fetch import ImageFetcher
 from edge_svc.models import AUTO, Selection, known, model_entries, model_list, select
 from edge_svc.request import ChatRequest, parse_chat, with_images
-from edge_svc.response import DONE, Chunks, completion, completion_id, headers, sse
+from edge_svc.response import completion, headers
+from edge_svc.sse import SseResponse
 from edge_svc.tracing import edge_tracer, request_span, traceparent
 from uniwizard.security import Security
-from uniwizard_client import (
-    Answering,
-    AsyncBackendRouter,
-    Catalog,
-    Routed,
-    RouterError,
-    StreamEvent,
-    TextDelta,
-    ThinkResult,
-    ToolCalled,
-)
+from uniwizard_client import AsyncBackendRouter, Catalog, RouterError
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CATALOG_TTL_S = 5.0  # model names are resolved on a catalog at most this old ...
 CATALOG_MISS_S = 1.0  # ... and an unknown name looks again at most this often
-SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache"}
 
 
 class CatalogCache:
@@ -194,44 +184,10 @@ class Edge:
     async def _stream(
         self, request: web.Request, chat: ChatRequest, sel: Selection, parent: str
     ) -> web.StreamResponse:
-        """Headers go out with the first chunk, once the answering backend is known; until then
-        a failure is an ordinary error response. After it, a failure is an error event and the
-        stream never ends with ``[DONE]``."""
-        out = _SseOut(request, chat, parent, int(self.clock()))
         events = self.router.dispatch_stream(
             chat.task, sel.backend, category=sel.category, deadline=self.config.deadline_s
         )
-        try:
-            await self._relay(events, out)
-        except RouterError as err:
-            error = from_router_error(err, chat.task.request_id)
-            if out.response is None:
-                raise error from None
-            await out.write(sse(error.body()))
-        assert out.response is not None
-        await out.response.write_eof()
-        return out.response
-
-    @staticmethod
-    async def _relay(events: AsyncGenerator[StreamEvent, None], out: _SseOut) -> None:
-        tool_calls = 0
-        async with aclosing(events):  # leaving early (the client went away) cancels the call
-            async for event in events:
-                if isinstance(event, Routed):
-                    out.category = event.decision.category
-                elif isinstance(event, Answering):
-                    await out.open(event.backend, event.model)
-                elif isinstance(event, TextDelta):
-                    await out.write(sse(out.chunks.text(event.text)))
-                elif isinstance(event, ToolCalled):
-                    await out.write(sse(out.chunks.tool_call(event.call, tool_calls)))
-                    tool_calls += 1
-                elif isinstance(event, ThinkResult):
-                    await out.open(event.backend, event.model)
-                    await out.write(sse(out.chunks.finish(event)))
-                    if out.include_usage:
-                        await out.write(sse(out.chunks.usage(event)))
-                    await out.write(DONE)
+        return await SseResponse(request, chat, parent, int(self.clock())).relay(events)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -290,47 +246,3 @@ def _error_response(err: ApiError) -> web.Response:
         content_type="application/json",
         headers=err.headers,
     )
-
-
-class _SseOut:
-    """One streamed completion's response, opened (headers sent) on the first chunk."""
-
-    def __init__(self, request: web.Request, chat: ChatRequest, parent: str, created: int):
-        self.request = request
-        self.request_id = chat.task.request_id
-        self.include_usage = chat.include_usage
-        self.parent = parent
-        self.created = created
-        self.category = ""
-        self.response: web.StreamResponse | None = None
-        self._chunks: Chunks | None = None
-
-    @property
-    def chunks(self) -> Chunks:
-        assert self._chunks is not None, "the router sends answering before any delta"
-        return self._chunks
-
-    async def open(self, backend: str, model: str) -> None:
-        if self.response is not None:
-            return
-        response = web.StreamResponse(
-            headers={
-                **SSE_HEADERS,
-                **headers(
-                    backend=backend,
-                    category=self.category,
-                    request_id=self.request_id,
-                    traceparent=self.parent,
-                ),
-            }
-        )
-        await response.prepare(self.request)
-        self.response = response
-        self._chunks = Chunks(
-            completion_id(self.request_id), self.created, model, self.include_usage
-        )
-        await self.write(sse(self._chunks.opening()))
-
-    async def write(self, data: bytes) -> None:
-        assert self.response is not None
-        await self.response.write(data)
