@@ -316,7 +316,7 @@ def levels(
     for c in sizes.levels:
         for spec in specs:
             log(f"concurrency {c}: {spec['name']}")
-            res, _, _ = load.run(
+            res, _, cpu = load.run(
                 {
                     "mode": "conc",
                     "target": spec,
@@ -338,6 +338,9 @@ def levels(
                     "error_kinds": res["error_kinds"],
                     "p50": lat["p50"],
                     "p99": lat["p99"],
+                    "cpu_ms_per_req": {
+                        n: 1000.0 * v / max(1, res["total_requests"]) for n, v in cpu.items()
+                    },
                 }
             )
     return rows
@@ -452,6 +455,14 @@ def render(r: dict[str, Any]) -> str:
             row += [fmt_rate(y["rps"]), fmt_ms(y["p50"]), fmt_ms(y["p99"]), str(y["errors"])]
         trows.append(tuple(row))
     out += ["Throughput (the same chat completion, three ways):", "", _table(tuple(head), trows)]
+    edge_rows = r["levels"]["edge"]
+    procs = [n for n in edge_rows[0]["cpu_ms_per_req"] if n != "litellm"] if edge_rows else []
+    crows = [
+        (str(x["concurrency"]), *(f"{x['cpu_ms_per_req'][n]:.2f}" for n in procs))
+        for x in edge_rows
+    ]
+    out += ["", "CPU per request through the edge (ms of CPU time):", ""]
+    out.append(_table(("concurrency", *procs), crows))
     peak = r.get("rss_peak") or {}
     out += ["", "RSS at the end: " + ", ".join(f"{n} {fmt_mib(v)}" for n, v in peak.items())]
     codes = r.get("exit_codes") or {}
