@@ -1,8 +1,13 @@
-"""The stack as separate processes, like ``uniwizard up --sim``, plus /proc readings.
+"""The stack as processes, like ``uniwizard up --sim``, plus /proc readings.
 
-Simulator, registry, caller and router each run as ``python -m <package>`` on a free loopback
-port, with a temporary ``UNIWIZARD_DATA_DIR`` (ledger, operator state, generated config) and
-placeholder API keys. Tracing is off (every ``OTEL_*`` variable is removed), as in a default run.
+The simulator runs as its own process. The stack runs in one of two modes, side by side if
+wanted (each on its own free loopback ports and its own temporary ``UNIWIZARD_DATA_DIR``):
+
+* ``one``: registry, caller and router in one process (``uniwizard serve --target all``, what
+  ``uniwizard up`` runs), linked in-process;
+* ``split``: each as ``python -m <package>``, linked over gRPC (``uniwizard up --split``).
+
+Placeholder API keys; tracing off (every ``OTEL_*`` variable is removed), as in a default run.
 """
 
 from __future__ import annotations
@@ -117,27 +122,91 @@ class StartError(RuntimeError):
     pass
 
 
-@dataclass
-class Stack:
-    """Simulator + registry + caller + router as child processes."""
+class Simulator:
+    """The provider simulator as a process, and the configuration pointing every backend at it."""
 
-    workdir: Path
-    sim_port: int = 0
-    addrs: dict[str, str] = field(default_factory=dict)
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    config_path: str = ""
-    startup_s: float = 0.0  # spawning the three services -> all SERVING
-    startup_total_s: float = 0.0  # spawning the simulator -> all SERVING (what `up --sim` prints)
-    sim_ready_s: float = 0.0
-    caller_args: list[str] = field(default_factory=list)  # extra flags (experiments)
-    ready_s: dict[str, float] = field(default_factory=dict)  # per service, from its spawn
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ready_s = 0.0
+        self.config_path = ""
+        self.keys: dict[str, str] = {}
 
     @property
-    def sim_root(self) -> str:
-        return f"http://127.0.0.1:{self.sim_port}"
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        config = load_config(BACKENDS_YAML)
+        self.keys = {b.api_key_env: SIM_KEY for b in config.backends.values() if b.api_key_env}
+        t0 = time.monotonic()
+        log = open(self.workdir / "sim.log", "wb")
+        argv = ["-m", "uniwizard_sim", "--host", "127.0.0.1", "--port", str(self.port)]
+        self.proc = subprocess.Popen(
+            [sys.executable, *argv],
+            env=clean_env(),
+            cwd=str(ROOT),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        if not wait_http(f"{self.root}/_sim/health", t0 + timeout):
+            raise StartError(f"the simulator did not start (see {self.workdir / 'sim.log'})")
+        self.ready_s = time.monotonic() - t0
+        sim_config = rewrite_urls(config, lambda b: base_url(self.root, b.key, b.provider))
+        path = self.workdir / "sim-backends.yaml"
+        path.write_text(dump_config(sim_config))
+        self.config_path = str(path)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        p = self.proc
+        if p is None:
+            return None
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        try:
+            return p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            return None
+
+
+@dataclass
+class Stack:
+    """Registry + caller + router as child processes: one process (``mode="one"``) or three
+    (``"split"``), on the given simulator."""
+
+    workdir: Path
+    sim: Simulator
+    mode: str = "split"
+    addrs: dict[str, str] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    startup_s: float = 0.0  # spawning the services -> all SERVING
+    caller_args: list[str] = field(default_factory=list)  # extra flags (experiments, split)
+    ready_s: dict[str, float] = field(default_factory=dict)  # per service, from the spawn
+    extra_env: dict[str, str] = field(default_factory=dict)  # experiments
+
+    @property
+    def config_path(self) -> str:
+        return self.sim.config_path
 
     def pid(self, name: str) -> int:
-        return self.procs[name].pid
+        """The process running ``name`` (registry, caller, router; one pid for all in "one")."""
+        return self.procs["stack" if self.mode == "one" else name].pid
+
+    def pids(self) -> dict[str, int]:
+        """Process name -> pid: {"stack": pid} in one process, else one per service."""
+        return {name: p.pid for name, p in self.procs.items()}
 
     def _spawn(self, name: str, module: str, args: list[str], env: dict[str, str]) -> None:
         log = open(self.workdir / f"{name}.log", "wb")
@@ -155,71 +224,64 @@ class Stack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         data = self.workdir / "data"
         data.mkdir(exist_ok=True)
-        self.sim_port = free_port()
         self.addrs = {name: f"127.0.0.1:{free_port()}" for name in SERVICES}
-        config = load_config(BACKENDS_YAML)
-        keys = {b.api_key_env: SIM_KEY for b in config.backends.values() if b.api_key_env}
-        env = clean_env({"UNIWIZARD_DATA_DIR": str(data), **keys})
+        env = clean_env({"UNIWIZARD_DATA_DIR": str(data), **self.sim.keys, **self.extra_env})
         for name, addr in self.addrs.items():
             env[f"UNIWIZARD_{name.upper()}_ADDR"] = addr
-
-        t0 = time.monotonic()
-        deadline = t0 + timeout
-        self._spawn(
-            "sim", "uniwizard_sim", ["--host", "127.0.0.1", "--port", str(self.sim_port)], env
-        )
-        if not wait_http(f"{self.sim_root}/_sim/health", deadline):
-            raise StartError(f"the simulator did not start (see {self.workdir / 'sim.log'})")
-        self.sim_ready_s = time.monotonic() - t0
-        sim_config = rewrite_urls(config, lambda b: base_url(self.sim_root, b.key, b.provider))
-        path = data / "sim-backends.yaml"
-        path.write_text(dump_config(sim_config))
-        self.config_path = str(path)
-
         common = ["--config", self.config_path]
         t1 = time.monotonic()
-        self._spawn("registry", "registry_svc", [*common, "--address", self.addrs["registry"]], env)
-        self._spawn(
-            "caller",
-            "caller_svc",
-            [
-                *common,
-                "--address",
-                self.addrs["caller"],
-                "--registry",
-                self.addrs["registry"],
-                *self.caller_args,
-            ],
-            env,
-        )
-        self._spawn(
-            "router",
-            "router_svc",
-            [
-                *common,
-                "--policy",
-                str(ROUTING_YAML),
-                "--address",
-                self.addrs["router"],
-                "--registry",
-                self.addrs["registry"],
-                "--caller",
-                self.addrs["caller"],
-            ],
-            env,
-        )
+        deadline = t1 + timeout
+        if self.mode == "one":
+            self._spawn(
+                "stack",
+                "uniwizard.cli",
+                ["serve", "--target", "all", *common, "--policy", str(ROUTING_YAML)],
+                env,
+            )
+        else:
+            self._spawn(
+                "registry", "registry_svc", [*common, "--address", self.addrs["registry"]], env
+            )
+            self._spawn(
+                "caller",
+                "caller_svc",
+                [
+                    *common,
+                    "--address",
+                    self.addrs["caller"],
+                    "--registry",
+                    self.addrs["registry"],
+                    *self.caller_args,
+                ],
+                env,
+            )
+            self._spawn(
+                "router",
+                "router_svc",
+                [
+                    *common,
+                    "--policy",
+                    str(ROUTING_YAML),
+                    "--address",
+                    self.addrs["router"],
+                    "--registry",
+                    self.addrs["registry"],
+                    "--caller",
+                    self.addrs["caller"],
+                ],
+                env,
+            )
         for name in SERVICES:
             if not wait_serving(self.addrs[name], deadline):
-                code = self.procs[name].poll()
+                proc = self.procs["stack" if self.mode == "one" else name]
+                code = proc.poll()
                 raise StartError(
                     f"{name}_svc did not become ready"
                     + (f" (exited with {code})" if code is not None else "")
-                    + f"; see {self.workdir / (name + '.log')}"
+                    + f"; see {self.workdir}/*.log"
                 )
             self.ready_s[name] = time.monotonic() - t1
-        now = time.monotonic()
-        self.startup_s = now - t1
-        self.startup_total_s = now - t0
+        self.startup_s = time.monotonic() - t1
 
     def check_alive(self) -> None:
         for name, p in self.procs.items():
@@ -233,8 +295,8 @@ class Stack:
         return {name: cpu_seconds(p.pid) for name, p in self.procs.items()}
 
     def stop(self, timeout: float = 15.0) -> dict[str, int | None]:
-        """SIGTERM in up's order (router, caller, registry, sim); exit codes."""
-        order = ["router", "caller", "registry", "sim"]
+        """SIGTERM in up's order (router, caller, registry); exit codes."""
+        order = ["stack", "router", "caller", "registry"]
         for name in order:
             p = self.procs.get(name)
             if p is not None and p.poll() is None:

@@ -2,11 +2,16 @@
 
     python -m benchmarks.run [--quick | --smoke] [--with-litellm] [--profile] [--out DIR]
 
-Starts simulator, registry, caller and router as separate processes (like ``uniwizard up
---sim``) on free loopback ports with a temporary data dir, drives load from a separate
-load-generator process, prints a table and writes ``DIR/latest.md``, ``DIR/results.json`` and
-``DIR/latency.png`` (when matplotlib is installed). ``--profile`` adds py-spy profiles of the
-router and caller under load (``DIR/profile.md`` and flame graphs).
+Starts the simulator, then the stack twice, side by side, on free loopback ports with their own
+temporary data dirs: in **one process** (``uniwizard serve --target all``, what ``uniwizard up``
+runs: registry, caller and router linked in-process) and in **three processes** (``uniwizard up
+--split``: each ``python -m <service>``, linked over gRPC); with ``--with-litellm`` a LiteLLM
+proxy too. A separate load-generator process sends the same request (a gpt chat completion)
+straight to the simulator, through each stack and through LiteLLM, one client taking turns
+between them, so every figure of a comparison is measured in the same minutes on the same
+machine. Prints a table with the gap to each target and writes ``DIR/latest.md``,
+``DIR/results.json`` and ``DIR/latency.png`` (when matplotlib is installed). ``--profile`` adds
+py-spy profiles under load (``DIR/profile.md`` and flame graphs).
 """
 
 from __future__ import annotations
@@ -28,17 +33,31 @@ from typing import Any
 
 from benchmarks import decide, litellm_proxy
 from benchmarks import profile as prof
-from benchmarks.procs import ROOT, SIM_KEY, Stack, StartError, clean_env, cpu_seconds, rss_kib
+from benchmarks.procs import (
+    ROOT,
+    SIM_KEY,
+    Simulator,
+    Stack,
+    StartError,
+    clean_env,
+    cpu_seconds,
+    rss_kib,
+)
 from benchmarks.stats import fmt_mib, fmt_ms, fmt_rate, fmt_us, summary
 
 DISPATCH_TEXT = "Who was the first emperor of Rome?"
 BACKEND = "gpt"  # where that task routes: knowledge -> gpt (OpenAI chat completions)
 
-TARGET_DECIDE_P50_US = 100.0
-TARGET_OVERHEAD_P50_MS = 1.5
-TARGET_STARTUP_S = 3.0
-TARGET_VS_LITELLM_OVERHEAD = 0.25
-TARGET_VS_LITELLM_THROUGHPUT = 4.0
+MODES = ("one", "split")
+LABEL = {"one": "one process", "split": "three processes"}
+
+TARGET_DECIDE_P50_US = 50.0
+TARGET_ADDED_P50_MS = {"one": 0.7, "split": 1.5}
+TARGET_VS_LITELLM_ADDED = 0.1
+TARGET_VS_LITELLM_THROUGHPUT = 10.0  # one process, at concurrency 32, with no errors
+TARGET_RSS_ONE_MIB = 100.0
+TARGET_STARTUP_ONE_S = 1.0
+THROUGHPUT_LEVEL = 32
 
 
 @dataclass(frozen=True)
@@ -100,6 +119,13 @@ def machine() -> dict[str, str]:
     }
 
 
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
 # -- the load generator process ----------------------------------------------------------------
 
 
@@ -142,16 +168,16 @@ class Load:
         return json.loads(out.read_text()), peak, cpu
 
 
-# -- phases ----------------------------------------------------------------------------------
+# -- targets of the load ---------------------------------------------------------------------
 
 
-def direct_spec(stack: Stack) -> dict[str, Any]:
+def direct_spec(config_path: str) -> dict[str, Any]:
     """The exact HTTP request caller_svc sends for the Dispatch task (built by its adapter)."""
     from uniwizard.config import load_config
     from uniwizard.providers import get_adapter
     from uniwizard.types import BlindRequest, Message, Role
 
-    b = load_config(stack.config_path).backends[BACKEND]
+    b = load_config(config_path).backends[BACKEND]
     req = get_adapter(b.provider).build_request(
         b, BlindRequest((Message(Role.USER, DISPATCH_TEXT),)), SIM_KEY, stream=False
     )
@@ -167,52 +193,70 @@ def direct_spec(stack: Stack) -> dict[str, Any]:
 def dispatch_spec(stack: Stack) -> dict[str, Any]:
     return {
         "kind": "dispatch",
-        "name": "dispatch",
+        "name": stack.mode,
         "address": stack.addrs["router"],
         "text": DISPATCH_TEXT,
         "expect_backend": BACKEND,
     }
 
 
-def conc_levels(
-    load: Load, target: dict[str, Any], sizes: Sizes, watch: dict[str, int], label: str
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    rows = []
-    peak_all: dict[str, int] = dict.fromkeys(watch, 0)
+def litellm_spec(lite: litellm_proxy.LiteLLMProxy, direct: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "http",
+        "name": "litellm",
+        "url": f"{lite.url}/v1/chat/completions",
+        "headers": lite.headers,
+        "json": {**direct["json"], "model": litellm_proxy.MODEL_NAME},
+    }
+
+
+def levels_phase(
+    load: Load, targets: dict[str, tuple[dict[str, Any], dict[str, int]]], sizes: Sizes
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, dict[str, int]]]:
+    """Throughput at each concurrency level, every target at one level before the next level
+    (so slow drift in the machine's load touches all alike). Per target: rows, peak RSS."""
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
+    peaks: dict[str, dict[str, int]] = {
+        name: dict.fromkeys(watch, 0) for name, (_, watch) in targets.items()
+    }
     for c in sizes.levels:
-        log(f"{label}: concurrency {c}")
-        res, peak, cpu = load.run(
-            {
-                "mode": "conc",
-                "target": target,
-                "concurrency": c,
-                "duration": sizes.duration_s,
-                "warmup": sizes.warmup_s,
-                "max_requests": sizes.max_requests,
-            },
-            watch,
-        )
-        for n, v in peak.items():
-            peak_all[n] = max(peak_all[n], v)
-        lat = summary(res["latencies_ms"])
-        done = res["ok"] + res["errors"]
-        total = max(1, res["total_requests"])
-        cpu_ms = {n: 1000.0 * v / total for n, v in cpu.items()}
-        cpu_ms["loadgen"] = 1000.0 * res["loadgen_cpu_s"] / total
-        rows.append(
-            {
-                "concurrency": c,
-                "rps": res["ok"] / res["elapsed_s"] if res["elapsed_s"] > 0 else math.nan,
-                "requests": done,
-                "errors": res["errors"],
-                "error_rate": res["errors"] / done if done else math.nan,
-                "error_kinds": res["error_kinds"],
-                "p50": lat["p50"],
-                "p99": lat["p99"],
-                "cpu_ms_per_req": cpu_ms,
-            }
-        )
-    return rows, peak_all
+        for name, (spec, watch) in targets.items():
+            log(f"concurrency {c}: {name}")
+            res, peak, cpu = load.run(
+                {
+                    "mode": "conc",
+                    "target": spec,
+                    "concurrency": c,
+                    "duration": sizes.duration_s,
+                    "warmup": sizes.warmup_s,
+                    "max_requests": sizes.max_requests,
+                },
+                watch,
+            )
+            for n, v in peak.items():
+                peaks[name][n] = max(peaks[name][n], v)
+            lat = summary(res["latencies_ms"])
+            done = res["ok"] + res["errors"]
+            total = max(1, res["total_requests"])
+            cpu_ms = {n: 1000.0 * v / total for n, v in cpu.items()}
+            cpu_ms["loadgen"] = 1000.0 * res["loadgen_cpu_s"] / total
+            rows[name].append(
+                {
+                    "concurrency": c,
+                    "rps": res["ok"] / res["elapsed_s"] if res["elapsed_s"] > 0 else math.nan,
+                    "requests": done,
+                    "errors": res["errors"],
+                    "error_rate": res["errors"] / done if done else math.nan,
+                    "error_kinds": res["error_kinds"],
+                    "p50": lat["p50"],
+                    "p99": lat["p99"],
+                    "cpu_ms_per_req": cpu_ms,
+                }
+            )
+    return rows, peaks
+
+
+# -- the run ---------------------------------------------------------------------------------
 
 
 def run(args: argparse.Namespace) -> int:
@@ -233,46 +277,55 @@ def run(args: argparse.Namespace) -> int:
         "misrouted": d["misrouted"],
     }
 
-    stack = Stack(tmp / "stack")
+    sim = Simulator(tmp / "sim")
+    stacks = {mode: Stack(tmp / mode, sim, mode=mode) for mode in MODES}
     load = Load(tmp)
     lite: litellm_proxy.LiteLLMProxy | None = None
     try:
-        log("starting the stack (simulator, registry, caller, router)")
-        stack.start()
-        results["startup"] = {
-            "services_s": stack.startup_s,
-            "with_sim_s": stack.startup_total_s,
-            "sim_s": stack.sim_ready_s,
-            "per_service_s": stack.ready_s,
-        }
+        log("starting the simulator")
+        sim.start()
+        results["startup"] = {"sim_s": sim.ready_s}
+        for mode, stack in stacks.items():  # one at a time: start-up is measured alone
+            log(f"starting the stack in {LABEL[mode]}")
+            stack.start()
+            results["startup"][mode] = {
+                "services_s": stack.startup_s,
+                "per_service_s": stack.ready_s,
+            }
+            time.sleep(0.5)
+        direct = direct_spec(sim.config_path)
+        if args.with_litellm:
+            lite = start_litellm(sim, tmp, results)
         time.sleep(1.0)
-        results["rss_idle"] = stack.rss()
-        pids = {n: stack.pid(n) for n in ("router", "caller", "registry", "sim")}
+        results["rss_idle"] = {mode: stack.rss() for mode, stack in stacks.items()}
+        results["rss_idle"]["sim"] = {"sim": rss_kib(sim.pid)}
+        results["loadavg_before_load"] = loadavg()
 
-        # 2. Route over gRPC
+        # 2. Route over gRPC, each stack
         log("Route over gRPC")
         res, _, _ = load.run(
             {
                 "mode": "seq",
-                "targets": [{"kind": "route", "name": "route", "address": stack.addrs["router"]}],
+                "targets": [
+                    {"kind": "route", "name": mode, "address": s.addrs["router"]}
+                    for mode, s in stacks.items()
+                ],
                 "n": sizes.route_n,
                 "warmup": sizes.route_warmup,
             },
             {},
         )
-        results["route_grpc"] = {**summary(res["route"]["latencies_ms"]), "ok": res["route"]["ok"]}
+        results["route_grpc"] = {
+            mode: {**summary(r["latencies_ms"]), "ok": r["ok"]} for mode, r in res.items()
+        }
 
-        # 3. sequential: direct httpx vs Dispatch, taking turns
-        log("sequential: direct vs Dispatch")
-        direct = direct_spec(stack)
-        disp = dispatch_spec(stack)
+        # 3. one client taking turns: direct, one process, three processes (, LiteLLM)
+        log("sequential: direct, one process, three processes" + (", LiteLLM" if lite else ""))
+        seq_targets = [direct, *(dispatch_spec(s) for s in stacks.values())]
+        if lite is not None:
+            seq_targets.append(litellm_spec(lite, direct))
         res, _, _ = load.run(
-            {
-                "mode": "seq",
-                "targets": [direct, disp],
-                "n": sizes.seq_n,
-                "warmup": sizes.seq_warmup,
-            },
+            {"mode": "seq", "targets": seq_targets, "n": sizes.seq_n, "warmup": sizes.seq_warmup},
             {},
         )
         results["seq"] = {
@@ -280,34 +333,36 @@ def run(args: argparse.Namespace) -> int:
             for name, r in res.items()
         }
 
-        # 4. throughput through Dispatch, and the simulator's own ceiling
-        results["dispatch_levels"], peak = conc_levels(load, disp, sizes, pids, "Dispatch")
-        results["sim_levels"], _ = conc_levels(
-            load, direct, sizes, {"sim": pids["sim"]}, "simulator direct"
-        )
-        results["rss_peak"] = peak
+        # 4. throughput: each stack, the simulator alone (, LiteLLM), level by level
+        targets: dict[str, tuple[dict[str, Any], dict[str, int]]] = {
+            mode: (dispatch_spec(s), {**s.pids(), "sim": sim.pid}) for mode, s in stacks.items()
+        }
+        targets["direct"] = (direct, {"sim": sim.pid})
+        if lite is not None:
+            targets["litellm"] = (litellm_spec(lite, direct), {"litellm": lite.pid})
+        results["levels"], peaks = levels_phase(load, targets, sizes)
+        results["rss_peak"] = {mode: {n: v for n, v in peaks[mode].items() if n != "sim"}
+                               for mode in MODES}
+        if lite is not None:
+            results["litellm"]["rss_peak"] = peaks["litellm"].get("litellm", 0)
         time.sleep(1.0)
-        results["rss_after"] = stack.rss()
+        results["rss_after"] = {mode: stack.rss() for mode, stack in stacks.items()}
 
         # 5. profile (optional)
         if args.profile:
-            profile_phase(load, stack, disp, sizes, out, results)
-
-        # 6. LiteLLM (optional)
-        if args.with_litellm:
-            lite = litellm_phase(load, stack, direct, sizes, tmp, results)
-        stack.check_alive()
+            profile_phase(load, stacks, sizes, out, results)
+        for stack in stacks.values():
+            stack.check_alive()
     except StartError as exc:
         log(f"error: {exc}")
-        for name in ("sim", "registry", "caller", "router"):
-            p = tmp / "stack" / f"{name}.log"
-            if p.exists():
-                log(f"--- {name}.log ---\n" + p.read_text(errors="replace")[-2000:])
+        for p in sorted(tmp.rglob("*.log")):
+            log(f"--- {p.relative_to(tmp)} ---\n" + p.read_text(errors="replace")[-2000:])
         return 1
     finally:
         if lite is not None:
             lite.stop()
-        results["exit_codes"] = stack.stop()
+        results["exit_codes"] = {mode: stack.stop() for mode, stack in stacks.items()}
+        sim.stop()
 
     evaluate(results)
     table = render(results)
@@ -323,51 +378,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def profile_phase(
-    load: Load,
-    stack: Stack,
-    disp: dict[str, Any],
-    sizes: Sizes,
-    out: Path,
-    results: dict[str, Any],
-) -> None:
-    if prof.py_spy() is None:
-        log("py-spy not installed: no profile")
-        return
-    c = 32 if 32 in sizes.levels else max(sizes.levels)
-    log(f"profiling router and caller under Dispatch load at concurrency {c}")
-    pids = {"router": stack.pid("router"), "caller": stack.pid("caller")}
-    samplers = prof.start(pids, sizes.profile_s, out)
-    res, _, _ = load.run(
-        {
-            "mode": "conc",
-            "target": disp,
-            "concurrency": c,
-            "duration": sizes.profile_s + 1.0,
-            "warmup": 0.5,
-        },
-        {},
-    )
-    errors = prof.wait(samplers, timeout=sizes.profile_s + 60)
-    analysed = {n: prof.analyse(out / f"profile-{n}.txt") for n in pids}
-    rps = res["ok"] / res["elapsed_s"] if res["elapsed_s"] else math.nan
-    context = (
-        f"Dispatch at concurrency {c} for {sizes.profile_s:.0f} s ({rps:.0f} req/s while sampled, "
-        "py-spy --rate 100 --nonblocking, two samplers per process). Percentages are of the "
-        "samples in which the process was running Python (idle threads are not sampled). "
-        "Flame graphs: profile-router.svg, profile-caller.svg; collapsed stacks: profile-*.txt."
-    )
-    (out / "profile.md").write_text(prof.markdown(analysed, context) + "\n")
-    results["profile"] = {"concurrency": c, "rps": rps, "errors": errors, **analysed}
-
-
-def litellm_phase(
-    load: Load,
-    stack: Stack,
-    direct: dict[str, Any],
-    sizes: Sizes,
-    tmp: Path,
-    results: dict[str, Any],
+def start_litellm(
+    sim: Simulator, tmp: Path, results: dict[str, Any]
 ) -> litellm_proxy.LiteLLMProxy | None:
     if not litellm_proxy.installed():
         log(f"installing {litellm_proxy.REQUIREMENT} into {litellm_proxy.ENV_DIR} (once)")
@@ -377,8 +389,8 @@ def litellm_phase(
             return None
     from uniwizard.config import load_config
 
-    model = load_config(stack.config_path).backends[BACKEND].model
-    api_base = direct["url"].rsplit("/chat/completions", 1)[0]
+    model = load_config(sim.config_path).backends[BACKEND].model
+    api_base = direct_spec(sim.config_path)["url"].rsplit("/chat/completions", 1)[0]
     lite = litellm_proxy.LiteLLMProxy(tmp / "litellm", api_base, model)
     log("starting the LiteLLM proxy")
     try:
@@ -388,39 +400,55 @@ def litellm_phase(
         results["litellm"] = {"error": str(exc)}
         return None
     time.sleep(1.0)
-    lite_pids = {
-        "litellm": lite.pid,
-        **{f"litellm-{p}": p for p in litellm_proxy.child_pids(lite.pid)},
-    }
-    rss_idle = sum(rss_kib(p) for p in lite_pids.values())
-    spec = {
-        "kind": "http",
-        "name": "litellm",
-        "url": f"{lite.url}/v1/chat/completions",
-        "headers": lite.headers,
-        "json": {**direct["json"], "model": litellm_proxy.MODEL_NAME},
-    }
-    log("sequential: direct vs LiteLLM")
-    res, _, _ = load.run(
-        {
-            "mode": "seq",
-            "targets": [{**direct, "name": "direct"}, spec],
-            "n": sizes.seq_n,
-            "warmup": sizes.seq_warmup,
-        },
-        {},
-    )
-    seq = {name: {**summary(r["latencies_ms"]), "ok": r["ok"]} for name, r in res.items()}
-    levels, peak = conc_levels(load, spec, sizes, {"litellm": lite.pid}, "LiteLLM")
+    pids = [lite.pid, *litellm_proxy.child_pids(lite.pid)]
     results["litellm"] = {
         "version": litellm_proxy.version(),
         "startup_s": lite.startup_s,
-        "seq": seq,
-        "levels": levels,
-        "rss_idle": rss_idle,
-        "rss_peak": peak.get("litellm", 0),
+        "rss_idle": sum(rss_kib(p) for p in pids),
     }
     return lite
+
+
+def profile_phase(
+    load: Load, stacks: dict[str, Stack], sizes: Sizes, out: Path, results: dict[str, Any]
+) -> None:
+    if prof.py_spy() is None:
+        log("py-spy not installed: no profile")
+        return
+    c = THROUGHPUT_LEVEL if THROUGHPUT_LEVEL in sizes.levels else max(sizes.levels)
+    results["profile"] = {}
+    sections = []
+    for mode, stack in stacks.items():
+        pids = stack.pids() if mode == "one" else {n: stack.pid(n) for n in ("router", "caller")}
+        names = {n: f"{mode}-{n}" for n in pids}
+        log(f"profiling {LABEL[mode]} under Dispatch load at concurrency {c}")
+        samplers = prof.start({names[n]: p for n, p in pids.items()}, sizes.profile_s, out)
+        res, _, _ = load.run(
+            {
+                "mode": "conc",
+                "target": dispatch_spec(stack),
+                "concurrency": c,
+                "duration": sizes.profile_s + 1.0,
+                "warmup": 0.5,
+            },
+            {},
+        )
+        errors = prof.wait(samplers, timeout=sizes.profile_s + 60)
+        analysed = {names[n]: prof.analyse(out / f"profile-{names[n]}.txt") for n in pids}
+        rps = res["ok"] / res["elapsed_s"] if res["elapsed_s"] else math.nan
+        sections.append(
+            prof.markdown(
+                analysed,
+                f"{LABEL[mode]}: Dispatch at concurrency {c} for {sizes.profile_s:.0f} s "
+                f"({rps:.0f} req/s while sampled, py-spy --rate 100 --nonblocking, two samplers "
+                "per process). Percentages are of the samples in which the process was running "
+                "Python (idle threads are not sampled). Flame graphs: "
+                + ", ".join(f"profile-{v}.svg" for v in names.values())
+                + "; collapsed stacks: profile-*.txt.",
+            )
+        )
+        results["profile"][mode] = {"concurrency": c, "rps": rps, "errors": errors, **analysed}
+    (out / "profile.md").write_text("\n".join(sections) + "\n")
 
 
 # -- evaluation and output -------------------------------------------------------------------
@@ -437,37 +465,51 @@ def verdict(value: float, target: float, *, higher_is_better: bool = False, unit
     return f"MISSED by {gap:.2f}{unit} ({ratio:.2f}× the target)"
 
 
+def _level(rows: list[dict[str, Any]], c: int) -> dict[str, Any] | None:
+    return next((x for x in rows if x["concurrency"] == c), None)
+
+
 def evaluate(r: dict[str, Any]) -> None:
     t = r["targets"]
     t["decide_p50_us"] = verdict(r["decide"]["decide_us"]["p50"], TARGET_DECIDE_P50_US, unit=" µs")
     seq = r.get("seq")
     if seq:
-        over50 = seq["dispatch"]["p50"] - seq["direct"]["p50"]
-        over99 = seq["dispatch"]["p99"] - seq["direct"]["p99"]
-        r["overhead_ms"] = {"p50": over50, "p99": over99}
-        t["overhead_p50_ms"] = verdict(over50, TARGET_OVERHEAD_P50_MS, unit=" ms")
+        direct = seq["direct"]
+        r["added_ms"] = {
+            mode: {"p50": seq[mode]["p50"] - direct["p50"], "p99": seq[mode]["p99"] - direct["p99"]}
+            for mode in MODES
+        }
+        for mode in MODES:
+            t[f"added_p50_ms_{mode}"] = verdict(
+                r["added_ms"][mode]["p50"], TARGET_ADDED_P50_MS[mode], unit=" ms"
+            )
     if "startup" in r:
-        t["startup_s"] = verdict(r["startup"]["services_s"], TARGET_STARTUP_S, unit=" s")
+        t["startup_s_one"] = verdict(
+            r["startup"]["one"]["services_s"], TARGET_STARTUP_ONE_S, unit=" s"
+        )
+    if "rss_peak" in r:
+        peak_mib = r["rss_peak"]["one"]["stack"] / 1024
+        t["rss_mib_one"] = verdict(peak_mib, TARGET_RSS_ONE_MIB, unit=" MiB")
     lite = r.get("litellm")
-    if lite and "seq" in lite and seq:
-        l50 = lite["seq"]["litellm"]["p50"] - lite["seq"]["direct"]["p50"]
-        l99 = lite["seq"]["litellm"]["p99"] - lite["seq"]["direct"]["p99"]
-        lite["overhead_ms"] = {"p50": l50, "p99": l99}
-        ratio = r["overhead_ms"]["p50"] / l50 if l50 > 0 else math.nan
-        lite["overhead_ratio"] = ratio
-        t["overhead_vs_litellm"] = verdict(ratio, TARGET_VS_LITELLM_OVERHEAD, unit="×")
-        ours = _level(r["dispatch_levels"], 32)
-        theirs = _level(lite["levels"], 32)
+    if lite and "litellm" in (seq or {}):
+        l50 = seq["litellm"]["p50"] - seq["direct"]["p50"]
+        l99 = seq["litellm"]["p99"] - seq["direct"]["p99"]
+        lite["added_ms"] = {"p50": l50, "p99": l99}
+        lite["added_ratio"] = {}
+        for mode in MODES:
+            ratio = r["added_ms"][mode]["p50"] / l50 if l50 > 0 else math.nan
+            lite["added_ratio"][mode] = ratio
+            t[f"vs_litellm_added_{mode}"] = verdict(ratio, TARGET_VS_LITELLM_ADDED, unit="×")
+        ours = _level(r["levels"]["one"], THROUGHPUT_LEVEL)
+        theirs = _level(r["levels"].get("litellm", []), THROUGHPUT_LEVEL)
         if ours and theirs and theirs["rps"] > 0:
             tr = ours["rps"] / theirs["rps"]
-            lite["throughput_ratio_32"] = tr
-            t["throughput_vs_litellm_32"] = verdict(
+            lite["throughput_ratio"] = tr
+            t["vs_litellm_throughput_one"] = verdict(
                 tr, TARGET_VS_LITELLM_THROUGHPUT, higher_is_better=True, unit="×"
             )
-
-
-def _level(rows: list[dict[str, Any]], c: int) -> dict[str, Any] | None:
-    return next((x for x in rows if x["concurrency"] == c), None)
+            if ours["errors"]:
+                t["vs_litellm_throughput_one"] = f"MISSED: {ours['errors']} errors"
 
 
 def _pair(a: float, b: float, f: Any) -> str:
@@ -492,152 +534,168 @@ def render(r: dict[str, Any]) -> str:
         ),
     ]
     if "route_grpc" in r:
-        g = r["route_grpc"]
-        rows.append(("Route over gRPC, p50 / p99", _pair(g["p50"], g["p99"], fmt_ms), "", ""))
-    if "seq" in r:
-        s = r["seq"]
-        rows += [
+        for mode in MODES:
+            g = r["route_grpc"][mode]
+            label = f"Route over gRPC, {LABEL[mode]}, p50 / p99"
+            rows.append((label, _pair(g["p50"], g["p99"], fmt_ms), "", ""))
+    seq = r.get("seq")
+    lite = r.get("litellm") or {}
+    if seq:
+        n = seq["direct"]["n"]
+        rows.append(
             (
-                "direct httpx → simulator (gpt chat completion), p50 / p99",
-                _pair(s["direct"]["p50"], s["direct"]["p99"], fmt_ms),
+                f"direct httpx → simulator (gpt chat completion), p50 / p99 (n={n} each)",
+                _pair(seq["direct"]["p50"], seq["direct"]["p99"], fmt_ms),
                 "",
                 "",
-            ),
+            )
+        )
+        for mode in MODES:
+            rows.append(
+                (
+                    f"Dispatch router → caller → simulator, {LABEL[mode]}, p50 / p99",
+                    _pair(seq[mode]["p50"], seq[mode]["p99"], fmt_ms),
+                    "",
+                    "",
+                )
+            )
+        if "litellm" in seq:
+            rows.append(
+                (
+                    f"LiteLLM {lite.get('version', '?')} proxy → simulator, p50 / p99",
+                    _pair(seq["litellm"]["p50"], seq["litellm"]["p99"], fmt_ms),
+                    "",
+                    "",
+                )
+            )
+        for mode in MODES:
+            a = r["added_ms"][mode]
+            rows.append(
+                (
+                    f"added over the direct call, {LABEL[mode]}, p50 / p99",
+                    _pair(a["p50"], a["p99"], fmt_ms),
+                    f"p50 ≤ {TARGET_ADDED_P50_MS[mode]} ms",
+                    t[f"added_p50_ms_{mode}"],
+                )
+            )
+        if "added_ms" in lite:
+            a = lite["added_ms"]
+            rows.append(("added by LiteLLM, p50 / p99", _pair(a["p50"], a["p99"], fmt_ms), "", ""))
+            for mode in MODES:
+                rows.append(
+                    (
+                        f"our added p50 / LiteLLM's, {LABEL[mode]}",
+                        f"{lite['added_ratio'][mode]:.3f}×",
+                        f"≤ {TARGET_VS_LITELLM_ADDED}×",
+                        t[f"vs_litellm_added_{mode}"],
+                    )
+                )
+    if "throughput_ratio" in lite:
+        ours = _level(r["levels"]["one"], THROUGHPUT_LEVEL) or {}
+        theirs = _level(r["levels"]["litellm"], THROUGHPUT_LEVEL) or {}
+        rows.append(
             (
-                "Dispatch router → caller → simulator, p50 / p99",
-                _pair(s["dispatch"]["p50"], s["dispatch"]["p99"], fmt_ms),
-                "",
-                "",
-            ),
+                f"throughput at concurrency {THROUGHPUT_LEVEL}, one process / LiteLLM",
+                f"{lite['throughput_ratio']:.1f}× ({ours.get('rps', 0):.0f} vs "
+                f"{theirs.get('rps', 0):.0f} req/s, {ours.get('errors', 0)} errors)",
+                f"≥ {TARGET_VS_LITELLM_THROUGHPUT:.0f}×, 0 errors",
+                t.get("vs_litellm_throughput_one", ""),
+            )
+        )
+    elif lite.get("error"):
+        rows.append(("LiteLLM comparison", "not run: " + lite["error"][:60], "", ""))
+    if "rss_peak" in r:
+        rows.append(
             (
-                f"Dispatch overhead (sequential, n={s['dispatch']['n']}), p50 / p99",
-                _pair(r["overhead_ms"]["p50"], r["overhead_ms"]["p99"], fmt_ms),
-                f"p50 ≤ {TARGET_OVERHEAD_P50_MS} ms",
-                t["overhead_p50_ms"],
-            ),
-        ]
+                "RSS, one process under load (peak)",
+                fmt_mib(r["rss_peak"]["one"]["stack"]),
+                f"≤ {TARGET_RSS_ONE_MIB:.0f} MiB",
+                t["rss_mib_one"],
+            )
+        )
     if "startup" in r:
         st = r["startup"]
         rows.append(
             (
-                "startup: spawn → all services SERVING (incl. simulator)",
-                f"{st['services_s']:.2f} s ({st['with_sim_s']:.2f} s)",
-                f"≤ {TARGET_STARTUP_S:.0f} s",
-                t["startup_s"],
+                "spawn → every service SERVING, one process / three processes",
+                f"{st['one']['services_s']:.2f} s / {st['split']['services_s']:.2f} s",
+                f"one process ≤ {TARGET_STARTUP_ONE_S:.1f} s",
+                t["startup_s_one"],
             )
         )
-    lite = r.get("litellm")
-    if lite and "seq" in lite:
-        ls = lite["seq"]
-        rows += [
-            (
-                f"LiteLLM {lite['version']} proxy → simulator, p50 / p99",
-                _pair(ls["litellm"]["p50"], ls["litellm"]["p99"], fmt_ms),
-                "",
-                "",
-            ),
-            (
-                "LiteLLM overhead (sequential), p50 / p99",
-                _pair(lite["overhead_ms"]["p50"], lite["overhead_ms"]["p99"], fmt_ms),
-                "",
-                "",
-            ),
-            (
-                "our overhead / LiteLLM's, p50",
-                f"{lite['overhead_ratio']:.3f}×",
-                f"≤ {TARGET_VS_LITELLM_OVERHEAD}×",
-                t.get("overhead_vs_litellm", ""),
-            ),
-        ]
-        if "throughput_ratio_32" in lite:
-            rows.append(
-                (
-                    "our throughput / LiteLLM's at concurrency 32",
-                    f"{lite['throughput_ratio_32']:.2f}×",
-                    f"≥ {TARGET_VS_LITELLM_THROUGHPUT:.0f}×",
-                    t.get("throughput_vs_litellm_32", ""),
-                )
-            )
-    elif lite and "error" in lite:
-        rows.append(("LiteLLM comparison", "not run: " + lite["error"][:60], "", ""))
 
     out = [_table(("measurement", "result", "target", "verdict"), rows)]
 
-    if "dispatch_levels" in r:
-        sim = {x["concurrency"]: x for x in r["sim_levels"]}
-        lit = {x["concurrency"]: x for x in (lite or {}).get("levels", [])}
-        trows = []
-        for x in r["dispatch_levels"]:
-            c = x["concurrency"]
-            row = [
-                str(c),
-                fmt_rate(x["rps"]),
-                fmt_ms(x["p50"]),
-                fmt_ms(x["p99"]),
-                f"{100 * x['error_rate']:.1f}%",
-                fmt_rate(sim[c]["rps"]) if c in sim else "",
-                fmt_ms(sim[c]["p50"]) if c in sim else "",
-            ]
-            if lit:
-                lx = lit.get(c)
-                row += (
-                    [
-                        fmt_rate(lx["rps"]),
-                        fmt_ms(lx["p50"]),
-                        fmt_ms(lx["p99"]),
-                        f"{100 * lx['error_rate']:.1f}%",
-                    ]
-                    if lx
-                    else ["", "", "", ""]
-                )
-            trows.append(tuple(row))
-        head = [
-            "concurrency",
-            "Dispatch req/s",
-            "Dispatch p50",
-            "Dispatch p99",
-            "errors",
-            "simulator direct req/s",
-            "simulator p50",
+    if "levels" in r:
+        levels = r["levels"]
+        heads = [
+            ("one", "one process"),
+            ("split", "three processes"),
+            ("direct", "simulator alone"),
         ]
-        if lit:
-            head += ["LiteLLM req/s", "LiteLLM p50", "LiteLLM p99", "LiteLLM errors"]
-        out += ["", "Throughput (Dispatch through router → caller → simulator):", ""]
+        if "litellm" in levels:
+            heads.append(("litellm", "LiteLLM"))
+        trows = []
+        for i, x in enumerate(levels["one"]):
+            row = [str(x["concurrency"])]
+            for name, _ in heads:
+                y = levels[name][i]
+                row += [fmt_rate(y["rps"]), f"{fmt_ms(y['p50'])} / {fmt_ms(y['p99'])}",
+                        f"{100 * y['error_rate']:.1f}%"]
+            trows.append(tuple(row))
+        head = ["concurrency"]
+        for _, label in heads:
+            head += [f"{label} req/s", f"{label} p50 / p99", f"{label} errors"]
+        out += ["", "Throughput (the same request, each target alone at each level):", ""]
         out.append(_table(tuple(head), trows))
 
-        procs = ("router", "caller", "registry", "sim", "loadgen")
         crow = []
-        for x in r["dispatch_levels"]:
-            cpu = x["cpu_ms_per_req"]
-            crow.append(
-                (
-                    str(x["concurrency"]),
-                    *(f"{cpu.get(p, math.nan):.2f}" for p in procs),
-                    f"{sum(cpu.get(p, 0.0) for p in procs):.2f}",
+        for mode, procs in (("one", ("stack",)), ("split", ("router", "caller", "registry"))):
+            for x in levels[mode]:
+                cpu = x["cpu_ms_per_req"]
+                parts = ", ".join(f"{p} {cpu.get(p, math.nan):.2f}" for p in procs)
+                ours = sum(cpu.get(p, 0.0) for p in procs)
+                crow.append(
+                    (
+                        LABEL[mode],
+                        str(x["concurrency"]),
+                        parts,
+                        f"{ours:.2f}",
+                        f"{cpu.get('sim', math.nan):.2f}",
+                        f"{cpu.get('loadgen', math.nan):.2f}",
+                    )
                 )
-            )
         out += ["", "CPU per Dispatch request (ms of CPU time per completed request):", ""]
-        out.append(_table(("concurrency", *procs, "total"), crow))
+        out.append(
+            _table(("stack", "concurrency", "per process", "stack total", "sim", "loadgen"), crow)
+        )
 
     if "rss_idle" in r:
-        mrows = [
-            (
-                f"{n}{'_svc' if n != 'sim' else 'ulator'}",
-                fmt_mib(r["rss_idle"].get(n, 0)),
-                fmt_mib(r.get("rss_peak", {}).get(n, 0)),
-                fmt_mib(r.get("rss_after", {}).get(n, 0)),
-            )
-            for n in ("registry", "router", "caller", "sim")
-        ]
-        if lite and "rss_idle" in lite:
+        mrows = []
+        for mode, names in (("one", ("stack",)), ("split", ("registry", "router", "caller"))):
+            for n in names:
+                label = "one process (all three)" if n == "stack" else f"{n}_svc (three processes)"
+                mrows.append(
+                    (
+                        label,
+                        fmt_mib(r["rss_idle"][mode].get(n, 0)),
+                        fmt_mib(r.get("rss_peak", {}).get(mode, {}).get(n, 0)),
+                        fmt_mib(r.get("rss_after", {}).get(mode, {}).get(n, 0)),
+                    )
+                )
+        mrows.append(("simulator", fmt_mib(r["rss_idle"]["sim"]["sim"]), "", ""))
+        if "rss_idle" in lite:
             mrows.append(
-                ("LiteLLM proxy", fmt_mib(lite["rss_idle"]), fmt_mib(lite["rss_peak"]), "")
+                ("LiteLLM proxy", fmt_mib(lite["rss_idle"]), fmt_mib(lite.get("rss_peak", 0)), "")
             )
         out += ["", "RSS (VmRSS):", ""]
         out.append(_table(("process", "idle", "peak under load", "after load"), mrows))
     codes = r.get("exit_codes")
     if codes:
-        out += ["", "exit codes on SIGTERM: " + ", ".join(f"{k} {v}" for k, v in codes.items())]
+        parts = []
+        for mode, c in codes.items():
+            parts.append(f"{LABEL[mode]}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
+        out += ["", "exit codes on SIGTERM: " + "; ".join(parts)]
     return "\n".join(out)
 
 
@@ -661,13 +719,14 @@ def markdown(r: dict[str, Any], table: str) -> str:
         f"- date: {m['date']}",
         f"- machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}; {m['platform']}",
         f"- grpcio {m['grpcio']}, httpx {m['httpx']}, aiohttp {m['aiohttp']}",
-        f"- load average when the run started: {m.get('loadavg_at_start', '?')} (other work on"
-        " the machine skews every figure; compare runs on a quiet machine)",
+        f"- load average when the run started: {m.get('loadavg_at_start', '?')}, before the load"
+        f" phases: {r.get('loadavg_before_load', '?')} (other work on the machine skews every"
+        " figure; the comparisons are measured side by side to cancel most of it)",
         f"- size: {r['sizes']} (`python -m benchmarks.run"
         + {"full": "", "quick": " --quick", "smoke": " --smoke"}[r["sizes"]]
         + (" --with-litellm" if r.get("litellm") else "")
         + "`)",
-        "- every process (simulator, registry, caller, router, load generator"
+        "- every process (simulator, both stacks, load generator"
         + (", LiteLLM" if r.get("litellm") else "")
         + f") shares the same {m['cores']} cores; tracing off (no OTEL_* exporter)",
         "",
@@ -685,11 +744,14 @@ def plot(r: dict[str, Any], path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    series = [("Dispatch (router → caller → sim)", r["dispatch_levels"], "tab:blue")]
-    series.append(("simulator direct", r["sim_levels"], "tab:green"))
-    lite = r.get("litellm") or {}
-    if lite.get("levels"):
-        series.append(("LiteLLM proxy → sim", lite["levels"], "tab:red"))
+    levels = r["levels"]
+    series = [
+        ("Dispatch, one process", levels["one"], "tab:blue"),
+        ("Dispatch, three processes", levels["split"], "tab:purple"),
+        ("simulator direct", levels["direct"], "tab:green"),
+    ]
+    if levels.get("litellm"):
+        series.append(("LiteLLM proxy → sim", levels["litellm"], "tab:red"))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
     for label, rows, color in series:
         cs = [x["concurrency"] for x in rows]
@@ -698,8 +760,8 @@ def plot(r: dict[str, Any], path: Path) -> Path | None:
         ax2.plot(cs, [x["rps"] for x in rows], "o-", color=color, label=label)
     for ax in (ax1, ax2):
         ax.set_xscale("log", base=2)
-        levels = [x["concurrency"] for x in r["dispatch_levels"]]
-        ax.set_xticks(levels, [str(c) for c in levels])
+        cs = [x["concurrency"] for x in levels["one"]]
+        ax.set_xticks(cs, [str(c) for c in cs])
         ax.set_xlabel("concurrency (clients)")
         ax.grid(True, which="both", alpha=0.3)
     ax1.set_yscale("log")
@@ -725,7 +787,7 @@ def main(argv: list[str] | None = None) -> int:
         "--smoke", action="store_true", help="a few requests, concurrency 1 and 2 (tests)"
     )
     p.add_argument("--with-litellm", action="store_true", help="compare with the LiteLLM proxy")
-    p.add_argument("--profile", action="store_true", help="py-spy the router and caller")
+    p.add_argument("--profile", action="store_true", help="py-spy both stacks under load")
     p.add_argument("--no-png", action="store_true", help="do not draw latency.png")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     p.add_argument("--keep", action="store_true", help="keep the temporary dir (logs, data)")

@@ -81,7 +81,7 @@ class CallerCore:
         refusals: RefusalDetector | None = None,
         reporter: OutcomeReporter | None = None,
         env: Mapping[str, str] | None = None,
-        on_spend: Callable[[], None] | None = None,
+        on_spend: Callable[[str, float], None] | None = None,
     ):
         self.config = config
         self.ledger = ledger

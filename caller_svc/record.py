@@ -4,8 +4,8 @@ report to the registry. No prompt or answer text goes into any of them.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -53,18 +53,20 @@ class Recorder:
         self,
         ledger: Ledger,
         reporter: OutcomeReporter | None = None,
-        on_spend: Callable[[], None] | None = None,
+        on_spend: Callable[[str, float], None] | None = None,
     ) -> None:
         self.ledger = ledger
         self.reporter = reporter
-        self.on_spend = on_spend  # an attempt cost money: spending moved
+        self.on_spend = on_spend  # an attempt cost money (backend, USD): spending moved
         self.tracer = telemetry.tracer("caller_svc")
+        self.traced = not isinstance(self.tracer, telemetry.OffTracer)
         self.metrics = CallMetrics("caller_svc")
 
-    @contextmanager
-    def span(self, b: BackendConfig, *, stream: bool) -> Iterator[None]:
+    def span(self, b: BackendConfig, *, stream: bool) -> AbstractContextManager[object]:
         """The provider call as a CLIENT span named ``{operation} {model}`` (GenAI conventions)."""
-        with self.tracer.start_as_current_span(
+        if not self.traced:
+            return telemetry.NO_SPAN  # nothing, at no cost
+        return self.tracer.start_as_current_span(
             f"chat {b.model}",
             kind=SpanKind.CLIENT,
             attributes={
@@ -74,8 +76,7 @@ class Recorder:
                 "uniwizard.backend": b.key,
                 "uniwizard.stream": stream,
             },
-        ):
-            yield
+        )
 
     async def begin(self, b: BackendConfig, ctx: CallContext) -> int:
         """The ledger row of an attempt about to leave for the provider (``in_flight``):
@@ -98,10 +99,12 @@ class Recorder:
         row = _row(result, ctx, sent=bool(row_id))
         committed = self.ledger.finish(row_id, row) if row_id else self.ledger.record(row)
         if result.cost_usd > 0 and self.on_spend is not None:
-            self.on_spend()
+            self.on_spend(result.backend, result.cost_usd)
         return committed
 
     def _measure(self, b: BackendConfig, result: CallResult) -> None:
+        if not self.metrics.on:
+            return
         failed = result.outcome is not Outcome.SUCCESS
         self.metrics.record(
             {

@@ -15,7 +15,7 @@ from caller_svc.servicer import CallerServicer
 from caller_svc.spend import SpendWatcher
 from uniwizard.config import ConfigError, load_config
 from uniwizard.config_types import Config
-from uniwizard.net import address, data_dir
+from uniwizard.net import Link, address, data_dir, link_channel
 from uniwizard.server import Service, ServiceHost, StartupError, main_entry
 from uniwizard.v1 import caller_pb2, caller_pb2_grpc
 
@@ -46,7 +46,9 @@ class CallerService(Service):
         self.reporter = reporter
         self.spend = spend
         servicer = CallerServicer(core, self.host.limits)
-        caller_pb2_grpc.add_CallerServicer_to_server(servicer, self.host.server)
+        self.host.add_servicer(caller_pb2_grpc.add_CallerServicer_to_server, servicer)
+        if reporter is not None:
+            self.watch(reporter.start())
 
     def reload(self) -> None:
         """SIGHUP: re-read backends.yaml. A file that fails validation, or whose identity
@@ -86,8 +88,10 @@ async def build_caller(
     addr: str,
     *,
     ledger_path: str | None = None,
-    registry: str | None = None,
+    registry: Link | None = None,
 ) -> CallerService:
+    """``registry``: where outcomes are reported (an address, or an in-process channel); None
+    reports nowhere."""
     config = load_config(config_path)  # fail fast
     try:
         guard = load_guard(config, config_path)
@@ -106,7 +110,7 @@ async def build_caller(
         log.warning(
             "%d ledger rows were in flight when the last caller stopped; marked interrupted", lost
         )
-    reporter = RegistryReporter(registry) if registry else None
+    reporter = RegistryReporter(link_channel(registry, "caller_svc")) if registry else None
     spend = SpendWatcher(ledger, reporter) if reporter is not None else None
     core = CallerCore(
         config,
@@ -114,7 +118,7 @@ async def build_caller(
         guard=guard,
         refusals=RefusalDetector(),
         reporter=reporter,
-        on_spend=spend.touch if spend is not None else None,
+        on_spend=spend.spent if spend is not None else None,
     )
     return CallerService(config_path, core, reporter, addr, spend=spend)
 

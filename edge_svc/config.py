@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from uniwizard.limits import Limits, LimitsError, load_limits
+from uniwizard.net import DEFAULT_HTTP_ADDR
 
-DEFAULT_HTTP_ADDR = "127.0.0.1:50080"
 ADDR_VAR = "UNIWIZARD_HTTP_ADDR"
 IMAGE_HOSTS_VAR = "UNIWIZARD_HTTP_IMAGE_HOSTS"
 DEADLINE_VAR = "UNIWIZARD_HTTP_DEADLINE_S"
@@ -44,7 +44,7 @@ class EdgeConfig:
 
 def http_address(env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
-    return env.get(ADDR_VAR) or DEFAULT_HTTP_ADDR
+    return env.get(ADDR_VAR) or DEFAULT_HTTP_ADDR  # as uniwizard.net.http_address
 
 
 def load_edge_config(env: Mapping[str, str] | None = None) -> EdgeConfig:

@@ -4,45 +4,57 @@ and ``python -m edge_svc``.
 It listens on ``UNIWIZARD_HTTP_ADDR`` (default ``127.0.0.1:50080``) with the stack's security
 settings: the shared bearer token required when one is set, TLS from ``UNIWIZARD_TLS_CERT`` /
 ``_KEY`` (client certificates required with ``UNIWIZARD_TLS_CA``), and no non-loopback address
-with neither (unless ``UNIWIZARD_ALLOW_INSECURE=1``). The router client is given to
-:func:`build_edge` (e.g. over an in-process channel), or made for ``UNIWIZARD_ROUTER_ADDR``.
+with neither (unless ``UNIWIZARD_ALLOW_INSECURE=1``). :func:`build_edge` takes the link to the
+router: an in-process channel where the router runs in the same process (``uniwizard serve``),
+else its address (``UNIWIZARD_ROUTER_ADDR``).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
-import signal
 import ssl
-import sys
 
+import grpc
 from aiohttp import web
 
 from edge_svc.app import Edge
 from edge_svc.config import EdgeConfig, http_address, load_edge_config
 from edge_svc.tracing import SERVICE_NAME
 from uniwizard import telemetry
-from uniwizard.net import address
+from uniwizard.net import Link, address
 from uniwizard.security import Security, check_listen, load_security
-from uniwizard.server import GRACE_SECONDS
+from uniwizard.server import GRACE_SECONDS, Component, main_entry
 from uniwizard_client import AsyncBackendRouter
 
 log = logging.getLogger(__name__)
 
 
-class EdgeService:
-    """The edge's aiohttp server around an :class:`Edge`."""
+class EdgeService(Component):
+    """The edge's aiohttp server around an :class:`Edge`, with the lifecycle of every component
+    (``uniwizard.server.Component``): it starts, drains, stops and is reloaded like the gRPC
+    services, alone (``python -m edge_svc``) or beside them (``uniwizard serve``)."""
 
-    name = SERVICE_NAME
-
-    def __init__(self, edge: Edge, address: str, *, owns_router: bool = False) -> None:
+    def __init__(
+        self,
+        edge: Edge,
+        address: str,
+        *,
+        owns_router: bool = False,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        super().__init__()
         self.edge = edge
         self.address = address
         self.owns_router = owns_router
+        self.channel = channel  # an in-process channel made for this edge: closed on stop
         self.port = 0
         self._runner: web.AppRunner | None = None
+
+    @property
+    def name(self) -> str:
+        return SERVICE_NAME
 
     @property
     def tls(self) -> bool:
@@ -81,20 +93,25 @@ class EdgeService:
         self.port = int(runner.addresses[0][1])
         return self.port
 
-    def on_sighup(self) -> None:
+    def reload(self) -> None:
         log.info("%s: SIGHUP: nothing to reload here (the router reloads the policy)", self.name)
 
-    async def stop(self, grace: float = GRACE_SECONDS) -> None:
-        """Stop accepting, let requests in flight finish within ``grace``, then close."""
-        self.edge.draining = True
+    async def not_serving(self) -> None:
+        self.edge.draining = True  # GET /health answers 503 from now on
+
+    async def stop_serving(self, grace: float) -> None:
+        """Stop accepting, let requests in flight finish within ``grace``."""
         if self._runner is not None:
             self._runner._shutdown_timeout = grace
             await self._runner.cleanup()
             self._runner = None
+
+    async def aclose(self) -> None:
         await self.edge.close()
         if self.owns_router:
             await self.edge.router.close()
-        telemetry.shutdown()
+        if self.channel is not None:
+            await self.channel.close(None)
 
 
 def server_ssl_context(security: Security) -> ssl.SSLContext | None:
@@ -110,65 +127,37 @@ def server_ssl_context(security: Security) -> ssl.SSLContext | None:
     return ctx
 
 
-def build_edge(
+async def build_edge(
     addr: str | None = None,
     *,
-    router: AsyncBackendRouter | None = None,
+    router: Link | None = None,
     router_target: str | None = None,
     config: EdgeConfig | None = None,
     security: Security | None = None,
 ) -> EdgeService:
-    """The edge on ``addr`` (default ``UNIWIZARD_HTTP_ADDR``) calling ``router`` — a client made
-    elsewhere (kept open on stop), else one for ``router_target`` / ``UNIWIZARD_ROUTER_ADDR``.
+    """The edge on ``addr`` (default ``UNIWIZARD_HTTP_ADDR``) calling the router at ``router``:
+    its address (default ``UNIWIZARD_ROUTER_ADDR``), or a channel made for the edge (an
+    in-process one, closed when the edge stops; ``router_target`` then says where it leads).
     Raises SecurityError or LimitsError naming the setting that cannot be used."""
     config = config or load_edge_config()
     security = security or load_security()
-    owns = router is None
-    if router is None:
-        router = AsyncBackendRouter(
-            router_target or address("router"),
-            deadline=config.deadline_s,
-            tracer_provider=telemetry.provider(SERVICE_NAME),
-        )
-    edge = Edge(router, config, security)
-    return EdgeService(edge, addr or config.address, owns_router=owns)
-
-
-async def serve(service: EdgeService) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, service.on_sighup)
-    await service.start()
-    print(f"{service.name} serving on {service.url}", flush=True)
-    await stop.wait()
-    await service.stop()
-    print(f"{service.name} stopped", flush=True)
+    channel = router if isinstance(router, grpc.aio.Channel) else None
+    target = router if isinstance(router, str) else router_target or address("router")
+    client = AsyncBackendRouter(
+        target,
+        channel=channel,
+        deadline=config.deadline_s,
+        tracer_provider=telemetry.provider(SERVICE_NAME),
+    )
+    edge = Edge(client, config, security)
+    return EdgeService(edge, addr or config.address, owns_router=True, channel=channel)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from uniwizard.limits import LimitsError
-    from uniwizard.security import SecurityError
-    from uniwizard.server import _event_loop_runner
-
     p = argparse.ArgumentParser(
         prog="python -m edge_svc", description="Uniwizard's OpenAI-compatible HTTP edge"
     )
     p.add_argument("--address", default=http_address(), help="host:port (UNIWIZARD_HTTP_ADDR)")
     p.add_argument("--router", default=address("router"), help="the router (UNIWIZARD_ROUTER_ADDR)")
     args = p.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        format=f"%(asctime)s {SERVICE_NAME} %(levelname)s %(name)s: %(message)s",
-    )
-
-    async def run() -> None:
-        await serve(build_edge(args.address, router_target=args.router))
-
-    try:
-        _event_loop_runner()(run())
-    except (OSError, SecurityError, LimitsError) as exc:
-        print(f"{SERVICE_NAME}: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return main_entry(lambda: build_edge(args.address, router=args.router), SERVICE_NAME)

@@ -45,7 +45,9 @@ Decisions:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import math
+import operator
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from registry_svc.breaker import BreakerState, CircuitBreaker
@@ -93,8 +95,12 @@ def missing_key_env(config: BackendConfig, env: Mapping[str, str]) -> str | None
     return None
 
 
-def _significant(h: BackendHealth) -> BackendHealth:
-    return dataclasses.replace(h, last_probe_at=0.0, last_probe_latency_ms=0.0, changed_at=0.0)
+_TIMING = frozenset({"last_probe_at", "last_probe_latency_ms", "changed_at"})
+# What a change is made of: every field but the timings (a probe that only took another 3 ms,
+# or the stamp itself, is not news). One C-level getter: this runs for every reported outcome.
+_significant = operator.attrgetter(
+    *(f.name for f in dataclasses.fields(BackendHealth) if f.name not in _TIMING)
+)
 
 
 class HealthBook:
@@ -109,6 +115,7 @@ class HealthBook:
         self._operator: dict[str, OperatorState] = dict(operator_state or {})
         self._entries = {key: self._new_entry(cfg, env) for key, cfg in configs.items()}
         self._published: dict[str, BackendHealth] = {}
+        self._due = math.inf  # monotonic time of the next time-driven change
         self._publish()
 
     # -- reads -----------------------------------------------------------------------------
@@ -161,7 +168,7 @@ class HealthBook:
         """An active probe's result. ``detail`` is short, e.g. "401" or "connection refused"."""
         e = self._entries.get(key)
         if e is None or (not ok and outcome is Outcome.CANCELLED):
-            return self._publish()
+            return self._publish(())  # nothing new here; only what time changed
         e.last_probe_ok = ok
         e.last_probe_latency_ms = latency_ms
         e.last_probe_at = self._clock.time()
@@ -174,7 +181,7 @@ class HealthBook:
         else:
             cause = detail or (outcome.value if outcome else "probe failed")
             e.breaker.record_failure(retry_after_s, cause=cause)
-        return self._publish()
+        return self._publish((key,))
 
     def record_outcome(
         self, key: str, outcome: Outcome, retry_after_s: float = 0.0, detail: str = ""
@@ -182,7 +189,7 @@ class HealthBook:
         """A passive outcome reported by the caller for one attempt."""
         e = self._entries.get(key)
         if e is None or outcome in _IGNORED:
-            return self._publish()
+            return self._publish(())  # nothing new here; only what time changed
         e.last_outcome = outcome.value
         if outcome is Outcome.SUCCESS:
             e.seen_ok = True
@@ -192,7 +199,7 @@ class HealthBook:
             e.auth_down = _auth_reason(detail)
         elif outcome in PROVIDER_FAILURES:
             e.breaker.record_failure(retry_after_s, cause=outcome.value)
-        return self._publish()
+        return self._publish((key,))
 
     def try_acquire_trial(self, key: str) -> bool:
         """May one request go to this backend now? HALF_OPEN grants a single trial."""
@@ -324,14 +331,27 @@ class HealthBook:
             return dataclasses.replace(health, changed_at=published.changed_at)
         return dataclasses.replace(health, changed_at=self._clock.time())
 
-    def _publish(self) -> list[BackendHealth]:
+    def _publish(self, keys: Iterable[str] | None = None) -> list[BackendHealth]:
+        """Recompute ``keys`` (default: every backend) and return what changed.
+
+        A report about one backend changes only that one, so only it is recomputed (this runs
+        for every reported outcome) unless a time-driven change is due somewhere, which then
+        goes out with it rather than waiting for :meth:`tick`."""
+        now = self._clock.monotonic()
+        if keys is not None and now >= self._due:
+            keys = None
+        if keys is None:
+            self._due = math.inf  # recomputed below from every backend
         changes: list[BackendHealth] = []
-        for key in self._entries:
+        for key in self._entries if keys is None else keys:
             before = self._published.get(key)
             health = self._current(key)
             if before is None or _significant(before) != _significant(health):
                 changes.append(health)
             self._published[key] = health
+            wait = self._entries[key].breaker.next_change_in()
+            if wait is not None:
+                self._due = min(self._due, now + wait)
         return changes
 
 

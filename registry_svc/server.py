@@ -37,8 +37,9 @@ class RegistryService(Service):
         self.probe_loops = probe_loops
         self._draining = asyncio.Event()
         servicer = RegistryServicer(registry, self._draining, on_reload=self._restart_probes)
-        registry_pb2_grpc.add_RegistryServicer_to_server(servicer, self.host.server)
-        registry.start()
+        self.host.add_servicer(registry_pb2_grpc.add_RegistryServicer_to_server, servicer)
+        for task in registry.start():
+            self.watch(task)
         self._restart_probes()
 
     def _restart_probes(self) -> None:

@@ -230,7 +230,8 @@ class Registry:
 
     # -- timers ------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self) -> list[asyncio.Task[None]]:
+        """Start the timers (time-driven changes, stats pushes); they run until :meth:`stop`."""
         self._tasks = [
             asyncio.create_task(self._time_loop(), name="registry-timers"),
             asyncio.create_task(self._stats_loop(), name="registry-stats"),
@@ -239,6 +240,7 @@ class Registry:
             "registry_svc",
             lambda: [(h.key, h.state.value, h.routable) for h in self.book.snapshot().values()],
         )
+        return self._tasks
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -33,7 +33,7 @@ from router_svc.classify import Classification, Reason
 from router_svc.policy import Policy
 from uniwizard.config_types import BackendConfig
 from uniwizard.providers.pricing import price
-from uniwizard.types import BackendHealth, HealthState, Task, Usage
+from uniwizard.types import Attachment, BackendHealth, HealthState, Task, Usage
 
 __all__ = [
     "SKIP_REASONS",
@@ -140,13 +140,14 @@ def build_chain(
 
     chain: list[str] = []
     skipped: list[Skip] = []
+    attachments = task.request.attachments()
     for key in candidates:
         config = backends.get(key)
         if config is None:
             skipped.append(Skip(key, "not_configured", "named by the policy, not configured"))
             continue
         skip = (
-            _constraint(task, config, estimate, private)
+            _constraint(task, attachments, config, estimate, private)
             or _budget(task, config, estimate, budget)
             or _health(config, health.get(key), now)
         )
@@ -165,10 +166,16 @@ def build_chain(
     )
 
 
-def _constraint(task: Task, b: BackendConfig, estimate: int, private: bool) -> Skip | None:
+def _constraint(
+    task: Task,
+    attachments: tuple[Attachment, ...],
+    b: BackendConfig,
+    estimate: int,
+    private: bool,
+) -> Skip | None:
     if private and not b.private:
         return Skip(b.key, "not_private", "the task is private; backend is not private: true")
-    for attachment in task.request.attachments():
+    for attachment in attachments:
         if attachment.modality not in b.modalities:
             return Skip(
                 b.key,

@@ -49,11 +49,11 @@ def classify(task: Task, policy: Policy, estimate: int | None = None) -> Classif
     """The task's category and why. ``estimate``: input tokens, computed if not given."""
     if estimate is None:
         estimate = estimate_task_tokens(task)
-    for rule in policy.categories:
-        if rule.when.has_hard:
-            reason = _hard_evidence(rule, task, estimate)
-            if reason is not None:
-                return Classification(rule.name, (reason,))
+    rules = policy.categories
+    for pos in policy.index.hard:
+        reason = _hard_evidence(rules[pos], task, estimate)
+        if reason is not None:
+            return Classification(rules[pos].name, (reason,))
     return _by_wording(task.prompt, policy)
 
 
@@ -86,41 +86,44 @@ def _by_wording(prompt: str, policy: Policy) -> Classification:
         parts = ((head, 1.0), (tail, scope.tail_weight))
 
     rules = policy.categories
-    hits: list[dict[str, float]] = [{} for _ in rules]  # per category: shown phrase -> weight
-    exact, stems = policy.index.exact, policy.index.stems
+    index = policy.index
+    hits: dict[int, dict[str, float]] = {}  # category position -> shown phrase -> weight
+    exact, stems = index.exact, index.stems
     for text, factor in parts:
         low = text.lower()
         words = WORD_RX.findall(low)
         covered = [0] * len(rules)  # per category: words before this index are used up
-        for i, word in enumerate(words):
-            found = exact.get(word)
-            stemmed = stems.get(word[:STEM_KEY])
-            if found is None and stemmed is None:
-                continue
-            for pos, kw in (found or ()) + (stemmed or ()):
+        # one cheap pass finds the words some phrase starts with; most prompt words are not
+        for i in [i for i, w in enumerate(words) if w in exact or w[:STEM_KEY] in stems]:
+            word = words[i]
+            for pos, kw in exact.get(word, ()) + stems.get(word[:STEM_KEY], ()):
                 # the longest phrase at a word counts; its words count for nothing else
                 if i < covered[pos] or not _match_at(words, i, kw):
                     continue
                 covered[pos] = i + len(kw.words)
                 shown = " ".join(words[i : covered[pos]]) if kw.stem else kw.phrase
-                _add(hits[pos], shown, kw.weight * factor)
-        for pos, rule in enumerate(rules):
-            for pattern in rule.when.patterns:
-                if pattern.if_contains and not any(g in low for g in pattern.if_contains):
-                    continue
-                m = pattern.compiled.search(text)
-                if m is not None:
-                    _add(hits[pos], _shown(m.group(0), pattern.label), pattern.weight * factor)
+                _add(hits.setdefault(pos, {}), shown, kw.weight * factor)
+        for pos, pattern in index.patterns:
+            if pattern.gate is not None and pattern.gate.search(low) is None:
+                continue
+            m = pattern.compiled.search(text)
+            if m is not None:
+                _add(
+                    hits.setdefault(pos, {}),
+                    _shown(m.group(0), pattern.label),
+                    pattern.weight * factor,
+                )
 
-    scores = tuple((rules[p].name, sum(h.values())) for p, h in enumerate(hits) if h)
-    if not scores:
+    if not hits:
         return Classification(policy.default, (Reason("default", "no rule matched"),))
+    positions = sorted(hits)  # policy order
+    scores = tuple((rules[p].name, sum(hits[p].values())) for p in positions)
     best = 0
     for k in range(1, len(scores)):  # scores are in policy order: ties keep the earlier one
         if scores[k][1] > scores[best][1]:
             best = k
     name, score = scores[best]
-    phrases = hits[policy.names.index(name)]
+    phrases = hits[positions[best]]
     reasons = [Reason(name, "wording: " + ", ".join(f"'{p}'" for p in phrases))]
     others = [s for k, s in enumerate(scores) if k != best]
     if others:

@@ -57,8 +57,10 @@ class HealthView:
             self.overall_budget = budget_status_from_pb(event.overall_budget)
         self.events += 1
 
-    def start(self, registry: RegistryLink) -> None:
+    def start(self, registry: RegistryLink) -> asyncio.Task[None]:
+        """Follow the registry until :meth:`stop`; the task never ends by itself."""
         self._task = asyncio.create_task(self._follow(registry), name="watch-health")
+        return self._task
 
     async def stop(self) -> None:
         if self._task is not None:

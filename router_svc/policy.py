@@ -1,10 +1,11 @@
 """The routing policy (``configs/routing.yaml``) as validated, precompiled, frozen data.
 
 Everything a classification needs at request time is built here, once: all categories'
-keywords in one index looked up word by word (:class:`KeywordIndex`) and one compiled regex
-per pattern. The file is read with :mod:`uniwizard.yamlcheck`, so a policy that fails validation
-raises :class:`~uniwizard.yamlcheck.ConfigError` naming the file, the line, the key path and
-what is wrong, e.g.::
+keywords in one index looked up word by word (:class:`KeywordIndex`), one compiled regex per
+pattern (and one for its ``if_contains`` gate), the patterns in policy order and the categories
+that have hard evidence. The file is read with :mod:`uniwizard.yamlcheck`, so a policy that
+fails validation raises :class:`~uniwizard.yamlcheck.ConfigError` naming the file, the line,
+the key path and what is wrong, e.g.::
 
     configs/routing.yaml:41: categories[3].prefer[1]: unknown backend 'claud' (known: claude, ...)
 """
@@ -86,6 +87,8 @@ class Pattern:
     weight: float = 1.0
     label: str = ""
     if_contains: tuple[str, ...] = ()
+    # the gate as one search (any of the substrings); None: no gate
+    gate: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +150,13 @@ _Entry = tuple[int, Keyword]
 class KeywordIndex:
     """All categories' keywords, indexed by their first word (exact phrases and multi-word
     stems) or by the first STEM_KEY letters of a one-word stem: one dict lookup per prompt
-    word finds every candidate phrase."""
+    word finds every candidate phrase. Also every category's patterns in policy order, and
+    the positions of the categories with hard evidence."""
 
     exact: Mapping[str, tuple[_Entry, ...]]
     stems: Mapping[str, tuple[_Entry, ...]]
+    patterns: tuple[tuple[int, Pattern], ...] = ()  # (category position, pattern)
+    hard: tuple[int, ...] = ()  # positions of the categories with hard evidence
 
 
 STEM_KEY = 3  # a one-word stem needs at least this many letters before its "*"
@@ -393,7 +399,8 @@ class _Builder:
                 raise where.error(f"bad regex {source!r}: {exc}") from exc
             if compiled.match(""):
                 raise where.error(f"regex {source!r} matches the empty string")
-            out.append(Pattern(source, compiled, weight, label, gate))
+            gate_rx = re.compile("|".join(map(re.escape, gate))) if gate else None
+            out.append(Pattern(source, compiled, weight, label, gate, gate_rx))
         return tuple(out)
 
 
@@ -410,4 +417,6 @@ def _build_index(categories: list[CategoryRule]) -> KeywordIndex:
     return KeywordIndex(
         {k: tuple(sorted(v, key=lambda e: -len(e[1].words))) for k, v in exact.items()},
         {k: tuple(v) for k, v in stems.items()},
+        tuple((pos, p) for pos, rule in enumerate(categories) for p in rule.when.patterns),
+        tuple(pos for pos, rule in enumerate(categories) if rule.when.has_hard),
     )

@@ -15,7 +15,7 @@ from router_svc.links import GrpcCallerLink, GrpcRegistryLink
 from router_svc.policy import load_policy
 from router_svc.servicer import RouterServicer
 from uniwizard.config import ConfigError, load_config
-from uniwizard.net import address, aio_channel
+from uniwizard.net import Link, address, link_channel
 from uniwizard.server import Service, ServiceHost, main_entry
 from uniwizard.v1 import router_pb2, router_pb2_grpc
 
@@ -40,11 +40,11 @@ class RouterService(Service):
         self.core = core
         self.policy_path = policy_path
         self._channels = channels
-        router_pb2_grpc.add_RouterServicer_to_server(
-            RouterServicer(core, self.host.limits), self.host.server
+        self.host.add_servicer(
+            router_pb2_grpc.add_RouterServicer_to_server, RouterServicer(core, self.host.limits)
         )
         if core.registry is not None:
-            core.view.start(core.registry)
+            self.watch(core.view.start(core.registry))
 
     @property
     def view(self) -> HealthView:
@@ -69,14 +69,16 @@ async def build_router(
     policy_path: str,
     addr: str,
     *,
-    registry: str,
-    caller: str,
+    registry: Link,
+    caller: Link,
     content_policy: str = "propagate",
 ) -> RouterService:
+    """``registry`` and ``caller``: an address each, or an in-process channel to a component in
+    this process; the links work the same over either."""
     config = load_config(config_path)  # fail fast; also the bootstrap view before the registry
     policy = load_policy(policy_path, known_backends=config.backends)  # fail fast too
-    registry_channel = aio_channel(registry, "router_svc")
-    caller_channel = aio_channel(caller, "router_svc")
+    registry_channel = link_channel(registry, "router_svc")
+    caller_channel = link_channel(caller, "router_svc")
     core = RouterCore(
         policy,
         HealthView(config.backends),

@@ -1,5 +1,12 @@
-"""The whole stack in-process for tests: simulator + registry + caller + router on port 0,
-talking over real gRPC channels and real sockets.
+"""The whole stack in the test process: simulator + registry + caller + router + the HTTP edge on
+port 0, each a real server on a real socket, wired by the same code as ``uniwizard serve --target
+all``.
+
+Two ways to link the components (``links``): ``"inproc"``, as one process runs them (the router
+reaches the caller, both reach the registry, and the edge the router, through in-process
+channels), and ``"grpc"``, as separate processes do (real channels over loopback sockets).
+Tests that use :func:`running_stack` run once per way (``tests/conftest.py``); clients reach the
+stack over real sockets either way.
 """
 
 from __future__ import annotations
@@ -9,19 +16,21 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import grpc
 import yaml
 
-from caller_svc.server import CallerService, build_caller
-from registry_svc.server import RegistryService, build_registry
-from router_svc.server import RouterService, build_router
+from caller_svc.server import CallerService
+from edge_svc.server import EdgeService
+from registry_svc.server import RegistryService
+from router_svc.server import RouterService
 from uniwizard.config import dump_config, load_config, rewrite_urls
 from uniwizard.config_types import BackendConfig, Config
 from uniwizard.convert import task_to_pb
 from uniwizard.net import aio_channel
-from uniwizard.server import Service
+from uniwizard.serve import COMPONENTS, StackOptions, start_components
+from uniwizard.server import Service, stop_all
 from uniwizard.types import Attachment, BlindRequest, Message, Role, Task
 from uniwizard.v1 import (
     caller_pb2_grpc,
@@ -37,6 +46,11 @@ ROOT = Path(__file__).resolve().parent.parent
 BACKENDS_YAML = ROOT / "configs" / "backends.yaml"
 ROUTING_YAML = ROOT / "configs" / "routing.yaml"
 SIM_KEY = "sim-test-key"
+Links = Literal["inproc", "grpc"]
+LINKS: list[Links] = ["inproc", "grpc"]
+# How running_stack links the components when a test does not say: set per test by the
+# parametrized ``stack_links`` fixture of tests/conftest.py.
+default_links: Links = "inproc"
 
 
 def task(
@@ -57,9 +71,11 @@ class Stack:
     registry: RegistryService
     caller: CallerService
     router: RouterService
+    edge: EdgeService
     config: Config
     config_path: str
     tmp: Path
+    links: Links = "inproc"
     channels: list[grpc.aio.Channel] = dataclasses.field(default_factory=list)
 
     def channel(self, host: Service) -> grpc.aio.Channel:
@@ -133,34 +149,35 @@ async def running_services(
     probes: bool = False,
     content_policy: str = "propagate",
     policy: Path | None = None,
-) -> AsyncIterator[tuple[RegistryService, CallerService, RouterService]]:
-    """Registry, caller and router on port 0 for the backends file ``path`` (state and ledger
-    under ``tmp``), the router connected to the registry's health stream. ``policy`` is the
-    routing policy: by default the shipped one with adaptation off (v1), so tests that expect a
-    given backend do not depend on what earlier requests taught the registry."""
-    registry = await build_registry(
-        path, "127.0.0.1:0", state_path=str(tmp / "ops.json"), probes=probes
-    )
-    await registry.start()
-    caller = await build_caller(
-        path, "127.0.0.1:0", ledger_path=str(tmp / "ledger.db"), registry=registry.target
-    )
-    await caller.start()
-    router = await build_router(
+    links: Links | None = None,
+) -> AsyncIterator[tuple[RegistryService, CallerService, RouterService, EdgeService]]:
+    """Registry, caller, router and the HTTP edge on port 0 for the backends file ``path`` (state
+    and ledger under ``tmp``), wired by ``uniwizard serve``'s own code and linked as ``links``
+    says (default: ``default_links``), the router connected to the registry's health stream.
+    ``policy`` is the routing policy: by default the shipped one with adaptation off (v1), so
+    tests that expect a given backend do not depend on what earlier requests taught the
+    registry."""
+    opts = StackOptions(
         path,
-        str(policy or v1_policy(tmp)),
-        "127.0.0.1:0",
-        registry=registry.target,
-        caller=caller.target,
+        policy_path=str(policy or v1_policy(tmp)),
+        addresses=dict.fromkeys(COMPONENTS, "127.0.0.1:0"),
         content_policy=content_policy,
+        probes=probes,
+        ledger_path=str(tmp / "ledger.db"),
+        state_path=str(tmp / "ops.json"),
+        in_process_links=(links or default_links) == "inproc",
     )
-    await router.start()
+    services = await start_components(COMPONENTS, opts)
+    registry, caller, router, edge = services
+    assert isinstance(registry, RegistryService)
+    assert isinstance(caller, CallerService)
+    assert isinstance(router, RouterService)
+    assert isinstance(edge, EdgeService)
     try:
         await router.view.wait_for(lambda v: v.connected, 5.0)
-        yield registry, caller, router
+        yield registry, caller, router, edge
     finally:
-        for host in (router, caller, registry):
-            await host.stop(grace=1.0)
+        await stop_all(services, grace=1.0)
 
 
 @asynccontextmanager
@@ -173,11 +190,13 @@ async def running_stack(
     missing_keys: tuple[str, ...] = (),
     adapt: bool = False,
     policy: Path | None = None,
+    links: Links | None = None,
 ) -> AsyncIterator[Stack]:
     """Start everything; API key variables are set to a placeholder the simulator accepts.
 
     Routing adaptation (v2) is off unless ``adapt``: tests that expect a given backend must not
-    depend on what earlier requests taught the registry. ``policy`` replaces routing.yaml."""
+    depend on what earlier requests taught the registry. ``policy`` replaces routing.yaml.
+    ``links``: how the components reach each other (default: ``default_links``)."""
     saved = dict(os.environ)
     async with running_simulator() as sim:
         config, path = sim_config(sim.url, tmp, tweak)
@@ -193,8 +212,11 @@ async def running_stack(
                 probes=probes,
                 content_policy=content_policy,
                 policy=policy or (ROUTING_YAML if adapt else None),
-            ) as (registry, caller, router):
-                stack = Stack(sim, registry, caller, router, config, path, tmp)
+                links=links,
+            ) as (registry, caller, router, edge):
+                stack = Stack(
+                    sim, registry, caller, router, edge, config, path, tmp, links or default_links
+                )
                 try:
                     yield stack
                 finally:

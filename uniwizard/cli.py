@@ -1,4 +1,5 @@
-"""``uniwizard``: a thin command line over the gRPC API (and ``up`` / ``sim`` to run things)."""
+"""``uniwizard``: a thin command line over the gRPC API (and ``up`` / ``serve`` / ``sim`` to run
+things)."""
 
 from __future__ import annotations
 
@@ -488,7 +489,25 @@ def cmd_reload(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from uniwizard.up import run_up
 
-    return run_up(args.config, sim=args.sim, demo=args.demo)
+    return run_up(args.config, sim=args.sim, demo=args.demo, split=args.split)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from uniwizard.serve import StackOptions, TargetError, parse_targets, run_serve
+
+    try:
+        targets = parse_targets(args.target)
+    except TargetError as exc:
+        raise CliError(str(exc)) from None
+    opts = StackOptions(
+        args.config,
+        policy_path=args.policy,
+        content_policy=args.content_policy,
+        probes=not args.no_probes,
+        ledger_path=args.ledger,
+        state_path=args.state,
+    )
+    return run_serve(targets, opts)
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -504,11 +523,41 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="uniwizard", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    up = sub.add_parser("up", help="start registry, router and caller (and the simulator)")
-    up.add_argument("--config", default=os.environ.get("UNIWIZARD_CONFIG", "configs/backends.yaml"))
+    config = os.environ.get("UNIWIZARD_CONFIG", "configs/backends.yaml")
+    up = sub.add_parser(
+        "up", help="start registry, router, caller and the HTTP edge (and the simulator)"
+    )
+    up.add_argument("--config", default=config)
     up.add_argument("--sim", action="store_true", help="run the provider simulator and use it")
     up.add_argument("--demo", action="store_true", help="once serving, route and think a few tasks")
+    up.add_argument(
+        "--split", action="store_true", help="four processes linked over gRPC (default: one)"
+    )
     up.set_defaults(fn=cmd_up)
+
+    serve = sub.add_parser(
+        "serve", help="run components: all in this process, or one (or some) of them"
+    )
+    serve.add_argument(
+        "--target",
+        default="all",
+        help="all (default), or registry, caller, router, edge, comma-separated; components in "
+        "this process are linked in-process, the others reached at UNIWIZARD_<NAME>_ADDR (the "
+        "edge listens on UNIWIZARD_HTTP_ADDR)",
+    )
+    serve.add_argument("--config", default=config)
+    serve.add_argument(
+        "--policy", default=os.environ.get("UNIWIZARD_POLICY", "configs/routing.yaml")
+    )
+    serve.add_argument(
+        "--content-policy",
+        choices=["propagate", "fallback"],
+        default=os.environ.get("UNIWIZARD_CONTENT_POLICY", "propagate"),
+    )
+    serve.add_argument("--no-probes", action="store_true", help="registry: no active probes")
+    serve.add_argument("--ledger", default=None, help="caller: SQLite ledger (default: data dir)")
+    serve.add_argument("--state", default=None, help="registry: operator state file")
+    serve.set_defaults(fn=cmd_serve)
 
     def task_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("text", help="the task, or - to read it from standard input")

@@ -17,15 +17,16 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import Resource
 
 from uniwizard.telemetry import signal_enabled
+
+if TYPE_CHECKING:  # the SDK is imported only when metrics are on
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricReader
 
 _lock = threading.Lock()
 _providers: dict[str, MeterProvider] = {}
@@ -49,6 +50,8 @@ def enabled() -> bool:
 
 
 def _env_reader() -> MetricReader:
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
     if os.environ.get("OTEL_METRICS_EXPORTER", "").lower() == "console":
         from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
 
@@ -70,6 +73,9 @@ def _env_reader() -> MetricReader:
 def meter(service_name: str) -> metrics.Meter:
     if not enabled():
         return metrics.NoOpMeter("uniwizard")
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.resources import Resource
+
     with _lock:
         mp = _providers.get(service_name)
         if mp is None:
@@ -96,6 +102,7 @@ class CallMetrics:
     """The caller's per-attempt instruments."""
 
     def __init__(self, service_name: str = "caller_svc"):
+        self.on = enabled()  # off: record() returns at once, no attributes built
         m = meter(service_name)
         self.tokens = m.create_histogram(
             "gen_ai.client.token.usage",
@@ -119,6 +126,8 @@ class CallMetrics:
         cost_source: str,
         error: str | None,
     ) -> None:
+        if not self.on:
+            return
         if input_tokens or output_tokens:
             self.tokens.record(input_tokens, {**attrs, "gen_ai.token.type": "input"})
             self.tokens.record(output_tokens, {**attrs, "gen_ai.token.type": "output"})

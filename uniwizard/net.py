@@ -1,4 +1,5 @@
-"""Service addresses and client channels."""
+"""Service addresses and client channels: over the network, or in-process to a component that
+runs in the same process."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import grpc
 
 from uniwizard import telemetry
+from uniwizard.inproc import InProcessChannel, LocalServer
 from uniwizard.limits import Limits
 from uniwizard.security import client_interceptors, load_security
 
@@ -25,9 +27,17 @@ CHANNEL_OPTIONS = [
 ]
 
 
+DEFAULT_HTTP_ADDR = "127.0.0.1:50080"
+
+
 def address(service: str) -> str:
     """The address of ``service`` (registry, router, caller) from UNIWIZARD_<NAME>_ADDR."""
     return os.environ.get(f"UNIWIZARD_{service.upper()}_ADDR") or DEFAULT_ADDRS[service]
+
+
+def http_address() -> str:
+    """The HTTP edge's address, from UNIWIZARD_HTTP_ADDR."""
+    return os.environ.get("UNIWIZARD_HTTP_ADDR") or DEFAULT_HTTP_ADDR
 
 
 def aio_channel(target: str, client_service: str) -> grpc.aio.Channel:
@@ -41,6 +51,22 @@ def aio_channel(target: str, client_service: str) -> grpc.aio.Channel:
             target, creds, options=CHANNEL_OPTIONS, interceptors=interceptors
         )
     return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
+
+
+# How one component reaches another: its address, or a channel already made (in-process).
+Link = str | grpc.aio.Channel
+
+
+def link_channel(link: Link, client_service: str) -> grpc.aio.Channel:
+    """The channel for a link: a network channel to an address, or the channel given."""
+    return aio_channel(link, client_service) if isinstance(link, str) else link
+
+
+def local_channel(server: LocalServer, client_service: str) -> InProcessChannel:
+    """An in-process channel from ``client_service`` to a component in this process. Traced like
+    a network channel (the same client interceptor makes the client span); no bearer token, which
+    is for the network (see ``uniwizard.server.ServiceHost``)."""
+    return InProcessChannel(server, client_service, telemetry.client_interceptors(client_service))
 
 
 def data_dir() -> str:

@@ -6,24 +6,26 @@ Tracing is on when the standard variables ask for an exporter (``OTEL_TRACES_EXP
 :func:`use_exporter`. With none of those, no interceptor is installed and spans are no-ops: nothing
 is exported and nothing slows down.
 
-Each service gets its own ``TracerProvider`` with its ``service.name`` (several services can share
-one process in tests). The gRPC interceptors skip the health service.
+Each service gets its own ``TracerProvider`` with its ``service.name`` (several services share one
+process in ``uniwizard serve --target all`` and in tests). The gRPC interceptors skip the health
+service.
+
+With tracing off, :func:`tracer` returns a tracer whose spans cost nothing: no span object, no
+context attached (the API's no-op tracer still does both on every span), and the SDK is not even
+imported.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    SimpleSpanProcessor,
-    SpanExporter,
-)
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 _lock = threading.Lock()
 _providers: dict[str, TracerProvider] = {}
@@ -31,15 +33,42 @@ _test_exporter: SpanExporter | None = None
 TRACER_NAME = "uniwizard"
 
 
-class _ServiceName(SpanProcessor):
-    """Also puts ``service.name`` on each span: some backends (Arize Phoenix) drop resource
-    attributes, and a span must still say which service made it."""
+def _service_name_processor(name: str) -> Any:
+    """A span processor that also puts ``service.name`` on each span: some backends (Arize
+    Phoenix) drop resource attributes, and a span must still say which service made it."""
+    from opentelemetry.sdk.trace import SpanProcessor
 
-    def __init__(self, name: str):
-        self._name = name
+    class ServiceName(SpanProcessor):
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            span.set_attribute("service.name", name)
 
-    def on_start(self, span: Any, parent_context: Any = None) -> None:
-        span.set_attribute("service.name", self._name)
+    return ServiceName()
+
+
+class _NoSpan:
+    """What ``start_as_current_span`` gives with tracing off: the invalid span, nothing
+    attached to the context, nothing recorded; one shared instance."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> trace.Span:
+        return trace.INVALID_SPAN
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+NO_SPAN = _NoSpan()
+
+
+class OffTracer(trace.NoOpTracer):
+    """The tracer when tracing is off (see the module doc)."""
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        return NO_SPAN
+
+    def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:
+        return trace.INVALID_SPAN
 
 
 def use_exporter(exporter: SpanExporter | None) -> None:
@@ -94,12 +123,16 @@ def provider(service_name: str) -> TracerProvider | None:
     """This process's tracer provider for ``service_name``, or None when tracing is off."""
     if not enabled():
         return None
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
     with _lock:
         existing = _providers.get(service_name)
         if existing is not None:
             return existing
         tp = TracerProvider(resource=Resource.create({"service.name": service_name}))
-        tp.add_span_processor(_ServiceName(service_name))
+        tp.add_span_processor(_service_name_processor(service_name))
         if _test_exporter is not None:
             tp.add_span_processor(SimpleSpanProcessor(_test_exporter))
         else:
@@ -110,7 +143,7 @@ def provider(service_name: str) -> TracerProvider | None:
 
 def tracer(service_name: str) -> trace.Tracer:
     tp = provider(service_name)
-    return tp.get_tracer(TRACER_NAME) if tp is not None else trace.NoOpTracer()
+    return tp.get_tracer(TRACER_NAME) if tp is not None else OffTracer()
 
 
 def _untraced() -> Any:

@@ -1,9 +1,14 @@
-"""``uniwizard up``: the three services and the HTTP edge (and optionally the simulator) as
-separate processes.
+"""``uniwizard up``: the whole stack on this machine (and optionally the provider simulator).
 
-Prints when all are serving (checked with the standard gRPC health service; the edge when it
-accepts connections on ``UNIWIZARD_HTTP_ADDR``), forwards SIGHUP (reload), and on Ctrl-C or
-SIGTERM stops them all with SIGTERM, the edge first, waiting for each to drain.
+By default in one process: registry, caller, router and the HTTP edge run here, each service its
+own gRPC server on its own port with its own health status and reflection, the edge on
+``UNIWIZARD_HTTP_ADDR``, linked in-process (``uniwizard serve --target all``,
+:mod:`uniwizard.serve`). ``--split`` runs them as four processes linked over gRPC (``python -m
+<package>`` each), as a multi-machine deployment does. ``--sim`` runs the simulator beside them as
+a process of its own: it stands for the providers across the network.
+
+Either way ``up`` prints when every service is serving, reloads every service on SIGHUP, and on
+Ctrl-C or SIGTERM drains and stops them all.
 """
 
 from __future__ import annotations
@@ -13,16 +18,19 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from edge_svc.config import http_address
 from uniwizard.config import ConfigError, dump_config, load_config, rewrite_urls
-from uniwizard.net import address, data_dir
+from uniwizard.net import address, data_dir, http_address
 from uniwizard.security import sync_channel
+from uniwizard.serve import COMPONENTS, StackOptions, run_serve
+from uniwizard.server import Component
 
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 15.0
@@ -82,7 +90,7 @@ def _spawn(module: str, args: list[str], env: dict[str, str]) -> subprocess.Pope
     return subprocess.Popen([sys.executable, "-m", module, *args], env=env)
 
 
-def run_up(config_path: str, *, sim: bool, demo: bool = False) -> int:
+def run_up(config_path: str, *, sim: bool, demo: bool = False, split: bool = False) -> int:
     try:
         load_config(config_path)
     except ConfigError as exc:
@@ -98,6 +106,65 @@ def run_up(config_path: str, *, sim: bool, demo: bool = False) -> int:
 
     signal.signal(signal.SIGTERM, stop_all)
     signal.signal(signal.SIGINT, stop_all)
+    started = time.monotonic()
+    try:
+        if sim:
+            host, port = sim_address().rsplit(":", 1)
+            procs["sim"] = _spawn("uniwizard_sim", ["--host", host, "--port", port], env)
+            if not _wait_http(f"http://{sim_address()}/_sim/health", procs["sim"]):
+                code = procs["sim"].poll()
+                print(
+                    "uniwizard up: the simulator did not start"
+                    + (f" (exited with {code})" if code is not None else ""),
+                    file=sys.stderr,
+                )
+                return 1
+            config_path, keys = prepare_sim_config(config_path, f"http://{sim_address()}")
+            env.update(keys)
+            print(f"simulator serving on http://{sim_address()} (config: {config_path})")
+        if split:
+            return _run_split(config_path, env, procs, started, demo, lambda: stopping)
+        if stopping:
+            return 0
+        os.environ.update(env)  # the simulator's placeholder keys, for the services here
+        return _run_one_process(config_path, started, demo)
+    finally:
+        _stop(procs)
+        print("uniwizard: stopped", flush=True)
+
+
+def _serving_line(addrs: dict[str, str], took: float, how: str) -> str:
+    return (
+        f"uniwizard: all services serving after {took:.1f} s {how} — registry {addrs['registry']},"
+        f" router {addrs['router']}, caller {addrs['caller']}, HTTP edge {addrs['edge']}"
+        " (OpenAI protocol: /v1/chat/completions). Ctrl-C stops."
+    )
+
+
+def _run_one_process(config_path: str, started: float, demo: bool) -> int:
+    """Registry, caller, router and the edge in this process, linked in-process, until a
+    signal."""
+
+    def ready(services: Sequence[Component]) -> None:
+        addrs = {s.name.removesuffix("_svc"): s.target for s in services}
+        took = time.monotonic() - started
+        print(_serving_line(addrs, took, "in one process"), flush=True)
+        if demo:  # blocking clients: off the event loop the services run on
+            threading.Thread(target=_demo, name="demo", daemon=True).start()
+
+    return run_serve(COMPONENTS, StackOptions(config_path), on_ready=ready)
+
+
+def _run_split(
+    config_path: str,
+    env: dict[str, str],
+    procs: dict[str, subprocess.Popen[bytes]],
+    started: float,
+    demo: bool,
+    stopping: Callable[[], bool],
+) -> int:
+    """Registry, caller, router and the edge as four processes linked over gRPC, until a
+    signal."""
 
     def reload_all(*_: object) -> None:  # each service re-reads its configuration on SIGHUP
         for name, p in procs.items():
@@ -105,99 +172,84 @@ def run_up(config_path: str, *, sim: bool, demo: bool = False) -> int:
                 p.send_signal(signal.SIGHUP)
 
     signal.signal(signal.SIGHUP, reload_all)
-    started = time.monotonic()
-    try:
-        if sim:
-            host, port = sim_address().rsplit(":", 1)
-            procs["sim"] = _spawn("uniwizard_sim", ["--host", host, "--port", port], env)
-            if not _wait_http(f"http://{sim_address()}/_sim/health"):
-                print("uniwizard up: the simulator did not start", file=sys.stderr)
-                return 1
-            config_path, keys = prepare_sim_config(config_path, f"http://{sim_address()}")
-            env.update(keys)
-            print(f"simulator serving on http://{sim_address()} (config: {config_path})")
-        common = ["--config", config_path]
-        procs["registry"] = _spawn("registry_svc", [*common, "--address", address("registry")], env)
-        procs["caller"] = _spawn(
-            "caller_svc",
-            [*common, "--address", address("caller"), "--registry", address("registry")],
-            env,
-        )
-        procs["router"] = _spawn(
-            "router_svc",
-            [
-                *common,
-                "--address",
-                address("router"),
-                "--registry",
-                address("registry"),
-                "--caller",
-                address("caller"),
-            ],
-            env,
-        )
-        for name in SERVICES:
-            if not wait_serving(address(name)):
-                code = procs[name].poll()
-                print(
-                    f"uniwizard up: {name}_svc did not become ready"
-                    + (f" (exited with {code})" if code is not None else ""),
-                    file=sys.stderr,
-                )
-                return 1
-        edge = http_address()
-        procs["edge"] = _spawn("edge_svc", ["--address", edge, "--router", address("router")], env)
-        if not _wait_listening(edge):
-            code = procs["edge"].poll()
+    common = ["--config", config_path]
+    procs["registry"] = _spawn("registry_svc", [*common, "--address", address("registry")], env)
+    procs["caller"] = _spawn(
+        "caller_svc",
+        [*common, "--address", address("caller"), "--registry", address("registry")],
+        env,
+    )
+    procs["router"] = _spawn(
+        "router_svc",
+        [
+            *common,
+            "--address",
+            address("router"),
+            "--registry",
+            address("registry"),
+            "--caller",
+            address("caller"),
+        ],
+        env,
+    )
+    for name in SERVICES:
+        if not wait_serving(address(name)):
+            code = procs[name].poll()
             print(
-                f"uniwizard up: the HTTP edge did not start on {edge}"
+                f"uniwizard up: {name}_svc did not become ready"
                 + (f" (exited with {code})" if code is not None else ""),
                 file=sys.stderr,
             )
             return 1
-        took = time.monotonic() - started
+    edge = http_address()
+    procs["edge"] = _spawn("edge_svc", ["--address", edge, "--router", address("router")], env)
+    if not _wait_listening(edge, procs["edge"]):
+        code = procs["edge"].poll()
         print(
-            f"uniwizard: all services serving after {took:.1f} s — registry {address('registry')},"
-            f" router {address('router')}, caller {address('caller')}, HTTP edge {edge}"
-            " (OpenAI protocol: /v1/chat/completions). Ctrl-C stops.",
-            flush=True,
+            f"uniwizard up: the HTTP edge did not start on {edge}"
+            + (f" (exited with {code})" if code is not None else ""),
+            file=sys.stderr,
         )
-        if demo:
-            _demo()
-        while not stopping:
-            for name, p in procs.items():
-                if p.poll() is not None:
-                    print(
-                        f"uniwizard up: {name} exited with {p.returncode}; stopping",
-                        file=sys.stderr,
-                    )
-                    return 1
-            time.sleep(0.2)
-        return 0
-    finally:
-        _stop(procs)
+        return 1
+    took = time.monotonic() - started
+    addrs = {**{name: address(name) for name in SERVICES}, "edge": edge}
+    print(_serving_line(addrs, took, "in four processes"), flush=True)
+    if demo:
+        _demo()
+    while not stopping():
+        for name, p in procs.items():
+            if p.poll() is not None:
+                print(f"uniwizard up: {name} exited with {p.returncode}; stopping", file=sys.stderr)
+                return 1
+        time.sleep(0.2)
+    return 0
 
 
-def _wait_http(url: str, timeout: float = READY_TIMEOUT_S) -> bool:
+def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = READY_TIMEOUT_S) -> bool:
+    """Poll ``url`` until it answers 200, the process exits, or ``timeout`` passes."""
     import httpx
 
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
+    with httpx.Client(timeout=1.0) as client:  # one client: each new one builds an SSL context
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if client.get(url).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
     return False
 
 
-def _wait_listening(addr: str, timeout: float = READY_TIMEOUT_S) -> bool:
-    """Until something accepts TCP connections at ``addr`` (the edge listens once it is ready)."""
+def _wait_listening(
+    addr: str, proc: subprocess.Popen[bytes], timeout: float = READY_TIMEOUT_S
+) -> bool:
+    """Until ``addr`` accepts TCP connections (the edge listens once it is ready, whether it
+    serves TLS or not), the process exits, or ``timeout`` passes."""
     host, _, port = addr.rpartition(":")
     host = host.strip("[]")
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1.0):
                 return True
@@ -223,8 +275,6 @@ def _stop(procs: dict[str, subprocess.Popen[bytes]]) -> None:
             print(f"uniwizard up: {name} did not stop in time; killing it", file=sys.stderr)
             p.kill()
             p.wait()
-    if procs:
-        print("uniwizard: stopped", flush=True)
 
 
 DEMO_TASKS = (

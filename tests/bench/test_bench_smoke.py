@@ -1,4 +1,5 @@
-"""The benchmark runs end to end at a tiny size: separate processes, a table, latest.md."""
+"""The benchmark runs end to end at a tiny size: both stacks (one process, three processes) side
+by side, a table with a verdict per target, latest.md."""
 
 from __future__ import annotations
 
@@ -10,18 +11,25 @@ ROOT = Path(__file__).resolve().parents[2]
 
 EXPECTED_ROWS = (
     "route decision (in-process), classify + build_chain",
-    "Route over gRPC",
+    "Route over gRPC, one process",
+    "Route over gRPC, three processes",
     "direct httpx → simulator",
-    "Dispatch router → caller → simulator",
-    "Dispatch overhead",
-    "startup: spawn → all services SERVING",
-    "Dispatch req/s",
-    "simulator direct req/s",
+    "Dispatch router → caller → simulator, one process",
+    "Dispatch router → caller → simulator, three processes",
+    "added over the direct call, one process",
+    "added over the direct call, three processes",
+    "RSS, one process under load",
+    "spawn → every service SERVING, one process / three processes",
+    "one process req/s",
+    "three processes req/s",
+    "simulator alone req/s",
     "CPU per Dispatch request",
-    "router_svc",
-    "caller_svc",
-    "registry_svc",
-    "exit codes on SIGTERM: router 0, caller 0, registry 0, sim 0",
+    "one process (all three)",
+    "router_svc (three processes)",
+    "caller_svc (three processes)",
+    "registry_svc (three processes)",
+    "exit codes on SIGTERM: one process: stack 0; three processes: router 0, caller 0, "
+    "registry 0",
 )
 
 
@@ -43,6 +51,8 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     assert "0.0%" in table  # no errors at concurrency 1 and 2
     latest = (out / "latest.md").read_text()
     assert "machine:" in latest and "Python" in latest
-    assert "Dispatch overhead" in latest
+    assert "added over the direct call" in latest
+    for target in ("p50 ≤ 50 µs", "p50 ≤ 0.7 ms", "p50 ≤ 1.5 ms", "≤ 100 MiB", "≤ 1.0 s"):
+        assert target in table  # every target is printed with its verdict
     assert (out / "results.json").exists()
     assert not (out / "latency.png").exists()  # --smoke draws no PNG

@@ -12,7 +12,7 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from tests.stack import ROOT, Stack, running_stack
+from tests.stack import ROOT, Links, Stack, running_stack
 from uniwizard.types import BlindRequest, Message, Role, Task
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -27,8 +27,10 @@ BENIGN: list[dict[str, str]] = [
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    async with running_stack(tmp_path_factory.mktemp("benign")) as s:
+async def stack(
+    tmp_path_factory: pytest.TempPathFactory, stack_links: Links
+) -> AsyncIterator[Stack]:
+    async with running_stack(tmp_path_factory.mktemp("benign"), links=stack_links) as s:
         assert s.config.identity is not None  # the shipped identity guard is active
         yield s
 

@@ -29,7 +29,7 @@ from grpc_status import rpc_status
 
 import tests.stack
 from caller_svc.identity import IdentityGuard
-from tests.stack import ROOT, Stack, running_stack
+from tests.stack import ROOT, Links, Stack, running_stack
 from uniwizard.config import dump_config, load_config
 from uniwizard.convert import outcome_from_pb, task_to_pb
 from uniwizard.types import (
@@ -212,17 +212,21 @@ def _with_on_detect(mode: str):  # type: ignore[no-untyped-def]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def redact(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    async with running_stack(tmp_path_factory.mktemp("redact")) as s:
+async def redact(
+    tmp_path_factory: pytest.TempPathFactory, stack_links: Links
+) -> AsyncIterator[Stack]:
+    async with running_stack(tmp_path_factory.mktemp("redact"), links=stack_links) as s:
         assert s.config.identity is not None and s.config.identity.on_detect == "redact"
         yield s
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def reject(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+async def reject(
+    tmp_path_factory: pytest.TempPathFactory, stack_links: Links
+) -> AsyncIterator[Stack]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(tests.stack, "sim_config", _with_on_detect("reject"))
-        async with running_stack(tmp_path_factory.mktemp("reject")) as s:
+        async with running_stack(tmp_path_factory.mktemp("reject"), links=stack_links) as s:
             assert s.config.identity is not None and s.config.identity.on_detect == "reject"
             yield s
 

@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 from caller_svc.refusal import RefusalDetector
-from tests.stack import ROOT, Stack, running_stack, task
+from tests.stack import ROOT, Links, Stack, running_stack, task
 from uniwizard.convert import outcome_from_pb, request_to_pb, task_to_pb
 from uniwizard.types import Attachment, Outcome, Task
 from uniwizard.v1 import caller_pb2, router_pb2
@@ -31,8 +31,10 @@ GEMINI_REASONS = ("SAFETY", "RECITATION", "PROHIBITED_CONTENT", "BLOCKLIST", "SP
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    async with running_stack(tmp_path_factory.mktemp("refusals")) as s:
+async def stack(
+    tmp_path_factory: pytest.TempPathFactory, stack_links: Links
+) -> AsyncIterator[Stack]:
+    async with running_stack(tmp_path_factory.mktemp("refusals"), links=stack_links) as s:
         yield s
 
 

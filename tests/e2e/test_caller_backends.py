@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.stack import Stack, running_stack
+from tests.stack import Links, Stack, running_stack
 from uniwizard.convert import outcome_from_pb, request_to_pb
 from uniwizard.types import Attachment, BlindRequest, Message, Outcome, Role, ToolDef
 from uniwizard.v1 import caller_pb2
@@ -32,8 +32,10 @@ WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 28
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    async with running_stack(tmp_path_factory.mktemp("backends")) as s:
+async def stack(
+    tmp_path_factory: pytest.TempPathFactory, stack_links: Links
+) -> AsyncIterator[Stack]:
+    async with running_stack(tmp_path_factory.mktemp("backends"), links=stack_links) as s:
         yield s
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.stack import Stack, running_stack, task
+from tests.stack import Links, Stack, running_stack, task
 from uniwizard.config_types import BackendConfig
 from uniwizard.convert import outcome_from_pb, request_to_pb
 from uniwizard.v1 import caller_pb2
@@ -38,8 +38,12 @@ def quick(b: BackendConfig) -> BackendConfig:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    async with running_stack(tmp_path_factory.mktemp("faults"), tweak=quick) as s:
+async def stack(
+    tmp_path_factory: pytest.TempPathFactory, stack_links: Links
+) -> AsyncIterator[Stack]:
+    async with running_stack(
+        tmp_path_factory.mktemp("faults"), tweak=quick, links=stack_links
+    ) as s:
         yield s
 
 

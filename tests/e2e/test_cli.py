@@ -1,4 +1,7 @@
-"""The command line against `uniwizard up --sim` run as a user would: separate processes."""
+"""The command line against `uniwizard up --sim` run as a user would: separate processes.
+
+Every test here runs against both ways `up` runs the stack: one process (the default) and four
+(`--split`)."""
 
 from __future__ import annotations
 
@@ -23,8 +26,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+@pytest.fixture(scope="module", params=["one-process", "split"])
+def up(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
     tmp = tmp_path_factory.mktemp("up")
     env = dict(os.environ)
     env.update(
@@ -40,7 +45,8 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     for key in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
         env.pop(key, None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uniwizard.cli", "up", "--sim"],
+        [sys.executable, "-m", "uniwizard.cli", "up", "--sim"]
+        + (["--split"] if request.param == "split" else []),
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -58,6 +64,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     else:
         pytest.fail("uniwizard up ended early:\n" + "".join(lines))
     env["UP_LOG"] = "".join(lines)
+    env["UP_MODE"] = request.param
     yield env
     proc.send_signal(signal.SIGTERM)
     rest, _ = proc.communicate(timeout=30)
@@ -85,6 +92,8 @@ def test_up_reports_all_services_and_the_simulator(up: dict[str, str]) -> None:
     assert f"simulator serving on http://{up['UNIWIZARD_SIM_ADDR']}" in log
     for name in ("registry", "router", "caller", "http"):
         assert up[f"UNIWIZARD_{name.upper()}_ADDR"] in log
+    how = "in four processes" if up["UP_MODE"] == "split" else "in one process"
+    assert "all services serving after" in log and how in log
 
 
 def test_up_serves_the_openai_protocol_on_the_http_edge(up: dict[str, str]) -> None:

@@ -189,6 +189,7 @@ async def test_disabled_survives_a_registry_restart_and_router_keeps_routing_wit
             await again.stop(grace=0.5)
 
 
+@pytest.mark.links("grpc")  # in one process the registry cannot restart on its own
 async def test_router_reconnects_to_a_restarted_registry(tmp_path: Path) -> None:
     async with running_stack(tmp_path) as stack:
         view = stack.router.view

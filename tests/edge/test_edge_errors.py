@@ -142,11 +142,8 @@ async def test_502_for_an_upstream_failure_with_every_attempt(tmp_path: Path) ->
 
 
 async def test_503_when_the_router_cannot_be_reached(tmp_path: Path) -> None:
-    service = build_edge(
-        "127.0.0.1:0",
-        router_target="127.0.0.1:9",
-        config=EdgeConfig(deadline_s=5),
-        security=Security(),
+    service = await build_edge(
+        "127.0.0.1:0", router="127.0.0.1:9", config=EdgeConfig(deadline_s=5), security=Security()
     )
     await service.start()
     try:

@@ -20,7 +20,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from edge_svc.config import EdgeConfig
 from tests.edge.conftest import EdgeUnderTest, running_edge
 from tests.edge.test_edge_translate import extras
-from tests.stack import Stack, running_stack
+from tests.stack import Links, Stack, running_stack
 from uniwizard.types import HealthState
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -42,15 +42,17 @@ WEATHER = {
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    async with running_stack(tmp_path_factory.mktemp("edge")) as s:
+async def stack(
+    tmp_path_factory: pytest.TempPathFactory, stack_links: Links
+) -> AsyncIterator[Stack]:
+    async with running_stack(tmp_path_factory.mktemp("edge"), links=stack_links) as s:
         yield s
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def edge(stack: Stack) -> AsyncIterator[EdgeUnderTest]:
-    async with running_edge(stack) as e:
-        yield e
+@pytest.fixture
+def edge(stack: Stack) -> EdgeUnderTest:
+    """The stack's own edge, wired as ``uniwizard serve`` wires it."""
+    return EdgeUnderTest(stack.edge, stack)
 
 
 @pytest.fixture(autouse=True)
