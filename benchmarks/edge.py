@@ -1,17 +1,19 @@
 """The HTTP edge against the LiteLLM proxy: the same OpenAI protocol, the same request, side by side
 in one run. ``python -m benchmarks.edge``.
 
-    python -m benchmarks.edge [--quick | --smoke] [--no-litellm] [--out DIR]
+    python -m benchmarks.edge [--quick | --smoke] [--split] [--no-litellm] [--out DIR]
 
-Starts the simulator, the stack and the edge (``python -m edge_svc``) as processes on free
-loopback ports, and the LiteLLM proxy (installed once into ``benchmarks/.envs/litellm``) with one
-model at the simulator's OpenAI-compatible endpoint — the endpoint our gpt backend uses. One
-chat completion body (what caller_svc itself sends for the task) goes three ways: straight to the
-simulator, through the edge (``model: auto``, routed to gpt), and through LiteLLM. It measures:
+Starts the simulator and the stack with its edge as ``uniwizard up`` runs them — one process,
+the edge linked to the router in-process (``--split``: registry, caller, router and the edge as
+four processes over gRPC) — on free loopback ports, and the LiteLLM proxy (installed once into
+``benchmarks/.envs/litellm``) with one model at the simulator's OpenAI-compatible endpoint, the
+endpoint our gpt backend uses. One chat completion body (what caller_svc itself sends for the
+task) goes three ways: straight to the simulator, through the edge (``model: auto``, routed to
+gpt), and through LiteLLM. It measures:
 
 * added latency: sequential, one client, the three taking turns; each p50 minus the direct p50;
-* throughput and errors at each concurrency level (32 is the target's), every target at one
-  level before the next.
+* throughput, errors and CPU per request at each concurrency level (32 is the target's), every
+  target at one level before the next.
 
 Targets (the issue's): edge added p50 ≤ 0.2× LiteLLM's; edge throughput at concurrency 32 ≥ 5×
 LiteLLM's; 0 errors. Prints a table with the gap to each target, writes ``DIR/edge.md`` and
@@ -25,40 +27,29 @@ import argparse
 import json
 import math
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from benchmarks import litellm_proxy
-from benchmarks.procs import (
-    BACKENDS_YAML,
-    ROOT,
-    ROUTING_YAML,
-    SIM_KEY,
-    StartError,
-    clean_env,
-    free_port,
-    rss_kib,
-    wait_http,
-    wait_serving,
+from benchmarks.procs import ROOT, Simulator, Stack, StartError, rss_kib
+from benchmarks.run import (
+    BACKEND,
+    Load,
+    direct_spec,
+    litellm_spec,
+    log,
+    machine,
+    start_litellm,
 )
-from benchmarks.run import Load, log, machine
 from benchmarks.stats import fmt_mib, fmt_ms, fmt_rate, summary
-from uniwizard.config import dump_config, load_config, rewrite_urls
-from uniwizard_sim.urls import base_url
 
-TEXT = "Who was the first emperor of Rome?"  # knowledge → gpt
-BACKEND = "gpt"
+LABEL = {"one": "one process, the edge linked in-process", "split": "four processes over gRPC"}
 TARGET_ADDED_RATIO = 0.2  # edge added p50 / LiteLLM added p50, at most
 TARGET_THROUGHPUT_RATIO = 5.0  # edge req/s / LiteLLM req/s at concurrency 32, at least
-SERVICES = ("registry", "caller", "router")
 
 
 @dataclass(frozen=True)
@@ -77,141 +68,16 @@ QUICK = Sizes("quick", 300, 50, (1, 32), 3.0, 0.5)
 SMOKE = Sizes("smoke", 10, 2, (1, 2), 2.0, 0.0, max_requests=8)
 
 
-@dataclass
-class Procs:
-    """Simulator, stack (registry, caller, router) and edge as child processes."""
-
-    workdir: Path
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    addrs: dict[str, str] = field(default_factory=dict)
-    sim_port: int = 0
-    edge_port: int = 0
-    config_path: str = ""
-    startup_s: float = 0.0  # spawning the stack and the edge -> the edge answers /health
-
-    @property
-    def sim_root(self) -> str:
-        return f"http://127.0.0.1:{self.sim_port}"
-
-    @property
-    def edge_url(self) -> str:
-        return f"http://127.0.0.1:{self.edge_port}"
-
-    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        with open(self.workdir / f"{name}.log", "wb") as out:
-            self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", *args],
-                env=env,
-                cwd=str(ROOT),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-
-    def start(self, timeout: float = 30.0) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        data = self.workdir / "data"
-        data.mkdir(exist_ok=True)
-        config = load_config(BACKENDS_YAML)
-        keys = {b.api_key_env: SIM_KEY for b in config.backends.values() if b.api_key_env}
-        env = clean_env({"UNIWIZARD_DATA_DIR": str(data), **keys})
-        self.sim_port, self.edge_port = free_port(), free_port()
-        self.addrs = {name: f"127.0.0.1:{free_port()}" for name in SERVICES}
-        for name, addr in self.addrs.items():
-            env[f"UNIWIZARD_{name.upper()}_ADDR"] = addr
-        env["UNIWIZARD_HTTP_ADDR"] = f"127.0.0.1:{self.edge_port}"
-        deadline = time.monotonic() + timeout
-        self._spawn(
-            "sim", ["uniwizard_sim", "--host", "127.0.0.1", "--port", str(self.sim_port)], env
-        )
-        if not wait_http(f"{self.sim_root}/_sim/health", deadline):
-            raise StartError(f"the simulator did not start (see {self.workdir / 'sim.log'})")
-        sim_config = rewrite_urls(config, lambda b: base_url(self.sim_root, b.key, b.provider))
-        path = data / "sim-backends.yaml"
-        path.write_text(dump_config(sim_config))
-        self.config_path = str(path)
-
-        t0 = time.monotonic()
-        common = ["--config", self.config_path]
-        self._spawn("registry", ["registry_svc", *common], env)
-        self._spawn("caller", ["caller_svc", *common], env)
-        self._spawn("router", ["router_svc", *common, "--policy", str(ROUTING_YAML)], env)
-        self._spawn("edge", ["edge_svc"], env)
-        for name in SERVICES:
-            if not wait_serving(self.addrs[name], deadline):
-                raise StartError(f"{name}_svc did not become ready; see {self.workdir}/*.log")
-        if not wait_http(f"{self.edge_url}/health", deadline):
-            raise StartError(f"the edge did not become ready; see {self.workdir / 'edge.log'}")
-        self.startup_s = time.monotonic() - t0
-
-    def pids(self) -> dict[str, int]:
-        return {name: p.pid for name, p in self.procs.items()}
-
-    def check_alive(self) -> None:
-        for name, p in self.procs.items():
-            if p.poll() is not None:
-                raise StartError(f"{name} exited with {p.returncode}; see {name}.log")
-
-    def stop(self, timeout: float = 15.0) -> dict[str, int | None]:
-        """SIGTERM, edge first and the simulator last; the exit codes."""
-        order = ["edge", "router", "caller", "registry", "sim"]
-        for name in order:
-            p = self.procs.get(name)
-            if p is not None and p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        codes: dict[str, int | None] = {}
-        end = time.monotonic() + timeout
-        for name in order:
-            p = self.procs.get(name)
-            if p is None:
-                continue
-            try:
-                codes[name] = p.wait(timeout=max(0.1, end - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-                codes[name] = None
-        return codes
-
-
 # -- the three ways to the same completion ------------------------------------------------------
 
 
-def direct_spec(config_path: str) -> dict[str, Any]:
-    """The exact request caller_svc sends to the gpt backend for the task (built by its adapter)."""
-    from uniwizard.providers import get_adapter
-    from uniwizard.types import BlindRequest, Message, Role
-
-    b = load_config(config_path).backends[BACKEND]
-    req = get_adapter(b.provider).build_request(
-        b, BlindRequest((Message(Role.USER, TEXT),)), SIM_KEY, stream=False
-    )
-    return {
-        "kind": "http",
-        "name": "direct",
-        "url": req.url,
-        "headers": req.headers,
-        "json": req.json,
-    }
-
-
-def edge_spec(procs: Procs, direct: dict[str, Any]) -> dict[str, Any]:
+def edge_spec(stack: Stack, direct: dict[str, Any]) -> dict[str, Any]:
     return {
         "kind": "http",
         "name": "edge",
-        "url": f"{procs.edge_url}/v1/chat/completions",
+        "url": f"http://{stack.edge_addr}/v1/chat/completions",
         "headers": {},
         "json": {**direct["json"], "model": "auto"},
-    }
-
-
-def litellm_spec(lite: litellm_proxy.LiteLLMProxy, direct: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "kind": "http",
-        "name": "litellm",
-        "url": f"{lite.url}/v1/chat/completions",
-        "headers": lite.headers,
-        "json": {**direct["json"], "model": litellm_proxy.MODEL_NAME},
     }
 
 
@@ -228,23 +94,6 @@ def check_same_answer(specs: list[dict[str, Any]]) -> None:
                 )
 
 
-def start_litellm(api_base: str, model: str, tmp: Path, results: dict[str, Any]) -> Any:
-    if not litellm_proxy.installed():
-        log(f"installing {litellm_proxy.REQUIREMENT} into {litellm_proxy.ENV_DIR} (once)")
-        if not litellm_proxy.install(tmp / "litellm-install.log"):
-            results["litellm"] = {"error": f"install failed; see {tmp / 'litellm-install.log'}"}
-            return None
-    lite = litellm_proxy.LiteLLMProxy(tmp / "litellm", api_base, model)
-    log("starting the LiteLLM proxy")
-    try:
-        lite.start()
-    except RuntimeError as exc:
-        results["litellm"] = {"error": str(exc)}
-        return None
-    results["litellm"] = {"version": litellm_proxy.version(), "startup_s": lite.startup_s}
-    return lite
-
-
 # -- the run ------------------------------------------------------------------------------------
 
 
@@ -253,24 +102,26 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="uniwizard-edge-bench-"))
-    results: dict[str, Any] = {"sizes": sizes.name, "machine": machine()}
-    procs = Procs(tmp / "stack")
+    mode = "split" if args.split else "one"
+    results: dict[str, Any] = {"sizes": sizes.name, "machine": machine(), "mode": mode}
+    sim = Simulator(tmp / "sim")
+    stack = Stack(tmp / "stack", sim, mode=mode, edge=True)
     load = Load(tmp)
     lite = None
     try:
-        log("starting the simulator, the stack and the edge")
-        procs.start()
-        results["startup_s"] = procs.startup_s
-        direct = direct_spec(procs.config_path)
-        specs = [direct, edge_spec(procs, direct)]
+        log("starting the simulator")
+        sim.start()
+        log(f"starting the stack and the edge ({LABEL[mode]})")
+        stack.start()
+        results["startup_s"] = stack.startup_s
+        direct = direct_spec(sim.config_path)
+        specs = [direct, edge_spec(stack, direct)]
         if not args.no_litellm:
-            api_base = direct["url"].rsplit("/chat/completions", 1)[0]
-            model = load_config(procs.config_path).backends[BACKEND].model
-            lite = start_litellm(api_base, model, tmp, results)
+            lite = start_litellm(sim, tmp, results)
             if lite is not None:
                 specs.append(litellm_spec(lite, direct))
         check_same_answer(specs)
-        watch = {n: p for n, p in procs.pids().items() if n in ("edge", "router", "caller")}
+        watch = dict(stack.pids())
         if lite is not None:
             watch["litellm"] = lite.pid
 
@@ -289,14 +140,14 @@ def run(args: argparse.Namespace) -> int:
         }
         results["levels"] = levels(load, specs, sizes, watch)
         results["rss_peak"] = {n: rss_kib(p) for n, p in watch.items()}
-        procs.check_alive()
+        stack.check_alive()
     except StartError as exc:
         log(f"error: {exc}")
         return 1
     finally:
         if lite is not None:
             lite.stop()
-        results["exit_codes"] = procs.stop()
+        results["exit_codes"] = {**stack.stop(), "sim": sim.stop()}
 
     evaluate(results)
     table = render(results)
@@ -396,7 +247,12 @@ def render(r: dict[str, Any]) -> str:
 
     rows = [
         ("direct → simulator (the same chat completion), p50 / p99", pair("direct"), "", ""),
-        ("edge → router → caller → simulator, p50 / p99", pair("edge"), "", ""),
+        (
+            f"edge → router → caller → simulator ({LABEL[r['mode']]}), p50 / p99",
+            pair("edge"),
+            "",
+            "",
+        ),
         (
             f"edge added latency (sequential, n={seq['edge']['n']}), p50 / p99",
             f"{fmt_ms(r['added_p50_ms']['edge'])} / {fmt_ms(r['added_p99_ms']['edge'])}",
@@ -486,15 +342,16 @@ def _table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 def markdown(r: dict[str, Any], table: str) -> str:
     m = r["machine"]
     flag = {"full": "", "quick": " --quick", "smoke": " --smoke"}[r["sizes"]]
+    flag += " --split" if r["mode"] == "split" else ""
     return "\n".join(
         [
             "# The HTTP edge against the LiteLLM proxy",
             "",
             f"- date: {m['date']}; machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}",
             f"- load average when the run started: {m.get('loadavg_at_start', '?')}",
-            f"- size: {r['sizes']} (`python -m benchmarks.edge{flag}`); simulator, registry,"
-            " caller, router, edge, LiteLLM and the load generator share the same cores;"
-            " tracing off",
+            f"- size: {r['sizes']} (`python -m benchmarks.edge{flag}`); the stack in"
+            f" {LABEL[r['mode']]}; the simulator, the stack, LiteLLM and the load generator share"
+            " the same cores; tracing off",
             "",
             table,
             "",
@@ -508,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     size.add_argument("--quick", action="store_true", help="fewer requests, levels 1 and 32")
     size.add_argument("--smoke", action="store_true", help="a few requests, no LiteLLM (tests)")
     p.add_argument("--no-litellm", action="store_true", help="the edge and the direct call only")
+    p.add_argument(
+        "--split", action="store_true", help="four processes over gRPC (default: one, as up runs)"
+    )
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     p.add_argument("--keep", action="store_true", help="keep the temporary dir (logs, data)")
     args = p.parse_args(argv)

@@ -26,7 +26,7 @@ def test_edge_benchmark_smoke(tmp_path: Path) -> None:
         "edge added latency",
         "LiteLLM comparison",
         "edge errors (all phases)",
-        "exit codes on SIGTERM: edge 0",
+        "exit codes on SIGTERM: stack 0, sim 0",
     ):
         assert row in table, f"missing {row!r} in:\n{table}"
     errors = next(line for line in table.splitlines() if "edge errors (all phases)" in line)
