@@ -41,6 +41,7 @@ from benchmarks.run import (
     Load,
     direct_spec,
     litellm_spec,
+    loadavg,
     log,
     machine,
     start_litellm,
@@ -148,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
         if lite is not None:
             lite.stop()
         results["exit_codes"] = {**stack.stop(), "sim": sim.stop()}
+        results["loadavg_at_end"] = loadavg()
 
     evaluate(results)
     table = render(results)
@@ -348,7 +350,9 @@ def markdown(r: dict[str, Any], table: str) -> str:
             "# The HTTP edge against the LiteLLM proxy",
             "",
             f"- date: {m['date']}; machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}",
-            f"- load average when the run started: {m.get('loadavg_at_start', '?')}",
+            f"- load average when the run started: {m.get('loadavg_at_start', '?')}, when it"
+            f" ended: {r.get('loadavg_at_end', '?')} (other work on the machine skews every"
+            " figure)",
             f"- size: {r['sizes']} (`python -m benchmarks.edge{flag}`); the stack in"
             f" {LABEL[r['mode']]}; the simulator, the stack, LiteLLM and the load generator share"
             " the same cores; tracing off",
