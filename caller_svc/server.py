@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 
 from caller_svc.core import CallerCore
 from caller_svc.identity import IdentityConfigError, IdentityGuard
-from caller_svc.ledger import LedgerUnavailable, open_ledger
+from caller_svc.ledger import LedgerUnavailable, default_caller_id, open_ledger, redact
 from caller_svc.refusal import RefusalDetector
 from caller_svc.reporter import RegistryReporter
 from caller_svc.servicer import CallerServicer
@@ -24,7 +25,9 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = caller_pb2.DESCRIPTOR.services_by_name["Caller"].full_name
 
 
-def default_ledger_path() -> str:
+def default_ledger_target() -> str:
+    """``UNIWIZARD_LEDGER`` (a SQLite path or a postgresql:// URL), else ledger.db in the data
+    directory."""
     return os.environ.get("UNIWIZARD_LEDGER") or os.path.join(data_dir(), "ledger.db")
 
 
@@ -89,18 +92,25 @@ async def build_caller(
     *,
     ledger_path: str | None = None,
     registry: Link | None = None,
+    caller_id: str | None = None,
 ) -> CallerService:
     """``registry``: where outcomes are reported (an address, or an in-process channel); None
-    reports nowhere."""
+    reports nowhere. Its ledger rows carry ``caller_id`` (default: UNIWIZARD_CALLER_ID, else
+    this host and the port of ``addr``, see caller_svc.ledger.default_caller_id)."""
     config = load_config(config_path)  # fail fast
     try:
         guard = load_guard(config, config_path)
     except IdentityConfigError as exc:
         raise StartupError(f"refusing to start without identity protection: {exc}") from None
+    target = ledger_path or default_ledger_target()
     try:
-        ledger = await open_ledger(ledger_path or default_ledger_path())
-    except LedgerUnavailable as exc:
+        caller_id = caller_id or default_caller_id(
+            os.environ, socket.gethostname(), os.getpid(), addr
+        )
+        ledger = await open_ledger(target, caller_id=caller_id)
+    except (LedgerUnavailable, ValueError) as exc:
         raise StartupError(str(exc)) from None
+    log.info("cost ledger %s, rows written as caller %s", redact(target), caller_id)
     try:
         lost = await ledger.interrupted()
     except LedgerUnavailable as exc:
@@ -108,9 +118,15 @@ async def build_caller(
         raise StartupError(f"cannot update the cost ledger: {exc}") from None
     if lost:
         log.warning(
-            "%d ledger rows were in flight when the last caller stopped; marked interrupted", lost
+            "%d ledger rows were in flight when caller %s last stopped; marked interrupted",
+            lost,
+            caller_id,
         )
-    reporter = RegistryReporter(link_channel(registry, "caller_svc")) if registry else None
+    reporter = (
+        RegistryReporter(link_channel(registry, "caller_svc", service="registry"))
+        if registry
+        else None
+    )
     spend = SpendWatcher(ledger, reporter) if reporter is not None else None
     core = CallerCore(
         config,
@@ -132,7 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         default=address("registry"),
         help="registry address for passive outcomes ('' to disable)",
     )
-    p.add_argument("--ledger", default=None, help="SQLite ledger path (default: data dir)")
+    p.add_argument(
+        "--ledger",
+        default=None,
+        help="SQLite ledger path or postgresql:// URL (default: UNIWIZARD_LEDGER, else the data"
+        " dir's ledger.db)",
+    )
     args = p.parse_args(argv)
     return main_entry(
         lambda: build_caller(

@@ -77,8 +77,8 @@ async def build_router(
     this process; the links work the same over either."""
     config = load_config(config_path)  # fail fast; also the bootstrap view before the registry
     policy = load_policy(policy_path, known_backends=config.backends)  # fail fast too
-    registry_channel = link_channel(registry, "router_svc")
-    caller_channel = link_channel(caller, "router_svc")
+    registry_channel = link_channel(registry, "router_svc", service="registry")
+    caller_channel = link_channel(caller, "router_svc", service="caller")  # round robin
     core = RouterCore(
         policy,
         HealthView(config.backends),
@@ -95,7 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--policy", default=os.environ.get("UNIWIZARD_POLICY", "configs/routing.yaml"))
     p.add_argument("--address", default=address("router"))
     p.add_argument("--registry", default=address("registry"))
-    p.add_argument("--caller", default=address("caller"))
+    p.add_argument(
+        "--caller",
+        default=address("caller"),
+        help="the callers: host:port (a name may resolve to every replica), dns:///host:port, "
+        "or a list ADDR:PORT,ADDR:PORT; calls go round robin to those serving",
+    )
     p.add_argument(
         "--content-policy",
         choices=["propagate", "fallback"],

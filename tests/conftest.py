@@ -6,16 +6,22 @@ process runs them (``uniwizard up``), and ``[grpc]``, linked over real gRPC chan
 processes run them (``uniwizard up --split``). The test itself is written once. A test that only
 makes sense one way (restarting the registry alone, which one process cannot do) says so:
 ``@pytest.mark.links("grpc")``.
+
+And a real PostgreSQL server for the tests that need one (``postgres``, ``pg_url``), and the
+ledger tests' two databases (``ledger_db``: SQLite and PostgreSQL).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests import stack
+from tests import pg, stack
+from tests.ledger_db import PEEK, LedgerDB, PostgresDB, SQLiteDB
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -46,3 +52,45 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("links")
     modes = list(marker.args) if marker else stack.LINKS
     metafunc.parametrize("stack_links", modes, indirect=True, scope="module")
+
+
+# -- PostgreSQL and the ledger's databases ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[pg.TestPostgres]:
+    """One real PostgreSQL server for the session (tests/pg.py). A test that needs it fails,
+    never skips, when it cannot be started."""
+    try:
+        server = pg.start()
+    except Exception as exc:
+        pytest.fail(
+            f"cannot start the test PostgreSQL server ({type(exc).__name__}: {exc}). It comes"
+            " from PyPI's pgserver, installed by `make setup` (pip install -e '.[dev]').",
+            pytrace=False,
+        )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: pg.TestPostgres) -> str:
+    """A URL of the test server whose tables go to a fresh schema of their own."""
+    return postgres.url()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_db(request: pytest.FixtureRequest, tmp_path: Path) -> LedgerDB:
+    """A fresh ledger database, once on SQLite (a file) and once on PostgreSQL (a schema)."""
+    if request.param == "sqlite":
+        return SQLiteDB(tmp_path / "ledger.db")
+    server = request.getfixturevalue("postgres")
+    return PostgresDB(server, server.url())
+
+
+@pytest.fixture
+def peek(ledger_db: LedgerDB) -> Callable[[], list[tuple[Any, ...]]]:
+    """(id, request_id, outcome, sent, cost_usd) of every committed row, in id order."""
+    return lambda: ledger_db.query(PEEK)

@@ -76,3 +76,10 @@ def test_the_walker_sees_every_kind_of_import() -> None:
     source = "import caller_svc.ledger\ndef f():\n    from registry_svc.book import HealthBook\n"
     assert _imports_in(source) == {"caller_svc.ledger", "registry_svc.book"}
     assert _offending([ROOT / "router_svc" / "links.py"], ("grpc",)) != []
+
+
+def test_the_ledgers_schema_and_rules_do_no_io() -> None:
+    """Rows, SQL text, migrations and aggregation are values; only the backends touch a
+    database (caller_svc/ledger_sqlite.py, caller_svc/ledger_pg.py)."""
+    database = ("sqlite3", "psycopg", "psycopg_pool", *IO_MODULES)
+    assert _offending([ROOT / "caller_svc" / "ledger_schema.py"], database) == []

@@ -202,7 +202,7 @@ def _print_decision(d: RouteInfo) -> None:
 
 def cmd_route(args: argparse.Namespace) -> int:
     task = build_task(args)
-    with _client(BackendRouter) as router:
+    with _client(BackendRouter, args.router) as router:
         d = _rpc(lambda: router.decide(task, deadline=10))
     if args.json:
         _print_json(_decision_dict(d))
@@ -238,7 +238,7 @@ def _result_dict(r: ThinkResult) -> dict[str, Any]:
 
 def cmd_think(args: argparse.Namespace) -> int:
     task = build_task(args)
-    with _client(BackendRouter) as router:
+    with _client(BackendRouter, args.router) as router:
         try:
             if args.stream:
                 result = _think_stream(router, task, args)
@@ -381,7 +381,7 @@ def _state_text(d: dict[str, Any]) -> str:
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
-    with _client(RegistryClient) as registry:
+    with _client(RegistryClient, args.registry) as registry:
         listed = _rpc(lambda: registry.list_backends(deadline=10))
     now = time.time()
     rows = [_health_dict(b, now) for b in listed.backends]
@@ -420,7 +420,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:
     by = args.by or os.environ.get("USER") or "operator"
-    with _client(RegistryClient) as registry:
+    with _client(RegistryClient, args.registry) as registry:
         try:
             b = _rpc(
                 lambda: registry.set_enabled(
@@ -439,7 +439,7 @@ def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:
 
 def cmd_usage(args: argparse.Namespace) -> int:
     since = time.time() - args.hours * 3600 if args.hours else 0.0
-    with _client(CallerClient) as caller:
+    with _client(CallerClient, args.caller) as caller:
         report = _rpc(lambda: caller.usage(since=since, deadline=10))
 
     def row(u: BackendUsage) -> dict[str, Any]:
@@ -477,7 +477,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
-    with _client(RegistryClient) as registry:
+    with _client(RegistryClient, args.registry) as registry:
         r = _rpc(lambda: registry.reload(deadline=10))
     if not r.ok:
         print(f"reload rejected, old configuration kept: {r.error}", file=sys.stderr)
@@ -521,6 +521,13 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="uniwizard", description=__doc__)
+    for service in ("router", "registry", "caller"):
+        p.add_argument(
+            f"--{service}",
+            metavar="TARGET",
+            help=f"the {service}: host:port, dns:///host:port or ADDR:PORT,ADDR:PORT (calls go "
+            f"round robin to the replicas serving; default: $UNIWIZARD_{service.upper()}_ADDR)",
+        )
     sub = p.add_subparsers(dest="command", required=True)
 
     config = os.environ.get("UNIWIZARD_CONFIG", "configs/backends.yaml")
@@ -555,7 +562,11 @@ def parser() -> argparse.ArgumentParser:
         default=os.environ.get("UNIWIZARD_CONTENT_POLICY", "propagate"),
     )
     serve.add_argument("--no-probes", action="store_true", help="registry: no active probes")
-    serve.add_argument("--ledger", default=None, help="caller: SQLite ledger (default: data dir)")
+    serve.add_argument(
+        "--ledger",
+        default=None,
+        help="caller: SQLite path or postgresql:// URL (default: UNIWIZARD_LEDGER, else data dir)",
+    )
     serve.add_argument("--state", default=None, help="registry: operator state file")
     serve.set_defaults(fn=cmd_serve)
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
+from uniwizard.balancing import BalancingError
 from uniwizard.security import SecurityError
 from uniwizard_client import RouterUnavailable
 
@@ -32,11 +33,12 @@ UNREACHABLE_HINT = "is the stack running? (start it with: uniwizard up --sim)"
 
 
 @contextmanager
-def _client(make: Callable[[], C]) -> Iterator[C]:
-    """A ``uniwizard_client`` client for one command (settings errors are usage errors)."""
+def _client(make: Callable[[str | None], C], target: str | None = None) -> Iterator[C]:
+    """A ``uniwizard_client`` client for one command, to ``target`` (default: the service's
+    ``UNIWIZARD_<NAME>_ADDR``); settings errors are usage errors."""
     try:
-        client = make()
-    except SecurityError as exc:
+        client = make(target)
+    except (SecurityError, BalancingError) as exc:
         raise CliError(str(exc)) from None
     try:
         yield client

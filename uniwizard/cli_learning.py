@@ -18,7 +18,7 @@ def cmd_rate(args: argparse.Namespace) -> int:
     except InvalidRating as exc:
         raise CliError(str(exc)) from None
     request_id, trace_id = ("", args.id) if args.trace else (args.id, "")
-    with _client(BackendRouter) as router:
+    with _client(BackendRouter, args.router) as router:
         try:
             rated = _rpc(
                 lambda: router.rate(
@@ -75,7 +75,7 @@ def _stats_dict(r: StatsRow) -> dict[str, Any]:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    with _client(RegistryClient) as registry:
+    with _client(RegistryClient, args.registry) as registry:
         table = _rpc(
             lambda: registry.stats(category=args.category, backend=args.backend, deadline=10)
         )

@@ -32,6 +32,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from uniwizard import metrics, telemetry
+from uniwizard.balancing import connection_age_options
 from uniwizard.inproc import LocalServer
 from uniwizard.limits import Limits, load_limits
 from uniwizard.security import BearerTokenInterceptor, Security, check_listen, load_security
@@ -79,6 +80,7 @@ class ServiceHost:
                 ("grpc.max_receive_message_length", self.limits.max_message_bytes),
                 ("grpc.max_send_message_length", self.limits.max_message_bytes),
                 ("grpc.so_reuseport", 0),
+                *connection_age_options(os.environ),  # clients re-resolve: new replicas join
             ],
         )
         self.health = HealthServicer()
@@ -359,11 +361,12 @@ def setup_logging(name: str) -> None:
 
 def startup_errors() -> tuple[type[Exception], ...]:
     """What a component that cannot start raises: one line for the operator, exit 2."""
+    from uniwizard.balancing import BalancingError
     from uniwizard.config import ConfigError
     from uniwizard.limits import LimitsError
     from uniwizard.security import SecurityError
 
-    return (ConfigError, OSError, StartupError, SecurityError, LimitsError)
+    return (ConfigError, OSError, StartupError, SecurityError, LimitsError, BalancingError)
 
 
 def event_loop_runner() -> Callable[[Awaitable[int]], int]:

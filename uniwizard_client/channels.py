@@ -1,7 +1,9 @@
 """Client channels to the stack's services: the one place a client channel is built.
 
-An :class:`Endpoint` is one service's address with this process's security settings (TLS from
-``UNIWIZARD_TLS_*``, the bearer token from ``UNIWIZARD_TOKEN[_FILE]``, unless given). A
+An :class:`Endpoint` is one service's target with this process's security settings (TLS from
+``UNIWIZARD_TLS_*``, the bearer token from ``UNIWIZARD_TOKEN[_FILE]``, unless given). The target
+may name several replicas (``dns:///router:50052``, ``ADDR:PORT,ADDR:PORT``; see
+``uniwizard.balancing``): calls go round robin to those that are up and SERVING. A
 :class:`SyncConnection` / :class:`AsyncConnection` opens the channel lazily, sends the token and
 the W3C trace context with every call, and turns every failed call into a typed
 :class:`~uniwizard_client.errors.RouterError`.
@@ -17,7 +19,8 @@ from typing import Any, Generic, TypeVar
 import grpc
 from opentelemetry.context import Context
 
-from uniwizard.net import CHANNEL_OPTIONS, address
+from uniwizard.balancing import normalize_target
+from uniwizard.net import address, channel_options
 from uniwizard.security import load_security
 from uniwizard_client.errors import RouterError, from_rpc_error
 from uniwizard_client.tracing import Metadata, call_metadata
@@ -27,7 +30,7 @@ StubT = TypeVar("StubT")
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where one service is and how to talk to it."""
+    """Where one service is (its replicas) and how to talk to it."""
 
     service: str  # registry, router, caller
     target: str
@@ -45,24 +48,31 @@ class Endpoint:
     ) -> Endpoint:
         """``target`` defaults to ``UNIWIZARD_<SERVICE>_ADDR``; an unset token or credentials to
         the process's settings. Raises ``uniwizard.security.SecurityError`` on unusable
-        settings (naming the variable)."""
+        settings and ``uniwizard.balancing.BalancingError`` on a target that is not one (each
+        naming the variable or argument)."""
+        if target:
+            target = normalize_target(target, f"{service} target")
+        else:
+            target = normalize_target(address(service), f"UNIWIZARD_{service.upper()}_ADDR")
         security = load_security()
         return cls(
             service=service,
-            target=target or address(service),
+            target=target,
             token=token if token is not None else security.token,
             credentials=credentials or security.channel_credentials(),
         )
 
     def channel(self) -> grpc.Channel:
+        options = channel_options(self.service)
         if self.credentials is not None:
-            return grpc.secure_channel(self.target, self.credentials, options=CHANNEL_OPTIONS)
-        return grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+            return grpc.secure_channel(self.target, self.credentials, options=options)
+        return grpc.insecure_channel(self.target, options=options)
 
     def aio_channel(self) -> grpc.aio.Channel:
+        options = channel_options(self.service)
         if self.credentials is not None:
-            return grpc.aio.secure_channel(self.target, self.credentials, options=CHANNEL_OPTIONS)
-        return grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+            return grpc.aio.secure_channel(self.target, self.credentials, options=options)
+        return grpc.aio.insecure_channel(self.target, options=options)
 
     def metadata(self, context: Context | None = None) -> Metadata:
         """The bearer token and the trace context (``context``, else the current one)."""

@@ -32,8 +32,9 @@ from uniwizard_client.tracing import client_span
 class BackendRouter(RouterBase):
     """Route and dispatch tasks through router_svc. Thread-safe; one channel, opened lazily.
 
-    ``target`` defaults to ``UNIWIZARD_ROUTER_ADDR`` or ``127.0.0.1:50052``; ``deadline`` (s) is
-    the default per call; ``token`` is sent as ``authorization: Bearer <token>``.
+    ``target`` defaults to ``UNIWIZARD_ROUTER_ADDR`` or ``127.0.0.1:50052`` and may name several
+    routers (``dns:///router:50052``, ``IP:PORT,IP:PORT``: round robin over those serving);
+    ``deadline`` (s) is the default per call; ``token`` is sent as ``authorization: Bearer``.
     """
 
     _conn: SyncConnection[router_pb2_grpc.RouterStub]

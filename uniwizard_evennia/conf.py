@@ -1,7 +1,9 @@
 """Evennia settings for Uniwizard (all optional), read with ``getattr(settings, ..., default)``.
 
-    UNIWIZARD_ROUTER_ADDR      router_svc address      (default: env UNIWIZARD_ROUTER_ADDR,
-                                                         else 127.0.0.1:50052)
+    UNIWIZARD_ROUTER_ADDR      router_svc target       (default: env UNIWIZARD_ROUTER_ADDR,
+                                                         else 127.0.0.1:50052); several
+                               routers: "dns:///router:50052" or "IP:PORT,IP:PORT" (calls go
+                               round robin to those serving; see uniwizard.balancing)
     UNIWIZARD_REGISTRY_ADDR    registry_svc address    (default: env, else 127.0.0.1:50051)
     UNIWIZARD_DEADLINE         seconds per call        (default 60)
     UNIWIZARD_TOKEN            bearer token            (default none)

@@ -137,6 +137,18 @@ class TestThink(UniwizardCommandTest):
         assert err.startswith(f"[Uniwizard] think failed (unavailable): cannot reach router_svc"
                               f" at 127.0.0.1:{port}"), err
 
+    def test_a_list_of_routers_in_the_settings_skips_the_dead_one(self) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            dead = f"127.0.0.1:{s.getsockname()[1]}"
+        routers = f"{dead},{self.stack.router.target}"
+        with self.settings(UNIWIZARD_ROUTER_ADDR=routers):
+            assert conf.router().target == f"ipv4:{routers}"
+            for _ in range(3):  # every call answered: none goes to the dead address
+                self.call(CmdThink(), ROME)
+                thought = self.deliver(self.char1)
+                assert thought.startswith("Char thinks: Simulated answer from gpt-4o"), thought
+
     def test_cmdset_holds_the_commands(self) -> None:
         self.char1.cmdset.add(CmdSetUniwizard, persistent=False)
         keys = {c.key for c in self.char1.cmdset.current.commands}
