@@ -1,4 +1,5 @@
-# One image for the three services and the simulator; the command picks which one runs.
+# One image for the three services, the HTTP edge and the simulator; the command picks which one
+# runs.
 FROM python:3.11-slim
 WORKDIR /app
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 UNIWIZARD_DATA_DIR=/data
@@ -7,6 +8,8 @@ COPY uniwizard ./uniwizard
 COPY registry_svc ./registry_svc
 COPY router_svc ./router_svc
 COPY caller_svc ./caller_svc
+COPY edge_svc ./edge_svc
+COPY uniwizard_client ./uniwizard_client
 COPY uniwizard_sim ./uniwizard_sim
 COPY configs ./configs
 RUN pip install --no-cache-dir . && mkdir -p /data

@@ -37,7 +37,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 typecheck: setup
-	$(BIN)/mypy uniwizard registry_svc router_svc caller_svc uniwizard_sim uniwizard_client uniwizard_evennia
+	$(BIN)/mypy uniwizard registry_svc router_svc caller_svc edge_svc uniwizard_sim uniwizard_client uniwizard_evennia
 
 protos: setup
 	$(BIN)/python scripts/gen_protos.py

@@ -234,8 +234,10 @@ class Simulator:
 
 @dataclass
 class Stack:
-    """Registry + caller + router as child processes: one process (``mode="one"``) or three
-    (``"split"``), on the given simulator."""
+    """Registry + caller + router (and the HTTP edge) as child processes: one process
+    (``mode="one"``, ``uniwizard serve --target all``: the edge in it, linked in-process) or one
+    each (``"split"``; the edge as its own process only with ``edge``), on the given simulator.
+    The edge listens on a free port either way (``edge_addr``), never on the default one."""
 
     workdir: Path
     sim: Simulator
@@ -249,6 +251,8 @@ class Stack:
     callers: int = 1  # replicas (split only): caller, caller2, ...
     routers: int = 1  # replicas (split only): router, router2, ...
     ledger: str = ""  # the callers' UNIWIZARD_LEDGER; "" = a SQLite file in the data dir
+    edge: bool = False  # split: also run the edge as a process of its own
+    edge_addr: str = ""
 
     def __post_init__(self) -> None:
         if self.mode == "one" and (self.callers, self.routers) != (1, 1):
@@ -271,7 +275,8 @@ class Stack:
         return ",".join(self.addrs[n] for n in _replicas("router", self.routers))
 
     def pid(self, name: str) -> int:
-        """The process running ``name`` (registry, caller, router; one pid for all in "one")."""
+        """The process running ``name`` (registry, caller, router, edge; one pid for all in
+        "one")."""
         return self.procs["stack" if self.mode == "one" else name].pid
 
     def pids(self) -> dict[str, int]:
@@ -298,6 +303,7 @@ class Stack:
         env = clean_env({"UNIWIZARD_DATA_DIR": str(data), **self.sim.keys, **self.extra_env})
         for name in SERVICES:
             env[f"UNIWIZARD_{name.upper()}_ADDR"] = self.addrs[name]
+        self.edge_addr = env["UNIWIZARD_HTTP_ADDR"] = f"127.0.0.1:{free_port()}"
         common = ["--config", self.config_path]
         t1 = time.monotonic()
         deadline = t1 + timeout
@@ -334,6 +340,17 @@ class Stack:
                     + f"; see {self.workdir}/*.log"
                 )
             self.ready_s[name] = time.monotonic() - t1
+        if self.mode == "split" and self.edge:
+            self._spawn(
+                "edge",
+                "edge_svc",
+                ["--address", self.edge_addr, "--router", self.addrs["router"]],
+                env,
+            )
+        if self.mode == "one" or self.edge:
+            if not wait_http(f"http://{self.edge_addr}/health", deadline):
+                raise StartError(f"the HTTP edge did not become ready; see {self.workdir}/*.log")
+            self.ready_s["edge"] = time.monotonic() - t1
         self.startup_s = time.monotonic() - t1
 
     def check_alive(self) -> None:
@@ -348,8 +365,8 @@ class Stack:
         return {name: cpu_seconds(p.pid) for name, p in self.procs.items()}
 
     def stop(self, timeout: float = 15.0) -> dict[str, int | None]:
-        """SIGTERM in up's order (routers, callers, registry); exit codes."""
-        order = ["stack", *reversed(self.names)]
+        """SIGTERM in up's order (edge, routers, callers, registry); exit codes."""
+        order = ["stack", "edge", *reversed(self.names)]
         for name in order:
             p = self.procs.get(name)
             if p is not None and p.poll() is None:

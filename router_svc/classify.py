@@ -23,7 +23,7 @@ from router_svc.policy import STEM_KEY, WORD_RX, CategoryRule, Keyword, Policy
 from uniwizard.providers.tokens import estimate_task_tokens
 from uniwizard.types import Task
 
-__all__ = ["Classification", "Reason", "classify"]
+__all__ = ["Classification", "Reason", "classify", "requested"]
 
 _MAX_EVIDENCE = 40  # characters of an attachment name shown in a reason
 _MAX_SPAN = 24  # a pattern match longer than this is shown by the pattern's label
@@ -165,3 +165,12 @@ def _shown(matched: str, label: str) -> str:
 
 def _short(text: str) -> str:
     return text if len(text) <= _MAX_EVIDENCE else text[: _MAX_EVIDENCE - 1] + "…"
+
+
+def requested(category: str, policy: Policy) -> Classification:
+    """The classification when the caller names the category itself (``DispatchRequest.category``):
+    that category's chain, with fallback, and no reading of the task. The hard constraints of the
+    chain (privacy, modality, context, budgets, health) still apply. Raises ``KeyError`` for a
+    name the policy does not have."""
+    policy.rule(category)
+    return Classification(category, (Reason(category, "category requested by the caller"),))

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from router_svc.chain import Decision
 from router_svc.dispatch import DispatchReport
-from uniwizard.convert import attempt_to_pb, outcome_to_pb, tool_call_to_pb, usage_to_pb
-from uniwizard.types import Outcome
-from uniwizard.v1 import router_pb2
+from router_svc.health_view import HealthView
+from router_svc.policy import Policy
+from uniwizard.convert import (
+    attempt_to_pb,
+    backend_to_pb,
+    health_to_pb,
+    outcome_to_pb,
+    tool_call_to_pb,
+    usage_to_pb,
+)
+from uniwizard.types import BackendHealth, Outcome
+from uniwizard.v1 import common_pb2, router_pb2
 
 
 def decision_to_pb(d: Decision) -> router_pb2.RouteDecision:
@@ -49,4 +58,28 @@ def failure_to_pb(report: DispatchReport) -> router_pb2.DispatchFailure:
         decision=decision_to_pb(report.decision),
         trace_id=report.trace_id,
         request_id=report.request_id,
+    )
+
+
+def catalog_to_pb(policy: Policy, view: HealthView) -> router_pb2.CatalogResponse:
+    """The categories in policy order and the backends in configuration order, each with its
+    health as this router's snapshot has it (unknown before the first word from the registry)."""
+    return router_pb2.CatalogResponse(
+        categories=[
+            router_pb2.CategoryInfo(
+                name=c.name,
+                description=c.description,
+                prefer=list(c.prefer),
+                private_only=c.private_only,
+            )
+            for c in policy.categories
+        ],
+        default_category=policy.default,
+        backends=[
+            common_pb2.BackendStatus(
+                backend=backend_to_pb(b),
+                health=health_to_pb(view.health.get(key) or BackendHealth(key)),
+            )
+            for key, b in view.backends.items()
+        ],
     )

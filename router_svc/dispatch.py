@@ -24,7 +24,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from router_svc.adapt import rank
 from router_svc.budget import BudgetCheck, SpendTracker
 from router_svc.chain import ChainWalk, Decision, Skip, build_chain, upper_cost
-from router_svc.classify import Reason, classify
+from router_svc.classify import Reason, classify, requested
 from router_svc.client_budget import ClientSpend
 from router_svc.fallback import Action, FallbackPolicy, Step, next_step
 from router_svc.health_view import HealthView
@@ -68,12 +68,25 @@ class DispatchJob:
 
     task: Task
     pin: str = ""  # a backend key: straight to it, no fallback
+    category: str = ""  # a category of the policy: its chain, with fallback, no classifying
     deadline_s: float | None = None  # None: DEFAULT_DEADLINE_S
     trace_id: str = ""  # from the client's traceparent (used when tracing is off here)
     # The task's blind request as it arrived: forwarded to the caller as is, not re-encoded.
     request_pb: common_pb2.BlindRequest | None = None
     client: str = ""  # the name of the token it is for (the ledger's and the spans' client)
     budget: Budget | None = None  # that token's budget, if it has one
+
+
+@dataclass(frozen=True, slots=True)
+class Answering:
+    """Streams: the backend whose answer the deltas that follow are, yielded once just before
+    the first of them (nothing went out before it, and no other backend is tried after it)."""
+
+    backend: str
+    model: str
+
+
+StreamItem = Decision | Answering | Delta | CallResult | DispatchReport
 
 
 class DispatchFailed(Exception):
@@ -123,12 +136,16 @@ class RouterCore:
 
     # -- Route -------------------------------------------------------------------------------
 
-    def decide(self, task: Task, pin: str = "") -> Decision:
+    def decide(self, task: Task, pin: str = "", category: str = "") -> Decision:
         """v1's decision (classification, the filtered chain), then v2's reordering of it by
-        what was learned, when the category's ``adapt`` is on."""
+        what was learned, when the category's ``adapt`` is on. ``category`` (a name the policy
+        has) replaces the classification; ``pin`` replaces the chain."""
         now = time.time()
         estimate = estimate_task_tokens(task)
-        cls = classify(task, self.policy, estimate)
+        if category:
+            cls = requested(category, self.policy)
+        else:
+            cls = classify(task, self.policy, estimate)
         budget = self._budget_check(now)
         decision = build_chain(
             task,
@@ -210,10 +227,10 @@ class RouterCore:
                 span.set_attribute("uniwizard.rating.label", response.label)
             return response
 
-    def route(self, task: Task, client: str = "") -> Decision:
+    def route(self, task: Task, client: str = "", *, category: str = "") -> Decision:
         with self.tracer.start_as_current_span("route") as span:
             _client_attribute(span, client)
-            decision = self.decide(task)
+            decision = self.decide(task, category=category)
             _decision_attributes(span, decision)
             return decision
 
@@ -233,10 +250,9 @@ class RouterCore:
         assert report is not None, "_walk ends with a report or raises"
         return report
 
-    async def dispatch_stream(
-        self, job: DispatchJob
-    ) -> AsyncGenerator[Decision | Delta | CallResult | DispatchReport, None]:
-        """Decision first; then deltas and failed attempts (CallResult); the report last."""
+    async def dispatch_stream(self, job: DispatchJob) -> AsyncGenerator[StreamItem, None]:
+        """Decision first; then failed attempts (CallResult), the backend that answers
+        (Answering) and its deltas; the report last."""
         async with aclosing(self._walk(job, stream=True)) as items:
             async for item in items:
                 yield item
@@ -246,7 +262,7 @@ class RouterCore:
         task = job.task
         if not task.request_id:
             task = replace(task, request_id=uuid.uuid4().hex)
-        decision = self.decide(task, job.pin)
+        decision = self.decide(task, job.pin, job.category)
         trace_id = telemetry.current_trace_id() or job.trace_id or uuid.uuid4().hex
         report = DispatchReport(
             decision,
@@ -258,9 +274,7 @@ class RouterCore:
         )
         return _Run(task, report, deadline, stream)
 
-    async def _walk(
-        self, job: DispatchJob, *, stream: bool
-    ) -> AsyncGenerator[Decision | Delta | CallResult | DispatchReport, None]:
+    async def _walk(self, job: DispatchJob, *, stream: bool) -> AsyncGenerator[StreamItem, None]:
         with self.tracer.start_as_current_span("dispatch") as span:
             run = self._start(job, stream)
             report = run.report
@@ -302,10 +316,10 @@ class RouterCore:
 
     async def _try_backend(
         self, run: _Run, key: str, trial: bool
-    ) -> AsyncGenerator[Delta | CallResult, None]:
+    ) -> AsyncGenerator[Answering | Delta | CallResult, None]:
         """Attempts on one backend until it answers, the outcome says stop or move on, or the
-        deadline passes. Yields deltas and (streams only) each failed attempt; leaves the
-        answer, the failure or the next step on ``run``."""
+        deadline passes. Yields (streams only) each failed attempt, then ``Answering`` and the
+        deltas of the answer; leaves the answer, the failure or the next step on ``run``."""
         run.step = None
         tries = 0
         while True:
@@ -317,7 +331,10 @@ class RouterCore:
             result: CallResult | None = None
             async for event in self._attempt(run, key, remaining):
                 if isinstance(event, Delta):
-                    run.committed = True
+                    if not run.committed:
+                        run.committed = True
+                        b = self.view.backends.get(key)
+                        yield Answering(key, b.model if b is not None else "")
                     yield event
                 else:
                     result = event

@@ -12,8 +12,15 @@ from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 
 from router_svc.chain import Decision
-from router_svc.convert import decision_to_pb, failure_to_pb, result_to_pb
-from router_svc.dispatch import DispatchFailed, DispatchJob, DispatchReport, RouterCore
+from router_svc.convert import catalog_to_pb, decision_to_pb, failure_to_pb, result_to_pb
+from router_svc.dispatch import (
+    Answering,
+    DispatchFailed,
+    DispatchJob,
+    DispatchReport,
+    RouterCore,
+)
+from router_svc.policy import Policy
 from uniwizard import telemetry
 from uniwizard.auth_grpc import calling_client
 from uniwizard.config_types import Budget
@@ -45,6 +52,20 @@ def validate_task(pb: common_pb2.Task, limits: Limits) -> str | None:
         return "the task is empty: the last message has no text and no attachments"
     if pb.latency_budget_ms < 0 or pb.max_cost_usd < 0:
         return "latency_budget_ms and max_cost_usd must not be negative"
+    return None
+
+
+def check_selection(category: str, backend: str, policy: Policy) -> str | None:
+    """Why a requested category (or category and backend together) cannot be used, or None."""
+    if not category:
+        return None
+    if backend:
+        return "set backend (one backend, no fallback) or category (its chain), not both"
+    if category not in policy.names:
+        return (
+            f"category {category!r} is not in the routing policy "
+            f"(categories: {', '.join(policy.names)})"
+        )
     return None
 
 
@@ -90,9 +111,13 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise  # not reached: abort raises
 
-    async def _task(self, pb: common_pb2.Task, context: Context) -> Task:
-        problem = validate_task(pb, self.limits) or check_deadline(
-            context.time_remaining(), self.limits
+    async def _task(
+        self, pb: common_pb2.Task, context: Context, category: str = "", backend: str = ""
+    ) -> Task:
+        problem = (
+            validate_task(pb, self.limits)
+            or check_deadline(context.time_remaining(), self.limits)
+            or check_selection(category, backend, self.core.policy)
         )
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
@@ -101,7 +126,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
     async def _job(self, request: router_pb2.DispatchRequest, context: Context) -> DispatchJob:
         """The dispatch to run: a valid task, for a client within its budget (INVALID_ARGUMENT,
         RESOURCE_EXHAUSTED naming the budget, otherwise)."""
-        task = await self._task(request.task, context)
+        task = await self._task(request.task, context, request.category, request.backend)
         client = await self._client(context)
         budget = self.budget_of(client)
         over = await self.core.over_budget(client, budget)
@@ -111,6 +136,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         return DispatchJob(
             task,
             pin=request.backend,
+            category=request.category,
             deadline_s=None if remaining is None else min(remaining, self.limits.max_deadline_s),
             trace_id=incoming_trace_id(context),
             request_pb=request.task.request,
@@ -121,8 +147,10 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
     async def Route(
         self, request: router_pb2.RouteRequest, context: Context
     ) -> router_pb2.RouteDecision:
-        task = await self._task(request.task, context)
-        return decision_to_pb(self.core.route(task, await self._client(context)))
+        task = await self._task(request.task, context, request.category)
+        return decision_to_pb(
+            self.core.route(task, await self._client(context), category=request.category)
+        )
 
     async def Dispatch(
         self, request: router_pb2.DispatchRequest, context: Context
@@ -143,6 +171,9 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                 async for item in items:
                     if isinstance(item, Decision):
                         yield router_pb2.DispatchEvent(decision=decision_to_pb(item))
+                    elif isinstance(item, Answering):
+                        answering = router_pb2.Answering(backend=item.backend, model=item.model)
+                        yield router_pb2.DispatchEvent(answering=answering)
                     elif isinstance(item, Delta):
                         for event in delta_events(item, router_pb2.DispatchEvent):
                             yield event
@@ -152,6 +183,11 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                         yield router_pb2.DispatchEvent(done=result_to_pb(item, with_text=False))
         except DispatchFailed as failed:
             await abort_failed(context, failed.report)
+
+    async def Catalog(
+        self, request: router_pb2.CatalogRequest, context: Context
+    ) -> router_pb2.CatalogResponse:
+        return catalog_to_pb(self.core.policy, self.core.view)
 
     async def Rate(
         self, request: common_pb2.RateRequest, context: Context

@@ -1,10 +1,12 @@
-"""The whole stack in the test process: simulator + registry + caller + router on port 0, each a
-real gRPC server on a real socket, wired by the same code as ``uniwizard serve --target all``.
+"""The whole stack in the test process: simulator + registry + caller + router + the HTTP edge on
+port 0, each a real server on a real socket, wired by the same code as ``uniwizard serve --target
+all``.
 
 Two ways to link the components (``links``): ``"inproc"``, as one process runs them (the router
-reaches the caller, and both reach the registry, through in-process channels), and ``"grpc"``, as
-three processes do (real channels over loopback sockets). Tests that use :func:`running_stack`
-run once per way (``tests/conftest.py``); clients reach the stack over real sockets either way.
+reaches the caller, both reach the registry, and the edge the router, through in-process
+channels), and ``"grpc"``, as separate processes do (real channels over loopback sockets).
+Tests that use :func:`running_stack` run once per way (``tests/conftest.py``); clients reach the
+stack over real sockets either way.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import grpc
 import yaml
 
 from caller_svc.server import CallerService
+from edge_svc.server import EdgeService
 from registry_svc.server import RegistryService
 from router_svc.server import RouterService
 from uniwizard.config import dump_config, load_config, rewrite_urls
@@ -68,6 +71,7 @@ class Stack:
     registry: RegistryService
     caller: CallerService
     router: RouterService
+    edge: EdgeService
     config: Config
     config_path: str
     tmp: Path
@@ -146,12 +150,13 @@ async def running_services(
     content_policy: str = "propagate",
     policy: Path | None = None,
     links: Links | None = None,
-) -> AsyncIterator[tuple[RegistryService, CallerService, RouterService]]:
-    """Registry, caller and router on port 0 for the backends file ``path`` (state and ledger
-    under ``tmp``), wired by ``uniwizard serve``'s own code and linked as ``links`` says (default:
-    ``default_links``), the router connected to the registry's health stream. ``policy`` is the
-    routing policy: by default the shipped one with adaptation off (v1), so tests that expect a
-    given backend do not depend on what earlier requests taught the registry."""
+) -> AsyncIterator[tuple[RegistryService, CallerService, RouterService, EdgeService]]:
+    """Registry, caller, router and the HTTP edge on port 0 for the backends file ``path`` (state
+    and ledger under ``tmp``), wired by ``uniwizard serve``'s own code and linked as ``links``
+    says (default: ``default_links``), the router connected to the registry's health stream.
+    ``policy`` is the routing policy: by default the shipped one with adaptation off (v1), so
+    tests that expect a given backend do not depend on what earlier requests taught the
+    registry."""
     opts = StackOptions(
         path,
         policy_path=str(policy or v1_policy(tmp)),
@@ -163,13 +168,14 @@ async def running_services(
         in_process_links=(links or default_links) == "inproc",
     )
     services = await start_components(COMPONENTS, opts)
-    registry, caller, router = services
+    registry, caller, router, edge = services
     assert isinstance(registry, RegistryService)
     assert isinstance(caller, CallerService)
     assert isinstance(router, RouterService)
+    assert isinstance(edge, EdgeService)
     try:
         await router.view.wait_for(lambda v: v.connected, 5.0)
-        yield registry, caller, router
+        yield registry, caller, router, edge
     finally:
         await stop_all(services, grace=1.0)
 
@@ -207,9 +213,9 @@ async def running_stack(
                 content_policy=content_policy,
                 policy=policy or (ROUTING_YAML if adapt else None),
                 links=links,
-            ) as (registry, caller, router):
+            ) as (registry, caller, router, edge):
                 stack = Stack(
-                    sim, registry, caller, router, config, path, tmp, links or default_links
+                    sim, registry, caller, router, edge, config, path, tmp, links or default_links
                 )
                 try:
                     yield stack

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("registry_svc", "router_svc", "caller_svc")
+SERVICES = ("registry_svc", "router_svc", "caller_svc", "edge_svc")
 # Modules of the shared package allowed to import services: they run them (the `uniwizard`
 # command, `uniwizard up`, and `uniwizard serve --target ...`, which wires components together).
 ENTRY_POINTS = {"uniwizard/cli.py", "uniwizard/up.py", "uniwizard/serve.py"}

@@ -7,7 +7,6 @@ import argparse
 import json
 import mimetypes
 import os
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from uniwizard.cli_common import (  # the exit codes are part of the command lin
     _rpc,
     _unreachable,
 )
-from uniwizard.types import Attachment, BlindRequest, Message, Role, Task, ToolDef
+from uniwizard.types import TOOL_NAME_RE, Attachment, BlindRequest, Message, Role, Task, ToolDef
 from uniwizard_client import (
     AttemptFailed,
     AttemptInfo,
@@ -66,8 +65,6 @@ def _attachments(paths: Sequence[str]) -> tuple[Attachment, ...]:
     return tuple(out)
 
 
-# A tool name every provider accepts (OpenAI's rule, and Gemini's: a letter or "_" first).
-_TOOL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 _TOOL_KEYS = ("name", "description", "parameters")
 
 
@@ -112,7 +109,7 @@ def _tool(item: Any, where: str) -> ToolDef:
     if not isinstance(name, str) or not name:
         raise CliError(f'{where}: needs a "name" (a string)')
     where = f"{where} ({name!r})"
-    if not _TOOL_NAME_RE.match(name):
+    if not TOOL_NAME_RE.match(name):
         raise CliError(
             f"{where}: a name is a letter or '_' then letters, digits, '_' or '-', "
             "at most 64 characters"
@@ -542,12 +539,14 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     config = os.environ.get("UNIWIZARD_CONFIG", "configs/backends.yaml")
-    up = sub.add_parser("up", help="start registry, router and caller (and the simulator)")
+    up = sub.add_parser(
+        "up", help="start registry, router, caller and the HTTP edge (and the simulator)"
+    )
     up.add_argument("--config", default=config)
     up.add_argument("--sim", action="store_true", help="run the provider simulator and use it")
     up.add_argument("--demo", action="store_true", help="once serving, route and think a few tasks")
     up.add_argument(
-        "--split", action="store_true", help="three processes linked over gRPC (default: one)"
+        "--split", action="store_true", help="four processes linked over gRPC (default: one)"
     )
     up.set_defaults(fn=cmd_up)
 
@@ -557,8 +556,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--target",
         default="all",
-        help="all (default), or registry, caller, router, comma-separated; components in this "
-        "process are linked in-process, the others reached at UNIWIZARD_<NAME>_ADDR",
+        help="all (default), or registry, caller, router, edge, comma-separated; components in "
+        "this process are linked in-process, the others reached at UNIWIZARD_<NAME>_ADDR (the "
+        "edge listens on UNIWIZARD_HTTP_ADDR)",
     )
     serve.add_argument("--config", default=config)
     serve.add_argument(

@@ -35,11 +35,17 @@ CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 5_000),
 ]
+DEFAULT_HTTP_ADDR = "127.0.0.1:50080"  # the HTTP edge (UNIWIZARD_HTTP_ADDR)
 
 
 def address(service: str) -> str:
     """The address of ``service`` (registry, router, caller) from UNIWIZARD_<NAME>_ADDR."""
     return os.environ.get(f"UNIWIZARD_{service.upper()}_ADDR") or DEFAULT_ADDRS[service]
+
+
+def http_address() -> str:
+    """The HTTP edge's address, from UNIWIZARD_HTTP_ADDR."""
+    return os.environ.get("UNIWIZARD_HTTP_ADDR") or DEFAULT_HTTP_ADDR
 
 
 def channel_options(service: str | None) -> list[tuple[str, Any]]:

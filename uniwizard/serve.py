@@ -1,18 +1,19 @@
 """``uniwizard serve --target ...``: run components of the stack, all in one process or one each.
 
-One binary, deployment targets (as Grafana Mimir's ``-target``): ``all`` runs registry, caller and
-router in this process; ``registry``, ``caller`` or ``router`` (or a comma-separated list) runs
-just those. Every component keeps its own gRPC server, port, health status and reflection
-whatever the target, so clients and orchestrators see no difference.
+One binary, deployment targets (as Grafana Mimir's ``-target``): ``all`` runs registry, caller,
+router and the HTTP edge in this process; ``registry``, ``caller``, ``router`` or ``edge`` (or a
+comma-separated list) runs just those. Every service keeps its own gRPC server, port, health
+status and reflection whatever the target (the edge its HTTP port, ``UNIWIZARD_HTTP_ADDR``), so
+clients and orchestrators see no difference.
 
 Links are chosen here, at wiring time: a component reaches another that runs in this process
 through an in-process channel to its :class:`~uniwizard.inproc.LocalServer` (same stubs, same
 handlers, same interceptors, no socket, no serialization), and one elsewhere over gRPC at its
 address (``UNIWIZARD_<NAME>_ADDR``). The components start in dependency order (registry, caller,
-router) and stop in reverse as one drain (:func:`uniwizard.server.serve_until_signal`); a crash of
-any of them stops them all and exits 1.
+router, edge) and stop in reverse as one drain (:func:`uniwizard.server.serve_until_signal`); a
+crash of any of them stops them all and exits 1.
 
-An entry point: it imports the three services to run them (``tests/test_layering.py`` allows it,
+An entry point: it imports the services to run them (``tests/test_layering.py`` allows it,
 as it allows ``cli.py`` and ``up.py``).
 """
 
@@ -24,10 +25,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from caller_svc.server import build_caller
+from edge_svc.server import build_edge
 from registry_svc.server import build_registry
 from router_svc.server import build_router
-from uniwizard.net import Link, address, local_channel
+from uniwizard.net import Link, address, http_address, local_channel
 from uniwizard.server import (
+    Component,
     Service,
     Signals,
     event_loop_runner,
@@ -37,11 +40,17 @@ from uniwizard.server import (
     stop_all,
 )
 
-COMPONENTS = ("registry", "caller", "router")  # start order: each links to those before it
+# Start order: each links to those before it.
+COMPONENTS = ("registry", "caller", "router", "edge")
 
 
 class TargetError(ValueError):
     pass
+
+
+def address_variable(component: str) -> str:
+    """The environment variable holding a component's address (the edge's is HTTP)."""
+    return "UNIWIZARD_HTTP_ADDR" if component == "edge" else f"UNIWIZARD_{component.upper()}_ADDR"
 
 
 def parse_targets(spec: str) -> tuple[str, ...]:
@@ -72,27 +81,34 @@ class StackOptions:
     in_process_links: bool = True
 
     def address(self, component: str) -> str:
+        """``addresses[component]``, else the component's variable (``address_variable``)."""
+        if component == "edge":
+            return self.addresses.get(component) or http_address()
         return self.addresses.get(component) or address(component)
 
 
-async def start_components(targets: Sequence[str], opts: StackOptions) -> list[Service]:
+async def start_components(targets: Sequence[str], opts: StackOptions) -> list[Component]:
     """Build and start each target in start order, each linked to those started before it; on
     a failure, stop the ones started and raise."""
-    started: dict[str, Service] = {}
+    started: dict[str, Component] = {}
 
     def link(component: str, client: str) -> Link:
         service = started.get(component)
         if service is None:
             return opts.address(component)
-        if not opts.in_process_links:
+        if not opts.in_process_links or not isinstance(service, Service):
             return service.target
         return local_channel(service.host.local, client)
+
+    def where(component: str) -> str:
+        service = started.get(component)
+        return service.target if service is not None else opts.address(component)
 
     try:
         for name in COMPONENTS:
             if name not in targets:
                 continue
-            service = await _build(name, opts, link)
+            service = await _build(name, opts, link, where)
             await service.start()
             started[name] = service
     except BaseException:
@@ -101,7 +117,12 @@ async def start_components(targets: Sequence[str], opts: StackOptions) -> list[S
     return list(started.values())
 
 
-async def _build(name: str, opts: StackOptions, link: Callable[[str, str], Link]) -> Service:
+async def _build(
+    name: str,
+    opts: StackOptions,
+    link: Callable[[str, str], Link],
+    where: Callable[[str], str],
+) -> Component:
     addr = opts.address(name)
     if name == "registry":
         return await build_registry(
@@ -114,20 +135,22 @@ async def _build(name: str, opts: StackOptions, link: Callable[[str, str], Link]
             ledger_path=opts.ledger_path,
             registry=link("registry", "caller_svc"),
         )
-    return await build_router(
-        opts.config_path,
-        opts.policy_path,
-        addr,
-        registry=link("registry", "router_svc"),
-        caller=link("caller", "router_svc"),
-        content_policy=opts.content_policy,
-    )
+    if name == "router":
+        return await build_router(
+            opts.config_path,
+            opts.policy_path,
+            addr,
+            registry=link("registry", "router_svc"),
+            caller=link("caller", "router_svc"),
+            content_policy=opts.content_policy,
+        )
+    return await build_edge(addr, router=link("router", "edge_svc"), router_target=where("router"))
 
 
 async def serve(
     targets: Sequence[str],
     opts: StackOptions,
-    on_ready: Callable[[Sequence[Service]], None] | None = None,
+    on_ready: Callable[[Sequence[Component]], None] | None = None,
 ) -> int:
     """Start the targets, then serve until SIGTERM/SIGINT (0) or a crash (1)."""
     signals = Signals()
@@ -142,7 +165,7 @@ async def serve(
 def run_serve(
     targets: Sequence[str],
     opts: StackOptions,
-    on_ready: Callable[[Sequence[Service]], None] | None = None,
+    on_ready: Callable[[Sequence[Component]], None] | None = None,
 ) -> int:
     """Run :func:`serve` on the event loop; a component that cannot start is one line, exit 2."""
     setup_logging("uniwizard")

@@ -1,6 +1,7 @@
 """The one shape every service has: a :class:`ServiceHost` (the aio gRPC server with the standard
 health and reflection services, and its in-process face) inside a :class:`Service` (the
-component's lifecycle).
+component's lifecycle). :class:`Component` is that lifecycle alone, whatever a component serves:
+the HTTP edge (``edge_svc``) is one too, and starts, drains, reloads and crashes like the rest.
 
 A service's ``build_*`` function loads its configuration and fails fast, builds its core and
 servicer, and returns its :class:`Service` subclass with everything wired in the constructor; the
@@ -145,32 +146,38 @@ class ServiceHost:
             await self.health.set(name, status)
 
 
-class Service:
-    """A running component: its host plus what it does on reload, drain and close.
+class Component:
+    """A running component of the stack: start, drain, stop, reload, and crash.
 
-    Subclasses build their core and servicer in their constructor and override the hooks, and
-    hand the tasks they cannot work without to :meth:`watch`.
+    Subclasses say what they serve (:attr:`name`, :attr:`target`, :meth:`start`,
+    :meth:`not_serving`, :meth:`stop_serving`), override the hooks, and hand the tasks they
+    cannot work without to :meth:`watch`.
     """
 
-    def __init__(self, host: ServiceHost) -> None:
-        self.host = host
+    def __init__(self) -> None:
         self._stopping = False
         self._crash: asyncio.Future[BaseException] | None = None
 
     @property
     def name(self) -> str:
-        return self.host.name
+        raise NotImplementedError
 
     @property
     def target(self) -> str:
-        return self.host.target
-
-    @property
-    def limits(self) -> Limits:
-        return self.host.limits
+        """Where clients reach it (host:port)."""
+        raise NotImplementedError
 
     async def start(self) -> int:
-        return await self.host.start()
+        """Start serving; the port."""
+        raise NotImplementedError
+
+    async def not_serving(self) -> None:
+        """Shutdown begins: health checks say so before anything stops (one drain per process)."""
+        raise NotImplementedError
+
+    async def stop_serving(self, grace: float) -> None:
+        """Stop accepting; requests in flight get ``grace`` seconds."""
+        raise NotImplementedError
 
     def reload(self) -> None:
         """SIGHUP: re-read configuration; a failed reload keeps the running one."""
@@ -184,9 +191,9 @@ class Service:
 
     async def stop(self, grace: float = GRACE_SECONDS) -> None:
         self._stopping = True
-        await self.host.health.enter_graceful_shutdown()
+        await self.not_serving()
         self.draining()
-        await self.host.stop(grace)
+        await self.stop_serving(grace)
         try:
             await self.aclose()
         except Exception:  # a failed flush must not stop the rest of the shutdown
@@ -230,6 +237,38 @@ class Service:
         return self._crash
 
 
+class Service(Component):
+    """A gRPC component: its :class:`ServiceHost` plus what it does on reload, drain and close.
+
+    Subclasses build their core and servicer in their constructor and override the hooks.
+    """
+
+    def __init__(self, host: ServiceHost) -> None:
+        super().__init__()
+        self.host = host
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    @property
+    def target(self) -> str:
+        return self.host.target
+
+    @property
+    def limits(self) -> Limits:
+        return self.host.limits
+
+    async def start(self) -> int:
+        return await self.host.start()
+
+    async def not_serving(self) -> None:
+        await self.host.health.enter_graceful_shutdown()
+
+    async def stop_serving(self, grace: float) -> None:
+        await self.host.stop(grace)
+
+
 EXIT_CRASHED = 1
 
 
@@ -239,7 +278,7 @@ class Signals:
 
     def __init__(self) -> None:
         self.stop = asyncio.Event()
-        self.services: Sequence[Service] = ()
+        self.services: Sequence[Component] = ()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
@@ -251,7 +290,7 @@ class Signals:
 
 
 async def serve_until_signal(
-    services: Sequence[Service], signals: Signals, grace: float = GRACE_SECONDS
+    services: Sequence[Component], signals: Signals, grace: float = GRACE_SECONDS
 ) -> int:
     """Serve started components until SIGTERM or SIGINT (exit 0) or until one crashes (exit 1,
     with a message naming it); then stop them all. SIGHUP reloads each.
@@ -287,17 +326,17 @@ async def serve_until_signal(
     return code
 
 
-async def stop_all(services: Sequence[Service], grace: float = GRACE_SECONDS) -> None:
+async def stop_all(services: Sequence[Component], grace: float = GRACE_SECONDS) -> None:
     """Health NOT_SERVING everywhere at once, then stop each, last started first."""
     log.info("shutting down %s (grace %.0f s)", ", ".join(s.name for s in services), grace)
     for service in services:
-        await service.host.health.enter_graceful_shutdown()
+        await service.not_serving()
     for service in reversed(services):
         await service.stop(grace)
         print(f"{service.name} stopped", flush=True)
 
 
-async def run_until_signal(service: Service, grace: float = GRACE_SECONDS) -> int:
+async def run_until_signal(service: Component, grace: float = GRACE_SECONDS) -> int:
     """Start one component and serve it until SIGTERM or SIGINT (see serve_until_signal)."""
     signals = Signals()
     await service.start()
@@ -305,7 +344,7 @@ async def run_until_signal(service: Service, grace: float = GRACE_SECONDS) -> in
     return await serve_until_signal([service], signals, grace)
 
 
-def main_entry(build: Callable[[], Awaitable[Service]], name: str) -> int:
+def main_entry(build: Callable[[], Awaitable[Component]], name: str) -> int:
     """Run a service from ``python -m``: config errors print one line and exit 2."""
     setup_logging(name)
 

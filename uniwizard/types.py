@@ -8,6 +8,7 @@ prompt, messages, tool definitions and output limits. There is no field for who 
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 
 from uniwizard.config_types import Budget
@@ -68,6 +69,10 @@ class Attachment:
         """text, image, audio or video, from the media type."""
         major = self.media_type.split("/", 1)[0].lower()
         return major if major in {"image", "audio", "video"} else "text"
+
+
+# A tool name every provider accepts (OpenAI's rule, and Gemini's: a letter or "_" first).
+TOOL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,11 @@
 """``uniwizard up``: the whole stack on this machine (and optionally the provider simulator).
 
-By default in one process: registry, caller and router run here, each its own gRPC service on its
-own port with its own health status and reflection, linked in-process (``uniwizard serve
---target all``, :mod:`uniwizard.serve`). ``--split`` runs them as three processes linked over gRPC
-(``python -m <service>`` each), as a multi-machine deployment does. ``--sim`` runs the simulator
-beside them as a process of its own: it stands for the providers across the network.
+By default in one process: registry, caller, router and the HTTP edge run here, each service its
+own gRPC server on its own port with its own health status and reflection, the edge on
+``UNIWIZARD_HTTP_ADDR``, linked in-process (``uniwizard serve --target all``,
+:mod:`uniwizard.serve`). ``--split`` runs them as four processes linked over gRPC (``python -m
+<package>`` each), as a multi-machine deployment does. ``--sim`` runs the simulator beside them as
+a process of its own: it stands for the providers across the network.
 
 Either way ``up`` prints when every service is serving, reloads every service on SIGHUP, and on
 Ctrl-C or SIGTERM drains and stops them all.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -25,10 +27,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from uniwizard.config import ConfigError, dump_config, load_config, rewrite_urls
-from uniwizard.net import address, data_dir
+from uniwizard.net import address, data_dir, http_address
 from uniwizard.security import sync_channel
 from uniwizard.serve import COMPONENTS, StackOptions, run_serve
-from uniwizard.server import Service
+from uniwizard.server import Component
 
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 15.0
@@ -134,14 +136,16 @@ def run_up(config_path: str, *, sim: bool, demo: bool = False, split: bool = Fal
 def _serving_line(addrs: dict[str, str], took: float, how: str) -> str:
     return (
         f"uniwizard: all services serving after {took:.1f} s {how} — registry {addrs['registry']},"
-        f" router {addrs['router']}, caller {addrs['caller']}. Ctrl-C stops."
+        f" router {addrs['router']}, caller {addrs['caller']}, HTTP edge {addrs['edge']}"
+        " (OpenAI protocol: /v1/chat/completions). Ctrl-C stops."
     )
 
 
 def _run_one_process(config_path: str, started: float, demo: bool) -> int:
-    """Registry, caller and router in this process, linked in-process, until a signal."""
+    """Registry, caller, router and the edge in this process, linked in-process, until a
+    signal."""
 
-    def ready(services: Sequence[Service]) -> None:
+    def ready(services: Sequence[Component]) -> None:
         addrs = {s.name.removesuffix("_svc"): s.target for s in services}
         took = time.monotonic() - started
         print(_serving_line(addrs, took, "in one process"), flush=True)
@@ -159,7 +163,8 @@ def _run_split(
     demo: bool,
     stopping: Callable[[], bool],
 ) -> int:
-    """Registry, caller and router as three processes linked over gRPC, until a signal."""
+    """Registry, caller, router and the edge as four processes linked over gRPC, until a
+    signal."""
 
     def reload_all(*_: object) -> None:  # each service re-reads its configuration on SIGHUP
         for name, p in procs.items():
@@ -196,9 +201,19 @@ def _run_split(
                 file=sys.stderr,
             )
             return 1
+    edge = http_address()
+    procs["edge"] = _spawn("edge_svc", ["--address", edge, "--router", address("router")], env)
+    if not _wait_listening(edge, procs["edge"]):
+        code = procs["edge"].poll()
+        print(
+            f"uniwizard up: the HTTP edge did not start on {edge}"
+            + (f" (exited with {code})" if code is not None else ""),
+            file=sys.stderr,
+        )
+        return 1
     took = time.monotonic() - started
-    addrs = {name: address(name) for name in SERVICES}
-    print(_serving_line(addrs, took, "in three processes"), flush=True)
+    addrs = {**{name: address(name) for name in SERVICES}, "edge": edge}
+    print(_serving_line(addrs, took, "in four processes"), flush=True)
     if demo:
         _demo()
     while not stopping():
@@ -210,9 +225,7 @@ def _run_split(
     return 0
 
 
-def _wait_http(
-    url: str, proc: subprocess.Popen[bytes], timeout: float = READY_TIMEOUT_S
-) -> bool:
+def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = READY_TIMEOUT_S) -> bool:
     """Poll ``url`` until it answers 200, the process exits, or ``timeout`` passes."""
     import httpx
 
@@ -228,8 +241,25 @@ def _wait_http(
     return False
 
 
+def _wait_listening(
+    addr: str, proc: subprocess.Popen[bytes], timeout: float = READY_TIMEOUT_S
+) -> bool:
+    """Until ``addr`` accepts TCP connections (the edge listens once it is ready, whether it
+    serves TLS or not), the process exits, or ``timeout`` passes."""
+    host, _, port = addr.rpartition(":")
+    host = host.strip("[]")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1.0):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
 def _stop(procs: dict[str, subprocess.Popen[bytes]]) -> None:
-    order = ["router", "caller", "registry", "sim"]
+    order = ["edge", "router", "caller", "registry", "sim"]
     for name in order:
         p = procs.get(name)
         if p is not None and p.poll() is None:

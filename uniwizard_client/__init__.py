@@ -36,11 +36,14 @@ from uniwizard_client.errors import RouterError, RouterUnavailable
 from uniwizard_client.health import fetch_health, set_enabled
 from uniwizard_client.learning import BudgetInfo, Rated, StatsRow, StatsTable
 from uniwizard_client.results import (
+    Answering,
     AttemptFailed,
     AttemptInfo,
     BackendList,
     BackendState,
     BackendUsage,
+    Catalog,
+    CategoryInfo,
     Reason,
     ReloadResult,
     Routed,
@@ -57,6 +60,7 @@ from uniwizard_client.services import CallerClient, RegistryClient
 from uniwizard_client.task import Task, TaskLike
 
 __all__ = [
+    "Answering",
     "AsyncBackendRouter",
     "Attachment",
     "AttemptFailed",
@@ -67,6 +71,8 @@ __all__ = [
     "BackendUsage",
     "BudgetInfo",
     "CallerClient",
+    "Catalog",
+    "CategoryInfo",
     "InvalidRating",
     "Rated",
     "Reason",

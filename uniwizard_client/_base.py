@@ -35,12 +35,16 @@ class RouterBase(ServiceClient):
         self._tracer = get_tracer(tracer_provider)
 
     @staticmethod
-    def _route_request(task: TaskLike) -> router_pb2.RouteRequest:
-        return router_pb2.RouteRequest(task=task_pb(task))
+    def _route_request(task: TaskLike, category: str | None = None) -> router_pb2.RouteRequest:
+        return router_pb2.RouteRequest(task=task_pb(task), category=category or "")
 
     @staticmethod
-    def _dispatch_request(task: TaskLike, backend: str | None) -> router_pb2.DispatchRequest:
-        return router_pb2.DispatchRequest(task=task_pb(task), backend=backend or "")
+    def _dispatch_request(
+        task: TaskLike, backend: str | None, category: str | None = None
+    ) -> router_pb2.DispatchRequest:
+        return router_pb2.DispatchRequest(
+            task=task_pb(task), backend=backend or "", category=category or ""
+        )
 
     @staticmethod
     def _decided(span: trace.Span, pb: router_pb2.RouteDecision) -> RouteInfo:

@@ -6,10 +6,12 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from types import TracebackType
 
+import grpc
 from opentelemetry import trace
 
-from uniwizard.v1 import router_pb2_grpc
+from uniwizard.v1 import router_pb2, router_pb2_grpc
 from uniwizard_client._base import (
+    DEFAULT_DEADLINE,
     ROUTE_SPAN,
     THINK_SPAN,
     THINK_STREAM_SPAN,
@@ -17,19 +19,51 @@ from uniwizard_client._base import (
 )
 from uniwizard_client.channels import AsyncConnection
 from uniwizard_client.learning import Rated, rate_request, rated
-from uniwizard_client.results import RouteInfo, StreamAssembler, StreamEvent, ThinkResult
+from uniwizard_client.results import (
+    Catalog,
+    RouteInfo,
+    StreamAssembler,
+    StreamEvent,
+    ThinkResult,
+    catalog,
+)
 from uniwizard_client.task import TaskLike
 from uniwizard_client.tracing import client_span
 
 
 class AsyncBackendRouter(RouterBase):
     """Like :class:`~uniwizard_client.BackendRouter`, with coroutines. The channel is opened on
-    first use, in the running event loop; close it with ``await router.close()``."""
+    first use, in the running event loop; close it with ``await router.close()``.
+
+    ``channel``: talk over this channel instead of opening one to ``target`` (e.g. an
+    in-process channel to a router in this process); ``close()`` leaves it open.
+    """
 
     _conn: AsyncConnection[router_pb2_grpc.RouterStub]
 
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        channel: grpc.aio.Channel | None = None,
+        deadline: float = DEFAULT_DEADLINE,
+        token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+    ):
+        self._given_channel = channel
+        super().__init__(
+            target,
+            deadline=deadline,
+            token=token,
+            credentials=credentials,
+            tracer_provider=tracer_provider,
+        )
+
     def _connect(self) -> AsyncConnection[router_pb2_grpc.RouterStub]:
-        return AsyncConnection(self.endpoint, router_pb2_grpc.RouterStub)
+        return AsyncConnection(
+            self.endpoint, router_pb2_grpc.RouterStub, channel=self._given_channel
+        )
 
     async def route(self, task: TaskLike, *, deadline: float | None = None) -> str:
         return self._backend_of(await self.decide(task, deadline=deadline))
@@ -42,22 +76,34 @@ class AsyncBackendRouter(RouterBase):
     async def call_with_fallback(self, task: TaskLike, *, deadline: float | None = None) -> str:
         return (await self.dispatch(task, deadline=deadline)).text
 
-    async def decide(self, task: TaskLike, *, deadline: float | None = None) -> RouteInfo:
+    async def decide(
+        self, task: TaskLike, *, category: str | None = None, deadline: float | None = None
+    ) -> RouteInfo:
         with client_span(self._tracer, ROUTE_SPAN, self.target) as span:
-            request = self._route_request(task)
+            request = self._route_request(task, category)
             pb = await self._conn.unary("Route", request, self._timeout(deadline))
             return self._decided(span, pb)
 
     async def dispatch(
-        self, task: TaskLike, backend: str | None = None, *, deadline: float | None = None
+        self,
+        task: TaskLike,
+        backend: str | None = None,
+        *,
+        category: str | None = None,
+        deadline: float | None = None,
     ) -> ThinkResult:
         with client_span(self._tracer, THINK_SPAN, self.target) as span:
-            request = self._dispatch_request(task, backend)
+            request = self._dispatch_request(task, backend, category)
             pb = await self._conn.unary("Dispatch", request, self._timeout(deadline))
             return self._answered(span, pb)
 
     def dispatch_stream(
-        self, task: TaskLike, backend: str | None = None, *, deadline: float | None = None
+        self,
+        task: TaskLike,
+        backend: str | None = None,
+        *,
+        category: str | None = None,
+        deadline: float | None = None,
     ) -> AsyncGenerator[StreamEvent, None]:
         """An async generator of the same events as ``BackendRouter.dispatch_stream``::
 
@@ -66,7 +112,7 @@ class AsyncBackendRouter(RouterBase):
 
         ``aclose()`` or cancelling the consuming task cancels the call.
         """
-        request = self._dispatch_request(task, backend)
+        request = self._dispatch_request(task, backend, category)
         return self._stream(request, self._timeout(deadline))
 
     async def _stream(self, request: object, timeout: float) -> AsyncGenerator[StreamEvent, None]:
@@ -107,6 +153,11 @@ class AsyncBackendRouter(RouterBase):
             request_id, score, label=label, trace_id=trace_id, five_point=five_point
         )
         return rated(await self._conn.unary("Rate", request, self._timeout(deadline)))
+
+    async def catalog(self, *, deadline: float | None = None) -> Catalog:
+        """The router's categories and backends, each backend with its health."""
+        request = router_pb2.CatalogRequest()
+        return catalog(await self._conn.unary("Catalog", request, self._timeout(deadline)))
 
     async def close(self) -> None:
         await self._conn.close()

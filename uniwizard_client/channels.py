@@ -180,17 +180,27 @@ class SyncConnection(Generic[StubT]):
 
 
 class AsyncConnection(Generic[StubT]):
-    """One ``grpc.aio`` channel to one service, opened on first use in the running loop."""
+    """One ``grpc.aio`` channel to one service, opened on first use in the running loop.
 
-    def __init__(self, endpoint: Endpoint, stub: Callable[[grpc.aio.Channel], StubT]):
+    ``channel``: a channel made elsewhere (e.g. an in-process channel to a service in this
+    process) to use instead of opening one; whoever made it closes it, :meth:`close` does not.
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        stub: Callable[[grpc.aio.Channel], StubT],
+        channel: grpc.aio.Channel | None = None,
+    ):
         self.endpoint = endpoint
         self._make_stub = stub
+        self._given = channel
         self._channel: grpc.aio.Channel | None = None
         self._stub: StubT | None = None
 
     def stub(self) -> StubT:
         if self._stub is None:
-            self._channel = self.endpoint.aio_channel()
+            self._channel = self._given or self.endpoint.aio_channel()
             self._stub = self._make_stub(self._channel)
         return self._stub
 
@@ -220,7 +230,7 @@ class AsyncConnection(Generic[StubT]):
             call.cancel()
 
     async def close(self) -> None:
-        if self._channel is not None:
+        if self._channel is not None and self._channel is not self._given:
             await self._channel.close(None)
         self._channel = None
         self._stub = None

@@ -54,6 +54,7 @@ class AttemptInfo:
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    retry_after_s: float = 0.0  # what the provider asked for (a rate limit's Retry-After)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,15 @@ class ToolCalled:
 
 
 @dataclass(frozen=True, slots=True)
+class Answering:
+    """Just before the first text or tool call: the backend (and its configured model) whose
+    answer follows. No other backend is tried after it."""
+
+    backend: str
+    model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class AttemptFailed:
     """A backend failed before any of its text went out; the router tries the next one."""
 
@@ -110,7 +120,7 @@ class AttemptFailed:
 
 # Last comes the ThinkResult: the whole text and every tool call again, the backend, the
 # attempts, the cost and the trace id.
-StreamEvent = Routed | TextDelta | ToolCalled | AttemptFailed | ThinkResult
+StreamEvent = Routed | Answering | TextDelta | ToolCalled | AttemptFailed | ThinkResult
 
 
 def route_info(d: router_pb2.RouteDecision) -> RouteInfo:
@@ -139,6 +149,7 @@ def attempt_info(a: common_pb2.Attempt) -> AttemptInfo:
         cached_input_tokens=a.usage.cached_input_tokens,
         cache_write_tokens=a.usage.cache_write_tokens,
         reasoning_tokens=a.usage.reasoning_tokens,
+        retry_after_s=a.retry_after_s,
     )
 
 
@@ -188,6 +199,8 @@ class StreamAssembler:
             return ToolCalled(call)
         if which == "attempt_failed":
             return AttemptFailed(attempt_info(ev.attempt_failed))
+        if which == "answering":
+            return Answering(ev.answering.backend, ev.answering.model)
         if which == "done":
             result = think_result(ev.done)
             return dataclasses.replace(
@@ -196,6 +209,43 @@ class StreamAssembler:
                 tool_calls=tuple(self._calls) if self._calls else result.tool_calls,
             )
         return None  # an event this client does not know yet
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryInfo:
+    """A routing category of the router's policy (``configs/routing.yaml``)."""
+
+    name: str
+    description: str = ""
+    prefer: tuple[str, ...] = ()  # the preference list before filtering
+    private_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """What the router can route to: its categories (policy order) and backends (configuration
+    order) with their health as the router's snapshot has it."""
+
+    categories: tuple[CategoryInfo, ...]
+    default_category: str
+    backends: tuple[BackendState, ...]
+
+    def category(self, name: str) -> CategoryInfo | None:
+        return next((c for c in self.categories if c.name == name), None)
+
+    def backend(self, key: str) -> BackendState | None:
+        return next((b for b in self.backends if b.key == key), None)
+
+
+def catalog(r: router_pb2.CatalogResponse) -> Catalog:
+    return Catalog(
+        categories=tuple(
+            CategoryInfo(c.name, c.description, tuple(c.prefer), c.private_only)
+            for c in r.categories
+        ),
+        default_category=r.default_category,
+        backends=tuple(backend_state(s) for s in r.backends),
+    )
 
 
 # -- registry ----------------------------------------------------------------------------------

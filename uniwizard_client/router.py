@@ -8,7 +8,7 @@ from types import TracebackType
 
 from opentelemetry import trace
 
-from uniwizard.v1 import router_pb2_grpc
+from uniwizard.v1 import router_pb2, router_pb2_grpc
 from uniwizard_client._base import (
     ROUTE_SPAN,
     THINK_SPAN,
@@ -18,10 +18,12 @@ from uniwizard_client._base import (
 from uniwizard_client.channels import SyncConnection
 from uniwizard_client.learning import Rated, rate_request, rated
 from uniwizard_client.results import (
+    Catalog,
     RouteInfo,
     StreamAssembler,
     StreamEvent,
     ThinkResult,
+    catalog,
 )
 from uniwizard_client.task import TaskLike
 from uniwizard_client.tracing import client_span
@@ -56,32 +58,47 @@ class BackendRouter(RouterBase):
 
     # -- the richer interface ------------------------------------------------------------------
 
-    def decide(self, task: TaskLike, *, deadline: float | None = None) -> RouteInfo:
-        """The routing decision with its reasons, chain and skipped backends. Calls nothing."""
+    def decide(
+        self, task: TaskLike, *, category: str | None = None, deadline: float | None = None
+    ) -> RouteInfo:
+        """The routing decision with its reasons, chain and skipped backends. Calls nothing.
+        ``category``: that category's chain instead of classifying."""
         with client_span(self._tracer, ROUTE_SPAN, self.target) as span:
-            request = self._route_request(task)
+            request = self._route_request(task, category)
             pb = self._conn.unary("Route", request, self._timeout(deadline))
             return self._decided(span, pb)
 
     def dispatch(
-        self, task: TaskLike, backend: str | None = None, *, deadline: float | None = None
+        self,
+        task: TaskLike,
+        backend: str | None = None,
+        *,
+        category: str | None = None,
+        deadline: float | None = None,
     ) -> ThinkResult:
-        """Answer ``task`` (pinned to ``backend`` when given) with every attempt accounted."""
+        """Answer ``task`` (pinned to ``backend`` when given; or on ``category``'s chain, with
+        fallback, instead of classifying it) with every attempt accounted."""
         with client_span(self._tracer, THINK_SPAN, self.target) as span:
-            request = self._dispatch_request(task, backend)
+            request = self._dispatch_request(task, backend, category)
             pb = self._conn.unary("Dispatch", request, self._timeout(deadline))
             return self._answered(span, pb)
 
     def dispatch_stream(
-        self, task: TaskLike, backend: str | None = None, *, deadline: float | None = None
+        self,
+        task: TaskLike,
+        backend: str | None = None,
+        *,
+        category: str | None = None,
+        deadline: float | None = None,
     ) -> Generator[StreamEvent, None, None]:
-        """Like :meth:`dispatch`, as it happens: a generator of ``Routed``, ``TextDelta``,
-        ``ToolCalled`` and ``AttemptFailed`` events, ending with the ``ThinkResult``.
+        """Like :meth:`dispatch`, as it happens: a generator of ``Routed``, ``AttemptFailed``,
+        ``Answering`` (once, before the first text), ``TextDelta`` and ``ToolCalled`` events,
+        ending with the ``ThinkResult``.
 
         A failure raises the same ``RouterError`` as :meth:`dispatch` (after the events so far).
         Closing the generator early cancels the call. ``deadline`` bounds the whole stream.
         """
-        request = self._dispatch_request(task, backend)
+        request = self._dispatch_request(task, backend, category)
         return self._stream(request, self._timeout(deadline))
 
     def _stream(self, request: object, timeout: float) -> Generator[StreamEvent, None, None]:
@@ -122,6 +139,11 @@ class BackendRouter(RouterBase):
             request_id, score, label=label, trace_id=trace_id, five_point=five_point
         )
         return rated(self._conn.unary("Rate", request, self._timeout(deadline)))
+
+    def catalog(self, *, deadline: float | None = None) -> Catalog:
+        """The router's categories and backends, each backend with its health."""
+        request = router_pb2.CatalogRequest()
+        return catalog(self._conn.unary("Catalog", request, self._timeout(deadline)))
 
     # -- lifecycle -----------------------------------------------------------------------------
 

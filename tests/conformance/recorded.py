@@ -571,7 +571,7 @@ class ReplayStack:
                     backends[f"{ex.key}-{use}"] = backend_for(ex, use, self.server.url)
             path = self.tmp / "backends.yaml"
             path.write_text(dump_config(Config(path=str(path), backends=backends)))
-            async with running_services(str(path), self.tmp) as (_, caller, router):
+            async with running_services(str(path), self.tmp) as (_, caller, router, _edge):
                 self.caller, self.router = caller, router
                 ready.set_result(None)
                 await self._stop.wait()

@@ -1,7 +1,8 @@
 """The cross-references of a rendered Kubernetes deployment, as a list of problems (empty: all
-consistent): what the services dial (``UNIWIZARD_*_ADDR``, the ledger URL) is a Service with that
-port, selecting the pods that serve it on that port; probes ask the port the process listens on;
-every Secret key and ConfigMap file named exists."""
+consistent): what the services and the HTTP edge dial (``UNIWIZARD_*_ADDR``, the ledger URL) is a
+Service with that port, selecting the pods that serve it on that port; probes ask the port the
+process listens on (gRPC health for the services, ``GET /health`` for the edge); every Secret
+key and ConfigMap file named exists."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def check(docs: list[Doc]) -> list[str]:
         problems += _service(name, svc, workloads)
     for name, w in workloads.items():
         problems += _workload(name, w, by_kind, services, workloads)
-    for name in (*OURS, "postgres"):
+    for name in (*OURS, "edge", "postgres"):
         if name not in workloads:
             problems.append(f"no workload {name}")
     return problems
@@ -88,12 +89,13 @@ def _workload(
         svc = services.get(w["spec"].get("serviceName", ""))
         if svc is None or svc["spec"].get("clusterIP") != "None":
             problems.append(f"StatefulSet {name}: serviceName is no headless Service")
-    if name not in OURS:
+    if name not in (*OURS, "edge"):
         return problems
-    command = c["command"]
-    listen = int(command[command.index("--address") + 1].rsplit(":", 1)[1])
+    listen = _listen(w)
     if _ports(w) != {listen}:
         problems.append(f"{name} listens on {listen} but declares ports {sorted(_ports(w))}")
+    if name == "edge":
+        return problems + _edge(c, env, services, workloads, listen)
     ready, live = c.get("readinessProbe", {}).get("grpc"), c.get("livenessProbe", {}).get("grpc")
     if not ready or ready["port"] != listen or ready.get("service") != SERVICE_NAMES[name]:
         problems.append(f"{name}: readiness is not grpc.health.v1 of {SERVICE_NAMES[name]}")
@@ -112,6 +114,26 @@ def _workload(
     if "UNIWIZARD_LEDGER" in env:
         problems += _ledger(name, env, services, workloads)
     return problems
+
+
+def _listen(w: Doc) -> int:
+    command = _container(w)["command"]
+    return int(command[command.index("--address") + 1].rsplit(":", 1)[1])
+
+
+def _edge(
+    c: Doc, env: dict[str, Doc], services: dict[str, Doc], workloads: dict[str, Doc], listen: int
+) -> list[str]:
+    """The edge: HTTP probes on the port it listens on, and every router behind it."""
+    problems = []
+    for kind in ("readinessProbe", "livenessProbe"):
+        probe = c.get(kind, {}).get("httpGet")
+        if not probe or probe.get("port") != listen or probe.get("path") != "/health":
+            problems.append(f"edge: {kind} is not GET /health on {listen}")
+    var = env.get("UNIWIZARD_ROUTER_ADDR")
+    if var is None:
+        return [*problems, "edge: no UNIWIZARD_ROUTER_ADDR"]
+    return problems + _dials("edge", var["value"], "router", services, workloads)
 
 
 def _dials(

@@ -19,7 +19,7 @@ from uniwizard.balancing import normalize_target
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = str(Path(compose.__file__).parent / "docker-compose")
 SCALED = ("router", "caller")
-OURS = ("registry", "caller", "router", "sim")  # run from our image
+OURS = ("registry", "caller", "router", "edge", "sim")  # run from our image
 
 
 def rendered(path: Path = ROOT / "docker-compose.yml") -> dict[str, Any]:
@@ -56,7 +56,7 @@ def test_a_scaled_service_publishes_no_fixed_host_port_and_has_no_fixed_name(
 
 
 def test_every_service_has_a_health_check_on_its_own_port(services: dict[str, Any]) -> None:
-    assert set(services) == {"registry", "caller", "router", "postgres", "sim", "jaeger"}
+    assert set(services) == {"registry", "caller", "router", "edge", "postgres", "sim", "jaeger"}
     for name, service in services.items():
         if name == "jaeger":  # a third-party image without a shell: see the comment in the file
             assert "healthcheck" not in service
@@ -66,7 +66,23 @@ def test_every_service_has_a_health_check_on_its_own_port(services: dict[str, An
         if name in ("registry", "caller", "router"):
             assert test[1:3] == ["python", "/usr/local/bin/uniwizard-healthcheck"]
             assert test[3] == f"127.0.0.1:{listen_port(service)}", name
+    edge = services["edge"]  # HTTP: GET /health on its own port
+    assert edge["healthcheck"]["test"][1:] == [
+        "python",
+        "/usr/local/bin/uniwizard-healthcheck",
+        "--http",
+        f"127.0.0.1:{listen_port(edge)}",
+    ]
     assert services["postgres"]["healthcheck"]["test"][1] == "pg_isready"
+
+
+def test_the_edge_is_the_front_door_in_front_of_every_router(services: dict[str, Any]) -> None:
+    edge = services["edge"]
+    assert edge["environment"]["UNIWIZARD_ROUTER_ADDR"] == "dns:///router:50052"
+    assert edge["depends_on"]["router"]["condition"] == "service_healthy"
+    (port,) = edge["ports"]  # one replica on a fixed loopback port of the host
+    assert (port["host_ip"], port["published"], port["target"]) == ("127.0.0.1", "50080", 50080)
+    assert listen_port(edge) == 50080
 
 
 def test_routers_reach_every_caller_and_clients_every_router(services: dict[str, Any]) -> None:

@@ -92,6 +92,9 @@ def test_the_pods_reach_each_other_by_names_ports_and_keys_that_exist(built: Pat
     assert [t["metadata"]["name"] for t in registry["spec"]["volumeClaimTemplates"]] == ["data"]
     assert by["Deployment", "caller"]["spec"]["replicas"] > 1
     assert by["Deployment", "router"]["spec"]["replicas"] > 1
+    edge = by["Deployment", "edge"]
+    assert _container(edge)["command"][:3] == ["python", "-m", "edge_svc"]
+    assert by["Service", "edge"]["spec"]["ports"][0]["port"] == 50080
     assert set(by["Secret", "uniwizard-secrets"]["stringData"].values()) == {""}  # fill it
 
 
@@ -171,6 +174,15 @@ def _listen_elsewhere(d: dict[str, Any]) -> None:
          "router: UNIWIZARD_POLICY=/app/configs/route.yaml is no file of a mounted ConfigMap"),
         (_edit("StatefulSet", "registry", lambda d: d["spec"].update(serviceName="reg")),
          "StatefulSet registry: serviceName is no headless Service"),
+        (_env("edge", "UNIWIZARD_ROUTER_ADDR", "router:50052"),
+         "edge dials router:50052: replicas need dns:/// and a headless Service"),
+        (_env("edge", "UNIWIZARD_ROUTER_ADDR", "dns:///caller:50053"),
+         "edge dials dns:///caller:50053 for the router, which Service caller does not select"),
+        (_edit("Deployment", "edge", lambda d: _container(d)["readinessProbe"]["httpGet"].update(
+            port=8080)),
+         "edge: readinessProbe is not GET /health on 50080"),
+        (_edit("Deployment", "edge", _listen_elsewhere),
+         "edge listens on 6000 but declares ports [50080]"),
     ],
 )  # fmt: skip
 def test_a_broken_reference_is_named(built: Path, edit: Callable[[Docs], Docs], says: str) -> None:

@@ -1,6 +1,6 @@
 """The command line against `uniwizard up --sim` run as a user would: separate processes.
 
-Every test here runs against both ways `up` runs the stack: one process (the default) and three
+Every test here runs against both ways `up` runs the stack: one process (the default) and four
 (`--split`)."""
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def up(
             "UNIWIZARD_ROUTER_ADDR": f"127.0.0.1:{free_port()}",
             "UNIWIZARD_CALLER_ADDR": f"127.0.0.1:{free_port()}",
             "UNIWIZARD_SIM_ADDR": f"127.0.0.1:{free_port()}",
+            "UNIWIZARD_HTTP_ADDR": f"127.0.0.1:{free_port()}",
             "UNIWIZARD_DATA_DIR": str(tmp),
         }
     )
@@ -89,10 +90,24 @@ def cli(
 def test_up_reports_all_services_and_the_simulator(up: dict[str, str]) -> None:
     log = up["UP_LOG"]
     assert f"simulator serving on http://{up['UNIWIZARD_SIM_ADDR']}" in log
-    for name in ("registry", "router", "caller"):
+    for name in ("registry", "router", "caller", "http"):
         assert up[f"UNIWIZARD_{name.upper()}_ADDR"] in log
-    how = "in three processes" if up["UP_MODE"] == "split" else "in one process"
+    how = "in four processes" if up["UP_MODE"] == "split" else "in one process"
     assert "all services serving after" in log and how in log
+
+
+def test_up_serves_the_openai_protocol_on_the_http_edge(up: dict[str, str]) -> None:
+    from openai import OpenAI
+
+    client = OpenAI(
+        base_url=f"http://{up['UNIWIZARD_HTTP_ADDR']}/v1", api_key="unused", max_retries=0
+    )
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "Who was the first emperor of Rome?"}]
+    )
+    assert raw.headers["x-uniwizard-backend"] == "gpt"
+    assert "Simulated answer" in (raw.parse().choices[0].message.content or "")
+    assert "auto" in [m.id for m in client.models.list().data]
 
 
 def test_route_json_has_the_design_brief_shape(up: dict[str, str]) -> None:

@@ -1,10 +1,10 @@
 """``uniwizard serve --target ...`` as an operator runs it: real processes, real signals.
 
-One process serving every component must look, from outside, exactly like three: three ports,
-each with its own health status and reflection. SIGHUP reloads all three, SIGTERM drains all
-three (last started first), and a component that crashes takes the whole process down with a
-message naming it rather than leaving a half-alive stack. The same components split over two
-processes reach each other over gRPC.
+One process serving every component must look, from outside, exactly like separate ones: a port
+each, each gRPC service with its own health status and reflection, the HTTP edge on its own.
+SIGHUP reloads them all, SIGTERM drains them all (last started first), and a component that
+crashes takes the whole process down with a message naming it rather than leaving a half-alive
+stack. The same components split over processes reach each other over gRPC.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.stack import ROOT, SIM_KEY, sim_config, task, v1_policy
 from uniwizard.convert import task_to_pb
-from uniwizard.serve import COMPONENTS, StackOptions, start_components
+from uniwizard.serve import COMPONENTS, StackOptions, address_variable, start_components
 from uniwizard.server import Signals, serve_until_signal
 from uniwizard.v1 import common_pb2, router_pb2, router_pb2_grpc
 from uniwizard_sim.app import running_simulator
@@ -73,7 +74,7 @@ async def operator_env(tmp: Path) -> AsyncIterator[tuple[dict[str, str], str]]:
         env = dict(os.environ, UNIWIZARD_DATA_DIR=str(tmp))
         env.update({b.api_key_env: SIM_KEY for b in config.backends.values() if b.api_key_env})
         for name in COMPONENTS:
-            env[f"UNIWIZARD_{name.upper()}_ADDR"] = f"127.0.0.1:{free_port()}"
+            env[address_variable(name)] = f"127.0.0.1:{free_port()}"
         yield env, path
 
 
@@ -105,6 +106,13 @@ async def health(target: str, service: str) -> int:
         return int(resp.status)
 
 
+async def think_http(addr: str, text: str) -> httpx.Response:
+    """A chat completion through the HTTP edge at ``addr``, in OpenAI's protocol."""
+    async with httpx.AsyncClient(timeout=20) as client:
+        body = {"model": "auto", "messages": [{"role": "user", "content": text}]}
+        return await client.post(f"http://{addr}/v1/chat/completions", json=body)
+
+
 async def think(target: str, text: str) -> router_pb2.DispatchResult:
     async with grpc.aio.insecure_channel(target) as ch:
         stub = router_pb2_grpc.RouterStub(ch)
@@ -112,12 +120,16 @@ async def think(target: str, text: str) -> router_pb2.DispatchResult:
         return await stub.Dispatch(request, timeout=20)
 
 
-async def test_one_process_serves_three_services_reloads_and_drains_them_all(
+async def test_one_process_serves_every_component_reloads_and_drains_them_all(
     tmp_path: Path,
 ) -> None:
     async with operator_env(tmp_path) as (env, path):
         proc = await serve(env, path, tmp_path, "all")
-        await proc.read_until("serving on", count=3)
+        await proc.read_until("serving on", count=4)
+        edge = env["UNIWIZARD_HTTP_ADDR"]
+        assert f"edge_svc serving on {edge}" in "".join(proc.out)
+        answer = await think_http(edge, "Who was the first emperor of Rome?")
+        assert answer.status_code == 200 and answer.headers["x-uniwizard-backend"] == "gpt"
         for name, service in SERVICE_NAMES.items():
             target = env[f"UNIWIZARD_{name.upper()}_ADDR"]
             assert f"{name}_svc serving on {target}" in "".join(proc.out)
@@ -140,8 +152,8 @@ async def test_one_process_serves_three_services_reloads_and_drains_them_all(
         code, out, err = await proc.stop(signal.SIGTERM)
         assert code == 0, err
         assert "Traceback" not in err
-        # one drain: the router stops first, the registry last
-        stops = [out.index(f"{n}_svc stopped") for n in ("router", "caller", "registry")]
+        # one drain: the edge stops first, the registry last
+        stops = [out.index(f"{n}_svc stopped") for n in ("edge", "router", "caller", "registry")]
         assert stops == sorted(stops), out
         # each component logged its own reload
         assert "reloaded routing policy" in err
@@ -161,7 +173,12 @@ async def test_components_split_over_processes_reach_each_other_over_grpc(
         answer = await think(env["UNIWIZARD_ROUTER_ADDR"], "Who was the first emperor of Rome?")
         assert answer.backend == "gpt" and answer.text
         assert answer.attempts[0].outcome == common_pb2.OUTCOME_CLASS_SUCCESS
-        for p in (front, back):
+        edge = await serve(env, path, tmp_path, "edge")  # the edge alone, the router over gRPC
+        await edge.read_until("serving on")
+        assert "router_svc" not in "".join(edge.out)
+        http = await think_http(env["UNIWIZARD_HTTP_ADDR"], "Who was the first emperor of Rome?")
+        assert http.status_code == 200 and http.json()["uniwizard"]["backend"] == "gpt"
+        for p in (edge, front, back):
             code, _, err = await p.stop()
             assert code == 0, err
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from uniwizard.v1 import common_pb2 as uniwizard_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19uniwizard/v1/router.proto\x12\x0cuniwizard.v1\x1a\x19uniwizard/v1/common.proto\"0\n\x0cRouteRequest\x12 \n\x04task\x18\x01 \x01(\x0b\x32\x12.uniwizard.v1.Task\"(\n\x06Reason\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12\x10\n\x08\x65vidence\x18\x02 \x01(\t\"7\n\x04Skip\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\xad\x01\n\rRouteDecision\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\r\n\x05\x63hain\x18\x03 \x03(\t\x12%\n\x07reasons\x18\x04 \x03(\x0b\x32\x14.uniwizard.v1.Reason\x12#\n\x07skipped\x18\x05 \x03(\x0b\x32\x12.uniwizard.v1.Skip\x12\x1e\n\x16\x65stimated_input_tokens\x18\x06 \x01(\x03\"D\n\x0f\x44ispatchRequest\x12 \n\x04task\x18\x01 \x01(\x0b\x32\x12.uniwizard.v1.Task\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\"\xd5\x02\n\x0e\x44ispatchResult\x12\x0c\n\x04text\x18\x01 \x01(\t\x12*\n\ntool_calls\x18\x02 \x03(\x0b\x32\x16.uniwizard.v1.ToolCall\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x15\n\rfinish_reason\x18\x05 \x01(\t\x12\"\n\x05usage\x18\x06 \x01(\x0b\x32\x13.uniwizard.v1.Usage\x12\x10\n\x08\x63ost_usd\x18\x07 \x01(\x01\x12\'\n\x08\x61ttempts\x18\x08 \x03(\x0b\x32\x15.uniwizard.v1.Attempt\x12-\n\x08\x64\x65\x63ision\x18\t \x01(\x0b\x32\x1b.uniwizard.v1.RouteDecision\x12\x10\n\x08trace_id\x18\n \x01(\t\x12\x12\n\nrequest_id\x18\x0b \x01(\t\x12\x1e\n\x16provider_finish_reason\x18\x0c \x01(\t\"\xcd\x01\n\x0f\x44ispatchFailure\x12+\n\x07outcome\x18\x01 \x01(\x0e\x32\x1a.uniwizard.v1.OutcomeClass\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\'\n\x08\x61ttempts\x18\x03 \x03(\x0b\x32\x15.uniwizard.v1.Attempt\x12-\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0b\x32\x1b.uniwizard.v1.RouteDecision\x12\x10\n\x08trace_id\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"\xeb\x01\n\rDispatchEvent\x12/\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x1b.uniwizard.v1.RouteDecisionH\x00\x12\x14\n\ntext_delta\x18\x02 \x01(\tH\x00\x12+\n\ttool_call\x18\x03 \x01(\x0b\x32\x16.uniwizard.v1.ToolCallH\x00\x12/\n\x0e\x61ttempt_failed\x18\x04 \x01(\x0b\x32\x15.uniwizard.v1.AttemptH\x00\x12,\n\x04\x64one\x18\x05 \x01(\x0b\x32\x1c.uniwizard.v1.DispatchResultH\x00\x42\x07\n\x05\x65vent2\xa2\x02\n\x06Router\x12@\n\x05Route\x12\x1a.uniwizard.v1.RouteRequest\x1a\x1b.uniwizard.v1.RouteDecision\x12G\n\x08\x44ispatch\x12\x1d.uniwizard.v1.DispatchRequest\x1a\x1c.uniwizard.v1.DispatchResult\x12N\n\x0e\x44ispatchStream\x12\x1d.uniwizard.v1.DispatchRequest\x1a\x1b.uniwizard.v1.DispatchEvent0\x01\x12=\n\x04Rate\x12\x19.uniwizard.v1.RateRequest\x1a\x1a.uniwizard.v1.RateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19uniwizard/v1/router.proto\x12\x0cuniwizard.v1\x1a\x19uniwizard/v1/common.proto\"B\n\x0cRouteRequest\x12 \n\x04task\x18\x01 \x01(\x0b\x32\x12.uniwizard.v1.Task\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\"(\n\x06Reason\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12\x10\n\x08\x65vidence\x18\x02 \x01(\t\"7\n\x04Skip\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\xad\x01\n\rRouteDecision\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\r\n\x05\x63hain\x18\x03 \x03(\t\x12%\n\x07reasons\x18\x04 \x03(\x0b\x32\x14.uniwizard.v1.Reason\x12#\n\x07skipped\x18\x05 \x03(\x0b\x32\x12.uniwizard.v1.Skip\x12\x1e\n\x16\x65stimated_input_tokens\x18\x06 \x01(\x03\"V\n\x0f\x44ispatchRequest\x12 \n\x04task\x18\x01 \x01(\x0b\x32\x12.uniwizard.v1.Task\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\"\xd5\x02\n\x0e\x44ispatchResult\x12\x0c\n\x04text\x18\x01 \x01(\t\x12*\n\ntool_calls\x18\x02 \x03(\x0b\x32\x16.uniwizard.v1.ToolCall\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x15\n\rfinish_reason\x18\x05 \x01(\t\x12\"\n\x05usage\x18\x06 \x01(\x0b\x32\x13.uniwizard.v1.Usage\x12\x10\n\x08\x63ost_usd\x18\x07 \x01(\x01\x12\'\n\x08\x61ttempts\x18\x08 \x03(\x0b\x32\x15.uniwizard.v1.Attempt\x12-\n\x08\x64\x65\x63ision\x18\t \x01(\x0b\x32\x1b.uniwizard.v1.RouteDecision\x12\x10\n\x08trace_id\x18\n \x01(\t\x12\x12\n\nrequest_id\x18\x0b \x01(\t\x12\x1e\n\x16provider_finish_reason\x18\x0c \x01(\t\"\xcd\x01\n\x0f\x44ispatchFailure\x12+\n\x07outcome\x18\x01 \x01(\x0e\x32\x1a.uniwizard.v1.OutcomeClass\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\'\n\x08\x61ttempts\x18\x03 \x03(\x0b\x32\x15.uniwizard.v1.Attempt\x12-\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0b\x32\x1b.uniwizard.v1.RouteDecision\x12\x10\n\x08trace_id\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"\x99\x02\n\rDispatchEvent\x12/\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x1b.uniwizard.v1.RouteDecisionH\x00\x12\x14\n\ntext_delta\x18\x02 \x01(\tH\x00\x12+\n\ttool_call\x18\x03 \x01(\x0b\x32\x16.uniwizard.v1.ToolCallH\x00\x12/\n\x0e\x61ttempt_failed\x18\x04 \x01(\x0b\x32\x15.uniwizard.v1.AttemptH\x00\x12,\n\x04\x64one\x18\x05 \x01(\x0b\x32\x1c.uniwizard.v1.DispatchResultH\x00\x12,\n\tanswering\x18\x06 \x01(\x0b\x32\x17.uniwizard.v1.AnsweringH\x00\x42\x07\n\x05\x65vent\"+\n\tAnswering\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\"\x10\n\x0e\x43\x61talogRequest\"W\n\x0c\x43\x61tegoryInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0e\n\x06prefer\x18\x03 \x03(\t\x12\x14\n\x0cprivate_only\x18\x04 \x01(\x08\"\x8a\x01\n\x0f\x43\x61talogResponse\x12.\n\ncategories\x18\x01 \x03(\x0b\x32\x1a.uniwizard.v1.CategoryInfo\x12\x18\n\x10\x64\x65\x66\x61ult_category\x18\x02 \x01(\t\x12-\n\x08\x62\x61\x63kends\x18\x03 \x03(\x0b\x32\x1b.uniwizard.v1.BackendStatus2\xea\x02\n\x06Router\x12@\n\x05Route\x12\x1a.uniwizard.v1.RouteRequest\x1a\x1b.uniwizard.v1.RouteDecision\x12G\n\x08\x44ispatch\x12\x1d.uniwizard.v1.DispatchRequest\x1a\x1c.uniwizard.v1.DispatchResult\x12N\n\x0e\x44ispatchStream\x12\x1d.uniwizard.v1.DispatchRequest\x1a\x1b.uniwizard.v1.DispatchEvent0\x01\x12=\n\x04Rate\x12\x19.uniwizard.v1.RateRequest\x1a\x1a.uniwizard.v1.RateResponse\x12\x46\n\x07\x43\x61talog\x12\x1c.uniwizard.v1.CatalogRequest\x1a\x1d.uniwizard.v1.CatalogResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,21 +33,29 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'uniwizard.v1.router_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ROUTEREQUEST']._serialized_start=70
-  _globals['_ROUTEREQUEST']._serialized_end=118
-  _globals['_REASON']._serialized_start=120
-  _globals['_REASON']._serialized_end=160
-  _globals['_SKIP']._serialized_start=162
-  _globals['_SKIP']._serialized_end=217
-  _globals['_ROUTEDECISION']._serialized_start=220
-  _globals['_ROUTEDECISION']._serialized_end=393
-  _globals['_DISPATCHREQUEST']._serialized_start=395
-  _globals['_DISPATCHREQUEST']._serialized_end=463
-  _globals['_DISPATCHRESULT']._serialized_start=466
-  _globals['_DISPATCHRESULT']._serialized_end=807
-  _globals['_DISPATCHFAILURE']._serialized_start=810
-  _globals['_DISPATCHFAILURE']._serialized_end=1015
-  _globals['_DISPATCHEVENT']._serialized_start=1018
-  _globals['_DISPATCHEVENT']._serialized_end=1253
-  _globals['_ROUTER']._serialized_start=1256
-  _globals['_ROUTER']._serialized_end=1546
+  _globals['_ROUTEREQUEST']._serialized_end=136
+  _globals['_REASON']._serialized_start=138
+  _globals['_REASON']._serialized_end=178
+  _globals['_SKIP']._serialized_start=180
+  _globals['_SKIP']._serialized_end=235
+  _globals['_ROUTEDECISION']._serialized_start=238
+  _globals['_ROUTEDECISION']._serialized_end=411
+  _globals['_DISPATCHREQUEST']._serialized_start=413
+  _globals['_DISPATCHREQUEST']._serialized_end=499
+  _globals['_DISPATCHRESULT']._serialized_start=502
+  _globals['_DISPATCHRESULT']._serialized_end=843
+  _globals['_DISPATCHFAILURE']._serialized_start=846
+  _globals['_DISPATCHFAILURE']._serialized_end=1051
+  _globals['_DISPATCHEVENT']._serialized_start=1054
+  _globals['_DISPATCHEVENT']._serialized_end=1335
+  _globals['_ANSWERING']._serialized_start=1337
+  _globals['_ANSWERING']._serialized_end=1380
+  _globals['_CATALOGREQUEST']._serialized_start=1382
+  _globals['_CATALOGREQUEST']._serialized_end=1398
+  _globals['_CATEGORYINFO']._serialized_start=1400
+  _globals['_CATEGORYINFO']._serialized_end=1487
+  _globals['_CATALOGRESPONSE']._serialized_start=1490
+  _globals['_CATALOGRESPONSE']._serialized_end=1628
+  _globals['_ROUTER']._serialized_start=1631
+  _globals['_ROUTER']._serialized_end=1993
 # @@protoc_insertion_point(module_scope)

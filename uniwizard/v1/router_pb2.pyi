@@ -24,16 +24,20 @@ class RouteRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TASK_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    category: _builtins.str
+    """optional: take this category's chain instead of classifying (a name from routing.yaml)"""
     @_builtins.property
     def task(self) -> _common_pb2.Task: ...
     def __init__(
         self,
         *,
         task: _common_pb2.Task | None = ...,
+        category: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -133,8 +137,13 @@ class DispatchRequest(_message.Message):
 
     TASK_FIELD_NUMBER: _builtins.int
     BACKEND_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
     backend: _builtins.str
     """optional: straight to this backend, no fallback"""
+    category: _builtins.str
+    """optional: this category's chain, with fallback, instead of classifying the task (a name
+    from routing.yaml). Not together with `backend`.
+    """
     @_builtins.property
     def task(self) -> _common_pb2.Task: ...
     def __init__(
@@ -142,10 +151,11 @@ class DispatchRequest(_message.Message):
         *,
         task: _common_pb2.Task | None = ...,
         backend: _builtins.str = ...,
+        category: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "category", b"category", "task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -257,6 +267,7 @@ class DispatchEvent(_message.Message):
     TOOL_CALL_FIELD_NUMBER: _builtins.int
     ATTEMPT_FAILED_FIELD_NUMBER: _builtins.int
     DONE_FIELD_NUMBER: _builtins.int
+    ANSWERING_FIELD_NUMBER: _builtins.int
     text_delta: _builtins.str
     @_builtins.property
     def decision(self) -> Global___RouteDecision:
@@ -272,6 +283,10 @@ class DispatchEvent(_message.Message):
     def done(self) -> Global___DispatchResult:
         """last: everything but the text already streamed"""
 
+    @_builtins.property
+    def answering(self) -> Global___Answering:
+        """once, just before the first delta: whose answer follows"""
+
     def __init__(
         self,
         *,
@@ -280,13 +295,119 @@ class DispatchEvent(_message.Message):
         tool_call: _common_pb2.ToolCall | None = ...,
         attempt_failed: _common_pb2.Attempt | None = ...,
         done: Global___DispatchResult | None = ...,
+        answering: Global___Answering | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt_failed", b"attempt_failed", "decision", b"decision", "done", b"done", "event", b"event", "text_delta", b"text_delta", "tool_call", b"tool_call"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answering", b"answering", "attempt_failed", b"attempt_failed", "decision", b"decision", "done", b"done", "event", b"event", "text_delta", b"text_delta", "tool_call", b"tool_call"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_failed", b"attempt_failed", "decision", b"decision", "done", b"done", "event", b"event", "text_delta", b"text_delta", "tool_call", b"tool_call"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answering", b"answering", "attempt_failed", b"attempt_failed", "decision", b"decision", "done", b"done", "event", b"event", "text_delta", b"text_delta", "tool_call", b"tool_call"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["decision", "text_delta", "tool_call", "attempt_failed", "done"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["decision", "text_delta", "tool_call", "attempt_failed", "done", "answering"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___DispatchEvent: _TypeAlias = DispatchEvent  # noqa: Y015
+
+@_typing.final
+class Answering(_message.Message):
+    """The backend whose answer the deltas that follow are. Nothing before it was forwarded, and no
+    other backend is tried after it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BACKEND_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    backend: _builtins.str
+    model: _builtins.str
+    """the model the backend is configured with"""
+    def __init__(
+        self,
+        *,
+        backend: _builtins.str = ...,
+        model: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "model", b"model"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Answering: _TypeAlias = Answering  # noqa: Y015
+
+@_typing.final
+class CatalogRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CatalogRequest: _TypeAlias = CatalogRequest  # noqa: Y015
+
+@_typing.final
+class CategoryInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    PREFER_FIELD_NUMBER: _builtins.int
+    PRIVATE_ONLY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    description: _builtins.str
+    private_only: _builtins.bool
+    @_builtins.property
+    def prefer(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the preference list before filtering"""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        description: _builtins.str = ...,
+        prefer: _abc.Iterable[_builtins.str] | None = ...,
+        private_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "name", b"name", "prefer", b"prefer", "private_only", b"private_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CategoryInfo: _TypeAlias = CategoryInfo  # noqa: Y015
+
+@_typing.final
+class CatalogResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CATEGORIES_FIELD_NUMBER: _builtins.int
+    DEFAULT_CATEGORY_FIELD_NUMBER: _builtins.int
+    BACKENDS_FIELD_NUMBER: _builtins.int
+    default_category: _builtins.str
+    """when no rule matches"""
+    @_builtins.property
+    def categories(self) -> _containers.RepeatedCompositeFieldContainer[Global___CategoryInfo]:
+        """in policy order"""
+
+    @_builtins.property
+    def backends(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.BackendStatus]:
+        """configuration order, health as the router sees it"""
+
+    def __init__(
+        self,
+        *,
+        categories: _abc.Iterable[Global___CategoryInfo] | None = ...,
+        default_category: _builtins.str = ...,
+        backends: _abc.Iterable[_common_pb2.BackendStatus] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backends", b"backends", "categories", b"categories", "default_category", b"default_category"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CatalogResponse: _TypeAlias = CatalogResponse  # noqa: Y015

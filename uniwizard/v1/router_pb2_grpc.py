@@ -55,6 +55,11 @@ class RouterStub:
                 request_serializer=uniwizard_dot_v1_dot_common__pb2.RateRequest.SerializeToString,
                 response_deserializer=uniwizard_dot_v1_dot_common__pb2.RateResponse.FromString,
                 _registered_method=True)
+        self.Catalog = channel.unary_unary(
+                '/uniwizard.v1.Router/Catalog',
+                request_serializer=uniwizard_dot_v1_dot_router__pb2.CatalogRequest.SerializeToString,
+                response_deserializer=uniwizard_dot_v1_dot_router__pb2.CatalogResponse.FromString,
+                _registered_method=True)
 
 
 class RouterServicer:
@@ -91,6 +96,14 @@ class RouterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Catalog(self, request, context):
+        """What a task can be routed to: the policy's categories and the backends with their health,
+        as this router's snapshot has them (the model list of the HTTP edge).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +126,11 @@ def add_RouterServicer_to_server(servicer, server):
                     servicer.Rate,
                     request_deserializer=uniwizard_dot_v1_dot_common__pb2.RateRequest.FromString,
                     response_serializer=uniwizard_dot_v1_dot_common__pb2.RateResponse.SerializeToString,
+            ),
+            'Catalog': grpc.unary_unary_rpc_method_handler(
+                    servicer.Catalog,
+                    request_deserializer=uniwizard_dot_v1_dot_router__pb2.CatalogRequest.FromString,
+                    response_serializer=uniwizard_dot_v1_dot_router__pb2.CatalogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -223,6 +241,33 @@ class Router:
             '/uniwizard.v1.Router/Rate',
             uniwizard_dot_v1_dot_common__pb2.RateRequest.SerializeToString,
             uniwizard_dot_v1_dot_common__pb2.RateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Catalog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/uniwizard.v1.Router/Catalog',
+            uniwizard_dot_v1_dot_router__pb2.CatalogRequest.SerializeToString,
+            uniwizard_dot_v1_dot_router__pb2.CatalogResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,6 +46,10 @@ class RouterStub:
     """The agent's evaluation of an answer, so routing learns which backend serves it best.
     Ratings are final: rating a request twice is ALREADY_EXISTS.
     """
+    Catalog: _grpc.UnaryUnaryMultiCallable[_router_pb2.CatalogRequest, _router_pb2.CatalogResponse]
+    """What a task can be routed to: the policy's categories and the backends with their health,
+    as this router's snapshot has them (the model list of the HTTP edge).
+    """
 
 @_typing.type_check_only
 class RouterAsyncStub(RouterStub):
@@ -63,6 +67,10 @@ class RouterAsyncStub(RouterStub):
     Rate: _aio.UnaryUnaryMultiCallable[_common_pb2.RateRequest, _common_pb2.RateResponse]  # type: ignore[assignment]
     """The agent's evaluation of an answer, so routing learns which backend serves it best.
     Ratings are final: rating a request twice is ALREADY_EXISTS.
+    """
+    Catalog: _aio.UnaryUnaryMultiCallable[_router_pb2.CatalogRequest, _router_pb2.CatalogResponse]  # type: ignore[assignment]
+    """What a task can be routed to: the policy's categories and the backends with their health,
+    as this router's snapshot has them (the model list of the HTTP edge).
     """
 
 class RouterServicer(metaclass=_abc_1.ABCMeta):
@@ -102,6 +110,16 @@ class RouterServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_common_pb2.RateResponse, _abc.Awaitable[_common_pb2.RateResponse]]:
         """The agent's evaluation of an answer, so routing learns which backend serves it best.
         Ratings are final: rating a request twice is ALREADY_EXISTS.
+        """
+
+    @_abc_1.abstractmethod
+    def Catalog(
+        self,
+        request: _router_pb2.CatalogRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.CatalogResponse, _abc.Awaitable[_router_pb2.CatalogResponse]]:
+        """What a task can be routed to: the policy's categories and the backends with their health,
+        as this router's snapshot has them (the model list of the HTTP edge).
         """
 
 def add_RouterServicer_to_server(servicer: RouterServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
