@@ -42,6 +42,8 @@ METHOD_SCOPES: Final[dict[str, Scope | None]] = {
     "/uniwizard.v1.Registry/GetBackend": _ANY,
     "/uniwizard.v1.Registry/WatchHealth": _ANY,
     "/uniwizard.v1.Registry/Stats": _ANY,
+    # Read-only: the categories and backends a request may name (the edge's model list).
+    "/uniwizard.v1.Router/Catalog": _ANY,
     # Read-only totals; a token without admin or service sees only its own rows.
     "/uniwizard.v1.Caller/Usage": _ANY,
     # Read-only: the contracts.
