@@ -11,10 +11,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from caller_svc.ledger_schema import LedgerRow
+from caller_svc.ledger_schema import IN_FLIGHT, LedgerRow
 
 log = logging.getLogger("caller_svc.ledger")
 
@@ -186,6 +186,47 @@ def split_kept(batch: list[Op], error: LedgerUnavailable) -> list[Op]:
         else:  # no effect on a waiter that was settled already
             op.waiter.settle(error=error)
     return kept
+
+
+class QueuedWrites:
+    """The write half of the ledger API, the same on every backend: each operation is queued
+    to the backend's one writer (``_put``; False once it stopped, with ``_stop_error`` saying
+    why) and settled through its waiter."""
+
+    _stop_error: LedgerUnavailable
+
+    def _put(self, op: object) -> bool:
+        raise NotImplementedError
+
+    async def begin(self, row: LedgerRow) -> int:
+        op = Begin(replace(row, outcome=IN_FLIGHT, sent=True, ts=row.ts or time.time()), Waiter())
+        if not self._put(op):
+            raise self._stop_error
+        try:
+            return int(await op.waiter.future)
+        except asyncio.CancelledError:
+            # The request will not be sent: whatever this op wrote must not stay in flight.
+            self._put(Cancel(op))
+            raise
+
+    def finish(self, row_id: int, row: LedgerRow) -> asyncio.Future[bool]:
+        return self._queue_durable(Finish(row_id, row, Waiter()))
+
+    def record(self, row: LedgerRow) -> asyncio.Future[bool]:
+        # Stamped now, not when written (a kept row may be written much later).
+        return self._queue_durable(Record(replace(row, ts=row.ts or time.time()), Waiter()))
+
+    def _queue_durable(self, op: Finish | Record) -> asyncio.Future[bool]:
+        if not self._put(op):
+            log.error("ledger closed; not written: %s", describe(op))
+            op.waiter.future.set_result(False)
+        return op.waiter.future
+
+    async def flush(self) -> None:
+        op = Flush(Waiter())
+        if not self._put(op):
+            raise self._stop_error
+        await op.waiter.future
 
 
 class RatingRefused(Exception):

@@ -31,7 +31,6 @@ import asyncio
 import contextvars
 import logging
 import time
-from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -53,18 +52,18 @@ from caller_svc.ledger_ops import (
     Interrupted,
     LedgerUnavailable,
     Op,
+    QueuedWrites,
     Read,
     Record,
     UnknownRequest,
     Waiter,
     abandon,
-    describe,
     reject,
     settle_committed,
     settle_failed,
     split_kept,
 )
-from caller_svc.ledger_schema import LedgerRow, Rated, Totals
+from caller_svc.ledger_schema import Rated, Totals
 
 log = logging.getLogger("caller_svc.ledger")
 
@@ -93,7 +92,7 @@ ROW_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-class PostgresLedger:
+class PostgresLedger(QueuedWrites):
     """The ledger in a PostgreSQL database (see the module doc). Bound to the event loop it is
     created on. The constructor returns at once; the writer connects and migrates first, so an
     operation queued before that just waits; :meth:`ready` reports an open failure."""
@@ -129,35 +128,6 @@ class PostgresLedger:
     async def ready(self) -> None:
         """Wait until the database is reachable and migrated (raises LedgerUnavailable if not)."""
         await self._barrier()
-
-    async def begin(self, row: LedgerRow) -> int:
-        ts = row.ts or time.time()
-        op = Begin(replace(row, outcome=schema.IN_FLIGHT, sent=True, ts=ts), Waiter())
-        if not self._put(op):
-            raise self._stop_error
-        try:
-            return int(await op.waiter.future)
-        except asyncio.CancelledError:
-            self._put(Cancel(op))  # the request will not be sent: its row must not stay in flight
-            raise
-
-    def finish(self, row_id: int, row: LedgerRow) -> asyncio.Future[bool]:
-        return self._queue_durable(Finish(row_id, row, Waiter()))
-
-    def record(self, row: LedgerRow) -> asyncio.Future[bool]:
-        return self._queue_durable(Record(replace(row, ts=row.ts or time.time()), Waiter()))
-
-    def _queue_durable(self, op: Finish | Record) -> asyncio.Future[bool]:
-        if not self._put(op):
-            log.error("ledger closed; not written: %s", describe(op))
-            op.waiter.future.set_result(False)
-        return op.waiter.future
-
-    async def flush(self) -> None:
-        op = Flush(Waiter())
-        if not self._put(op):
-            raise self._stop_error
-        await op.waiter.future
 
     async def aclose(self, timeout: float = 10.0) -> None:
         """Flush and close. Rows that still cannot be written after ``timeout`` seconds are

@@ -28,7 +28,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from caller_svc import ledger_schema as schema
@@ -45,19 +44,19 @@ from caller_svc.ledger_ops import (
     Interrupted,
     LedgerUnavailable,
     Op,
+    QueuedWrites,
     RatingRefused,
     Read,
     Record,
     UnknownRequest,
     Waiter,
     abandon,
-    describe,
     reject,
     settle_committed,
     settle_failed,
     split_kept,
 )
-from caller_svc.ledger_schema import LedgerRow, Rated, Totals
+from caller_svc.ledger_schema import Rated, Totals
 
 log = logging.getLogger("caller_svc.ledger")
 
@@ -82,7 +81,7 @@ ROW_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-class SQLiteLedger:
+class SQLiteLedger(QueuedWrites):
     """The ledger in a SQLite file (WAL), written by one dedicated thread (see the module doc).
 
     The constructor returns at once; the thread opens (and migrates) the file first, so an
@@ -114,38 +113,6 @@ class SQLiteLedger:
     async def ready(self) -> None:
         """Wait until the database is open and migrated (raises LedgerUnavailable if not)."""
         await self._read(lambda db: None)
-
-    async def begin(self, row: LedgerRow) -> int:
-        op = Begin(
-            replace(row, outcome=schema.IN_FLIGHT, sent=True, ts=row.ts or time.time()), Waiter()
-        )
-        if not self._put(op):
-            raise self._stop_error
-        try:
-            return int(await op.waiter.future)
-        except asyncio.CancelledError:
-            # The request will not be sent: whatever this op wrote must not stay in flight.
-            self._put(Cancel(op))
-            raise
-
-    def finish(self, row_id: int, row: LedgerRow) -> asyncio.Future[bool]:
-        return self._queue_durable(Finish(row_id, row, Waiter()))
-
-    def record(self, row: LedgerRow) -> asyncio.Future[bool]:
-        # Stamped now, not when written (a kept row may be written much later).
-        return self._queue_durable(Record(replace(row, ts=row.ts or time.time()), Waiter()))
-
-    def _queue_durable(self, op: Finish | Record) -> asyncio.Future[bool]:
-        if not self._put(op):
-            log.error("ledger closed; not written: %s", describe(op))
-            op.waiter.future.set_result(False)
-        return op.waiter.future
-
-    async def flush(self) -> None:
-        op = Flush(Waiter())
-        if not self._put(op):
-            raise self._stop_error
-        await op.waiter.future
 
     async def aclose(self, timeout: float = 10.0) -> None:
         """Flush and close. Rows that still cannot be written after ``timeout`` seconds are
