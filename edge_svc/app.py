@@ -5,6 +5,9 @@ translation (``request.py``, ``messages.py``, ``models.py``, ``response.py``, ``
 streams in ``sse.py``) and calls the
 router through the one client library (``uniwizard_client.AsyncBackendRouter``), which it is
 given at construction: over the network, or an in-process channel when the router runs here.
+It names the HTTP caller's token (its name, never the token) in each call
+(``on_behalf_of``), so the router records, and budgets, the task under that name: believed
+because the edge's own link is a ``service`` one (in-process, or ``UNIWIZARD_TOKEN``).
 
 Routes: ``POST /v1/chat/completions`` (unary, or SSE with ``stream``), ``GET /v1/models``,
 ``GET /v1/models/{id}``, and ``GET /health`` (no token; 503 while draining). Errors are OpenAI's
@@ -128,7 +131,7 @@ class Edge:
         raise ApiError(404, f"no model {wanted!r} (GET /v1/models lists them)", code="not_found")
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
-        check_caller(request.headers.get("Authorization"), self.authorizer)
+        client = check_caller(request.headers.get("Authorization"), self.authorizer).name
         request_id = uuid.uuid4().hex
         chat = parse_chat(
             await self._json(request),
@@ -143,12 +146,14 @@ class Edge:
             span.set_attribute("http.route", "/v1/chat/completions")
             span.set_attribute("uniwizard.request_id", request_id)
             span.set_attribute("uniwizard.model", chat.model)  # a known model name only
+            if client:
+                span.set_attribute("uniwizard.client", client)  # the token's name, never it
             parent = traceparent(span.get_span_context())
             try:
                 response = await (
-                    self._stream(request, chat, selection, parent)
+                    self._stream(request, chat, selection, parent, client)
                     if chat.stream
-                    else self._unary(chat, selection, parent)
+                    else self._unary(chat, selection, parent, client)
                 )
             except ApiError as err:
                 err.headers.update({"x-uniwizard-request-id": request_id, "traceparent": parent})
@@ -160,13 +165,16 @@ class Edge:
 
     # -- chat completions ----------------------------------------------------------------------
 
-    async def _unary(self, chat: ChatRequest, sel: Selection, parent: str) -> web.Response:
+    async def _unary(
+        self, chat: ChatRequest, sel: Selection, parent: str, client: str
+    ) -> web.Response:
         try:
             result = await self.router.dispatch(
                 chat.task,
                 sel.backend,
                 category=sel.category,
                 deadline=self.config.deadline_s,
+                on_behalf_of=client,
             )
         except RouterError as err:
             raise from_router_error(err, chat.task.request_id) from None
@@ -184,10 +192,14 @@ class Edge:
         )
 
     async def _stream(
-        self, request: web.Request, chat: ChatRequest, sel: Selection, parent: str
+        self, request: web.Request, chat: ChatRequest, sel: Selection, parent: str, client: str
     ) -> web.StreamResponse:
         events = self.router.dispatch_stream(
-            chat.task, sel.backend, category=sel.category, deadline=self.config.deadline_s
+            chat.task,
+            sel.backend,
+            category=sel.category,
+            deadline=self.config.deadline_s,
+            on_behalf_of=client,
         )
         return await SseResponse(request, chat, parent, int(self.clock())).relay(events)
 

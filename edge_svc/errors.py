@@ -15,13 +15,15 @@ router tried backends, ``attempts``, ``request_id`` and ``trace_id`` beside them
 | the body over the size limit (``too_large``)                | 413    | invalid_request_error |
 | the identity guard rejected the request (``identity_leak``) | 422    | invalid_request_error |
 | every backend tried was rate-limited (``rate_limited``)     | 429    | rate_limit_error      |
+| the token's own budget is spent (``over_budget``)            | 429    | insufficient_quota    |
 | the client went away (``cancelled``)                        | 499    | api_error             |
 | any other upstream failure (server_error, refusal, ...)     | 502    | api_error             |
 | no backend eligible (``no_backend``), the router unreachable | 503    | api_error             |
 | the deadline passed (``timeout``)                           | 504    | api_error             |
 
 A 429 carries ``retry-after``: the shortest wait a backend asked for (at least 1 s; 1 s when
-none said).
+none said), or, for a spent budget, the seconds until its UTC day or month starts again (the
+type is OpenAI's own for an exhausted quota).
 """
 
 from __future__ import annotations
@@ -161,6 +163,15 @@ def from_router_error(err: RouterError, request_id: str = "") -> ApiError:
                 headers["retry-after"] = str(retry_after(err.attempts))
         return ApiError(
             status, err.message, type=kind, code=err.outcome, extra=extra, headers=headers
+        )
+    if err.outcome == "over_budget":  # the token's budget: nothing was sent
+        wait = str(max(1, math.ceil(err.retry_after_s)))
+        return ApiError(
+            429,
+            err.message,
+            type="insufficient_quota",
+            code="over_budget",
+            headers={"retry-after": wait},
         )
     status, kind, code = (
         _CODE_STATUS.get(err.code, (502, API, err.outcome))

@@ -1,6 +1,7 @@
 """Per-token budgets: a client (a token's name) whose entry in the tokens file has
-``budget: {daily_usd, monthly_usd}`` is refused (RESOURCE_EXHAUSTED, naming the budget) once what
-it has spent reaches a cap, UTC days and months as for backend budgets.
+``budget: {daily_usd, monthly_usd}`` is refused (RESOURCE_EXHAUSTED, naming the budget, with when
+its window starts again: see router_svc/servicer.py) once what it has spent reaches a cap, UTC
+days and months as for backend budgets.
 
 What a client has spent is the cost ledger's figure (the caller's ``Usage`` by client, since the
 start of the UTC day and of the UTC month), read again when it is older than ``REFRESH_S``, plus
@@ -16,10 +17,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from router_svc.budget import SpendTracker
 from uniwizard.config_types import Budget
-from uniwizard.time_windows import day_start, month_start, usd
+from uniwizard.time_windows import (
+    day_start,
+    month_start,
+    next_day_start,
+    next_month_start,
+    usd,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +37,14 @@ Snapshot = dict[str, tuple[float, float]]
 Fetch = Callable[[float, float], Awaitable[Snapshot]]
 
 
+@dataclass(frozen=True, slots=True)
+class Reached:
+    """A client at a cap: why, in words, and when that cap's window starts again (epoch s)."""
+
+    message: str
+    resets_at: float
+
+
 def reached(
     name: str,
     budget: Budget,
@@ -36,7 +52,7 @@ def reached(
     as_of: float,
     tracker: SpendTracker,
     now: float,
-) -> str | None:
+) -> Reached | None:
     """Why ``name`` may not start another task, or None. ``ledger``: its (today, month) spend as
     read at ``as_of``; the tracker holds what was spent and reserved since."""
     today_start, this_month = day_start(now), month_start(now)
@@ -46,16 +62,18 @@ def reached(
     month = (ledger[1] if as_of >= this_month else 0.0) + tracker.since(
         name, max(as_of, this_month)
     )
-    for window, cap, spent in (
-        ("daily", budget.daily_usd, today),
-        ("monthly", budget.monthly_usd, month),
+    hit = None
+    for window, cap, spent, resets_at in (
+        ("daily", budget.daily_usd, today, next_day_start(now)),
+        ("monthly", budget.monthly_usd, month, next_month_start(now)),
     ):
         if cap > 0 and spent >= cap:
-            return (
+            hit = Reached(
                 f"token {name!r} has reached its {window} budget"
-                f" ({usd(cap)}; spent {usd(spent)}, counting tasks in flight)"
-            )
-    return None
+                f" ({usd(cap)}; spent {usd(spent)}, counting tasks in flight)",
+                resets_at,
+            )  # the monthly cap, when both are reached: the later of the two to lift
+    return hit
 
 
 class ClientSpend:
@@ -69,7 +87,7 @@ class ClientSpend:
         self._as_of = 0.0
         self._next_read = 0.0
 
-    async def over(self, name: str, budget: Budget | None) -> str | None:
+    async def over(self, name: str, budget: Budget | None) -> Reached | None:
         """Why ``name`` (with ``budget``) may not start a task now, or None."""
         if budget is None or not budget.capped:
             return None

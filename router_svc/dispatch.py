@@ -25,7 +25,7 @@ from router_svc.adapt import rank
 from router_svc.budget import BudgetCheck, SpendTracker
 from router_svc.chain import ChainWalk, Decision, Skip, build_chain, upper_cost
 from router_svc.classify import Reason, classify, requested
-from router_svc.client_budget import ClientSpend
+from router_svc.client_budget import ClientSpend, Reached
 from router_svc.fallback import Action, FallbackPolicy, Step, next_step
 from router_svc.health_view import HealthView
 from router_svc.links import CallerLink, RegistryLink
@@ -236,7 +236,7 @@ class RouterCore:
 
     # -- Dispatch ----------------------------------------------------------------------------
 
-    async def over_budget(self, client: str, budget: Budget | None) -> str | None:
+    async def over_budget(self, client: str, budget: Budget | None) -> Reached | None:
         """Why ``client`` (whose token has ``budget``) may not start a task now, or None."""
         return await self.clients.over(client, budget)
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from typing import NoReturn
 
 import grpc
 from google.protobuf import any_pb2
-from google.rpc import code_pb2, status_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from router_svc.chain import Decision
+from router_svc.client_budget import Reached
 from router_svc.convert import catalog_to_pb, decision_to_pb, failure_to_pb, result_to_pb
 from router_svc.dispatch import (
     Answering,
@@ -76,6 +79,27 @@ def failure_status(report: DispatchReport) -> status_pb2.Status:
     return status_pb2.Status(code=code.value[0], message=report.message[:1000], details=[detail])
 
 
+def budget_status(client: str, over: Reached, now: float) -> status_pb2.Status:
+    """RESOURCE_EXHAUSTED for a client at its budget, in gRPC's standard error model: a
+    ``google.rpc.QuotaFailure`` (subject ``client:<name>``) says it is a quota, not a size
+    limit, and a ``google.rpc.RetryInfo`` says when the cap's window starts again."""
+    quota, retry = any_pb2.Any(), any_pb2.Any()
+    quota.Pack(
+        error_details_pb2.QuotaFailure(
+            violations=[
+                error_details_pb2.QuotaFailure.Violation(
+                    subject=f"client:{client}", description=over.message
+                )
+            ]
+        )
+    )
+    wait = error_details_pb2.RetryInfo()
+    wait.retry_delay.seconds = max(1, math.ceil(over.resets_at - now))
+    retry.Pack(wait)
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    return status_pb2.Status(code=code, message=over.message, details=[quota, retry])
+
+
 async def abort_failed(context: Context, report: DispatchReport) -> NoReturn:
     """End the call with the failure's status and its DispatchFailure in the status details."""
     status = rpc_status.to_status(failure_status(report))
@@ -130,8 +154,9 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         client = await self._client(context)
         budget = self.budget_of(client)
         over = await self.core.over_budget(client, budget)
-        if over:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, over)
+        if over is not None:
+            status = rpc_status.to_status(budget_status(client, over, time.time()))
+            await context.abort(status.code, status.details, status.trailing_metadata)
         remaining = context.time_remaining()
         return DispatchJob(
             task,

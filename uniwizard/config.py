@@ -127,6 +127,7 @@ def _budget(entry: Entry) -> Budget:
         raise entry.error("needs daily_usd or monthly_usd above 0 (or remove it)")
     return budget
 
+
 def _price_or_default(entry: Entry) -> float | None:
     """A price, or null for the provider's default (uniwizard/providers/pricing.py)."""
     return None if is_null(entry) else _non_negative(entry)

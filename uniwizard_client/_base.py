@@ -5,12 +5,13 @@ from __future__ import annotations
 import grpc
 from opentelemetry import trace
 
+from uniwizard.auth import CLIENT_METADATA, NAME_RE
 from uniwizard.v1 import router_pb2
 from uniwizard_client.channels import ServiceClient
 from uniwizard_client.errors import RouterError
 from uniwizard_client.results import RouteInfo, ThinkResult, route_info, think_result
 from uniwizard_client.task import TaskLike, task_pb
-from uniwizard_client.tracing import get_tracer
+from uniwizard_client.tracing import Metadata, get_tracer
 
 DEFAULT_DEADLINE = 60.0
 ROUTE_SPAN = "uniwizard.route"
@@ -33,6 +34,23 @@ class RouterBase(ServiceClient):
     ):
         super().__init__(target, deadline=deadline, token=token, credentials=credentials)
         self._tracer = get_tracer(tracer_provider)
+
+    @staticmethod
+    def _acting_for(client: str | None) -> Metadata:
+        """The metadata naming the client a call is made for (``on_behalf_of``).
+
+        The router records (ledger row, spans, ``usage --by caller``) and budgets the call
+        under that name only when this client's own token has the ``service`` scope (or the
+        call comes from within the router's process); from any other token it keeps that
+        token's own name. Raises ValueError for a name that could not be a token's."""
+        if not client:
+            return ()
+        if not NAME_RE.match(client):
+            raise ValueError(
+                f"on_behalf_of: {client!r} is not a client name (letters, digits, '_', '.',"
+                " '@', '-'; at most 64)"
+            )
+        return ((CLIENT_METADATA, client),)
 
     @staticmethod
     def _route_request(task: TaskLike, category: str | None = None) -> router_pb2.RouteRequest:

@@ -28,7 +28,7 @@ from uniwizard_client.results import (
     catalog,
 )
 from uniwizard_client.task import TaskLike
-from uniwizard_client.tracing import client_span
+from uniwizard_client.tracing import Metadata, client_span
 
 
 class AsyncBackendRouter(RouterBase):
@@ -91,10 +91,14 @@ class AsyncBackendRouter(RouterBase):
         *,
         category: str | None = None,
         deadline: float | None = None,
+        on_behalf_of: str | None = None,
     ) -> ThinkResult:
         with client_span(self._tracer, THINK_SPAN, self.target) as span:
             request = self._dispatch_request(task, backend, category)
-            pb = await self._conn.unary("Dispatch", request, self._timeout(deadline))
+            acting = self._acting_for(on_behalf_of)
+            pb = await self._conn.unary(
+                "Dispatch", request, self._timeout(deadline), metadata=acting
+            )
             return self._answered(span, pb)
 
     def dispatch_stream(
@@ -104,6 +108,7 @@ class AsyncBackendRouter(RouterBase):
         *,
         category: str | None = None,
         deadline: float | None = None,
+        on_behalf_of: str | None = None,
     ) -> AsyncGenerator[StreamEvent, None]:
         """An async generator of the same events as ``BackendRouter.dispatch_stream``::
 
@@ -113,14 +118,20 @@ class AsyncBackendRouter(RouterBase):
         ``aclose()`` or cancelling the consuming task cancels the call.
         """
         request = self._dispatch_request(task, backend, category)
-        return self._stream(request, self._timeout(deadline))
+        return self._stream(request, self._timeout(deadline), self._acting_for(on_behalf_of))
 
-    async def _stream(self, request: object, timeout: float) -> AsyncGenerator[StreamEvent, None]:
+    async def _stream(
+        self, request: object, timeout: float, acting: Metadata = ()
+    ) -> AsyncGenerator[StreamEvent, None]:
         result: ThinkResult | None = None
         with client_span(self._tracer, THINK_STREAM_SPAN, self.target, current=False) as span:
             events = StreamAssembler()
             messages = self._conn.stream(
-                "DispatchStream", request, timeout, context=trace.set_span_in_context(span)
+                "DispatchStream",
+                request,
+                timeout,
+                context=trace.set_span_in_context(span),
+                metadata=acting,
             )
             async with aclosing(messages):
                 async for pb in messages:
@@ -143,6 +154,7 @@ class AsyncBackendRouter(RouterBase):
         trace_id: str = "",
         five_point: bool = False,
         deadline: float | None = None,
+        on_behalf_of: str | None = None,
     ) -> Rated:
         """Rate the answer to ``request_id`` (``ThinkResult.request_id``; or, without it,
         ``trace_id``): ``score`` in [0, 1], or 1-5 stars with ``five_point``; ``label`` an
@@ -152,7 +164,10 @@ class AsyncBackendRouter(RouterBase):
         request = rate_request(
             request_id, score, label=label, trace_id=trace_id, five_point=five_point
         )
-        return rated(await self._conn.unary("Rate", request, self._timeout(deadline)))
+        acting = self._acting_for(on_behalf_of)
+        return rated(
+            await self._conn.unary("Rate", request, self._timeout(deadline), metadata=acting)
+        )
 
     async def catalog(self, *, deadline: float | None = None) -> Catalog:
         """The router's categories and backends, each backend with its health."""

@@ -74,9 +74,10 @@ class Endpoint:
             return grpc.aio.secure_channel(self.target, self.credentials, options=options)
         return grpc.aio.insecure_channel(self.target, options=options)
 
-    def metadata(self, context: Context | None = None) -> Metadata:
-        """The bearer token and the trace context (``context``, else the current one)."""
-        return call_metadata(self.token, context)
+    def metadata(self, context: Context | None = None, extra: Metadata = ()) -> Metadata:
+        """The bearer token and the trace context (``context``, else the current one), then
+        ``extra`` (e.g. the client a service acts for, see ``RouterBase.acting_for``)."""
+        return call_metadata(self.token, context) + extra
 
     def error(self, exc: grpc.RpcError) -> RouterError:
         return from_rpc_error(exc, service=self.service, target=self.target)
@@ -147,22 +148,34 @@ class SyncConnection(Generic[StubT]):
             return self._stub
 
     def unary(
-        self, method: str, request: Any, timeout: float, *, context: Context | None = None
+        self,
+        method: str,
+        request: Any,
+        timeout: float,
+        *,
+        context: Context | None = None,
+        metadata: Metadata = (),
     ) -> Any:
         """Call a unary RPC; a failure raises a ``RouterError``."""
         rpc = getattr(self.stub(), method)
         try:
-            return rpc(request, timeout=timeout, metadata=self.endpoint.metadata(context))
+            return rpc(request, timeout=timeout, metadata=self.endpoint.metadata(context, metadata))
         except grpc.RpcError as exc:
             raise self.endpoint.error(exc) from None
 
     def stream(
-        self, method: str, request: Any, timeout: float, *, context: Context | None = None
+        self,
+        method: str,
+        request: Any,
+        timeout: float,
+        *,
+        context: Context | None = None,
+        metadata: Metadata = (),
     ) -> Generator[Any, None, None]:
         """The messages of a server-streaming RPC; a failure raises a ``RouterError``. Closing
         the generator early cancels the call."""
         call = getattr(self.stub(), method)(
-            request, timeout=timeout, metadata=self.endpoint.metadata(context)
+            request, timeout=timeout, metadata=self.endpoint.metadata(context, metadata)
         )
         try:
             yield from call
@@ -205,21 +218,35 @@ class AsyncConnection(Generic[StubT]):
         return self._stub
 
     async def unary(
-        self, method: str, request: Any, timeout: float, *, context: Context | None = None
+        self,
+        method: str,
+        request: Any,
+        timeout: float,
+        *,
+        context: Context | None = None,
+        metadata: Metadata = (),
     ) -> Any:
         rpc = getattr(self.stub(), method)
         try:
-            return await rpc(request, timeout=timeout, metadata=self.endpoint.metadata(context))
+            return await rpc(
+                request, timeout=timeout, metadata=self.endpoint.metadata(context, metadata)
+            )
         except grpc.RpcError as exc:
             raise self.endpoint.error(exc) from None
 
     async def stream(
-        self, method: str, request: Any, timeout: float, *, context: Context | None = None
+        self,
+        method: str,
+        request: Any,
+        timeout: float,
+        *,
+        context: Context | None = None,
+        metadata: Metadata = (),
     ) -> AsyncGenerator[Any, None]:
         """The messages of a server-streaming RPC; a failure raises a ``RouterError``. Closing
         the generator early (or cancelling the task consuming it) cancels the call."""
         call = getattr(self.stub(), method)(
-            request, timeout=timeout, metadata=self.endpoint.metadata(context)
+            request, timeout=timeout, metadata=self.endpoint.metadata(context, metadata)
         )
         try:
             async for message in call:

@@ -1,11 +1,16 @@
-"""Client exceptions, read from the gRPC status (details: a packed ``DispatchFailure``).
+"""Client exceptions, read from the gRPC status (details: a packed ``DispatchFailure``, or a
+``google.rpc.QuotaFailure`` with a ``RetryInfo`` for a client refused at its budget).
 
 This is the one place that reads a gRPC status: everything above it sees :class:`RouterError`.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from uniwizard.convert import outcome_from_pb
@@ -32,6 +37,8 @@ class RouterError(Exception):
     ``reported`` is true when the router said why itself (a ``DispatchFailure``: its outcome,
     attempts and trace id); otherwise only the gRPC status is known: ``status`` (the code's
     name, e.g. ``"NOT_FOUND"``) and ``details`` (its message, as the service sent it).
+    ``over_budget`` is the outcome of a client refused at its token's budget (nothing was
+    sent); ``retry_after_s`` is then how long until that budget's window starts again.
     """
 
     def __init__(
@@ -44,6 +51,7 @@ class RouterError(Exception):
         code: grpc.StatusCode | None = None,
         details: str = "",
         reported: bool = False,
+        retry_after_s: float = 0.0,
     ):
         super().__init__(message)
         self.message = message
@@ -53,6 +61,7 @@ class RouterError(Exception):
         self.code = code
         self.details = details
         self.reported = reported
+        self.retry_after_s = retry_after_s
 
     @property
     def status(self) -> str:
@@ -84,18 +93,20 @@ class RouterUnavailable(RouterError):
         return "connect" in self.details.lower()
 
 
-def _failure(exc: grpc.RpcError) -> router_pb2.DispatchFailure | None:
-    """The ``DispatchFailure`` packed in the status details, if there is one."""
+def _details(exc: grpc.RpcError) -> list[any_pb2.Any]:
+    """The rich status details the service packed, if any."""
     try:
         status = rpc_status.from_call(exc)  # type: ignore[arg-type]
     except ValueError:  # inconsistent status: ignore the details
-        return None
-    if status is None:
-        return None
-    for detail in status.details:
-        failure = router_pb2.DispatchFailure()
-        if detail.Unpack(failure):
-            return failure
+        return []
+    return list(status.details) if status is not None else []
+
+
+def _unpacked(details: list[any_pb2.Any], message: Any) -> Any:
+    """The first of ``details`` that is a ``message``'s type, unpacked into it, or None."""
+    for detail in details:
+        if detail.Unpack(message):
+            return message
     return None
 
 
@@ -103,7 +114,8 @@ def from_rpc_error(exc: grpc.RpcError, *, service: str, target: str) -> RouterEr
     """The typed exception for a failed RPC (sync or asyncio, unary or streaming)."""
     code: grpc.StatusCode = exc.code()  # type: ignore[attr-defined]
     details: str = exc.details() or ""  # type: ignore[attr-defined]
-    failure = _failure(exc)
+    packed = _details(exc)
+    failure = _unpacked(packed, router_pb2.DispatchFailure())
     if failure is not None:
         outcome = outcome_from_pb(failure.outcome)
         return RouterError(
@@ -114,6 +126,15 @@ def from_rpc_error(exc: grpc.RpcError, *, service: str, target: str) -> RouterEr
             code=code,
             details=details,
             reported=True,
+        )
+    if _unpacked(packed, error_details_pb2.QuotaFailure()) is not None:
+        retry = _unpacked(packed, error_details_pb2.RetryInfo())
+        return RouterError(
+            details,
+            outcome="over_budget",
+            code=code,
+            details=details,
+            retry_after_s=retry.retry_delay.ToTimedelta().total_seconds() if retry else 0.0,
         )
     if code == grpc.StatusCode.UNAVAILABLE:
         return RouterUnavailable(service, target, details)

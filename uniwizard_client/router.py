@@ -26,7 +26,7 @@ from uniwizard_client.results import (
     catalog,
 )
 from uniwizard_client.task import TaskLike
-from uniwizard_client.tracing import client_span
+from uniwizard_client.tracing import Metadata, client_span
 
 
 class BackendRouter(RouterBase):
@@ -75,12 +75,16 @@ class BackendRouter(RouterBase):
         *,
         category: str | None = None,
         deadline: float | None = None,
+        on_behalf_of: str | None = None,
     ) -> ThinkResult:
         """Answer ``task`` (pinned to ``backend`` when given; or on ``category``'s chain, with
-        fallback, instead of classifying it) with every attempt accounted."""
+        fallback, instead of classifying it) with every attempt accounted. ``on_behalf_of``:
+        the client the call is made for, believed from a ``service`` token only (a front end
+        such as the HTTP edge, which checked that client's own token)."""
         with client_span(self._tracer, THINK_SPAN, self.target) as span:
             request = self._dispatch_request(task, backend, category)
-            pb = self._conn.unary("Dispatch", request, self._timeout(deadline))
+            acting = self._acting_for(on_behalf_of)
+            pb = self._conn.unary("Dispatch", request, self._timeout(deadline), metadata=acting)
             return self._answered(span, pb)
 
     def dispatch_stream(
@@ -90,6 +94,7 @@ class BackendRouter(RouterBase):
         *,
         category: str | None = None,
         deadline: float | None = None,
+        on_behalf_of: str | None = None,
     ) -> Generator[StreamEvent, None, None]:
         """Like :meth:`dispatch`, as it happens: a generator of ``Routed``, ``AttemptFailed``,
         ``Answering`` (once, before the first text), ``TextDelta`` and ``ToolCalled`` events,
@@ -99,14 +104,20 @@ class BackendRouter(RouterBase):
         Closing the generator early cancels the call. ``deadline`` bounds the whole stream.
         """
         request = self._dispatch_request(task, backend, category)
-        return self._stream(request, self._timeout(deadline))
+        return self._stream(request, self._timeout(deadline), self._acting_for(on_behalf_of))
 
-    def _stream(self, request: object, timeout: float) -> Generator[StreamEvent, None, None]:
+    def _stream(
+        self, request: object, timeout: float, acting: Metadata = ()
+    ) -> Generator[StreamEvent, None, None]:
         result: ThinkResult | None = None
         with client_span(self._tracer, THINK_STREAM_SPAN, self.target, current=False) as span:
             events = StreamAssembler()
             messages = self._conn.stream(
-                "DispatchStream", request, timeout, context=trace.set_span_in_context(span)
+                "DispatchStream",
+                request,
+                timeout,
+                context=trace.set_span_in_context(span),
+                metadata=acting,
             )
             with closing(messages):
                 for pb in messages:
@@ -129,6 +140,7 @@ class BackendRouter(RouterBase):
         trace_id: str = "",
         five_point: bool = False,
         deadline: float | None = None,
+        on_behalf_of: str | None = None,
     ) -> Rated:
         """Rate the answer to ``request_id`` (``ThinkResult.request_id``; or, without it,
         ``trace_id``): ``score`` in [0, 1], or 1-5 stars with ``five_point``; ``label`` an
@@ -138,7 +150,8 @@ class BackendRouter(RouterBase):
         request = rate_request(
             request_id, score, label=label, trace_id=trace_id, five_point=five_point
         )
-        return rated(self._conn.unary("Rate", request, self._timeout(deadline)))
+        acting = self._acting_for(on_behalf_of)
+        return rated(self._conn.unary("Rate", request, self._timeout(deadline), metadata=acting))
 
     def catalog(self, *, deadline: float | None = None) -> Catalog:
         """The router's categories and backends, each backend with its health."""

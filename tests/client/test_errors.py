@@ -7,6 +7,8 @@ import pytest
 from google.protobuf import any_pb2
 from google.rpc import status_pb2
 
+from router_svc.client_budget import Reached
+from router_svc.servicer import budget_status
 from tests.stack import Stack
 from uniwizard.v1 import common_pb2, router_pb2
 from uniwizard_client import BackendRouter, RouterError
@@ -65,3 +67,29 @@ def test_the_dispatch_failure_in_the_status_and_an_inconsistent_status() -> None
         target="x:1",
     )
     assert (bad.outcome, bad.reported, bad.message) == ("rate_limited", False, "all busy")
+
+
+def test_a_client_at_its_budget_is_over_budget_with_when_it_lifts() -> None:
+    """The router's refusal (gRPC's standard QuotaFailure and RetryInfo details) reads as
+    ``over_budget``, not as a rate limit or a size limit, with the wait until the cap lifts."""
+    now = 1_796_126_400.0  # 2026-12-01 12:00 UTC
+    over = Reached("token 'a' has reached its daily budget ($1.00; ...)", now + 43_200.4)
+    status = budget_status("a", over, now)
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    err = from_rpc_error(FakeError(code, over.message, status), service="router", target="x:1")
+    assert (err.outcome, err.reported, err.status) == ("over_budget", False, "RESOURCE_EXHAUSTED")
+    assert err.message == over.message and err.retry_after_s == 43_201
+    # Without the QuotaFailure it is a bare RESOURCE_EXHAUSTED (e.g. a message over gRPC's size
+    # limit), as before.
+    bare = status_pb2.Status(code=code.value[0], message="too big")
+    plain = from_rpc_error(FakeError(code, "too big", bare), service="router", target="x:1")
+    assert (plain.outcome, plain.retry_after_s) == ("rate_limited", 0.0)
+
+
+def test_on_behalf_of_must_be_a_client_name() -> None:
+    router = BackendRouter("127.0.0.1:1")
+    with pytest.raises(ValueError, match="on_behalf_of: 'bad name!' is not a client name"):
+        router.dispatch("hello", on_behalf_of="bad name!")
+    with pytest.raises(ValueError, match="on_behalf_of"):
+        router.rate("r1", 0.5, on_behalf_of="x" * 65)
+    router.close()

@@ -517,6 +517,20 @@ def test_429_only_when_every_attempt_was_rate_limited() -> None:
     assert retry_after([attempt("rate_limited", 0.2)]) == 1
 
 
+def test_a_token_at_its_budget_is_429_in_openai_s_quota_shape() -> None:
+    err = from_router_error(
+        RouterError(
+            "token 'a' has reached its daily budget ($1.00; spent $1.00)",
+            outcome="over_budget",
+            code=grpc.StatusCode.RESOURCE_EXHAUSTED,
+            retry_after_s=3600.2,
+        )
+    )
+    assert (err.status, err.type, err.code) == (429, "insufficient_quota", "over_budget")
+    assert err.headers["retry-after"] == "3601"
+    assert err.message.startswith("token 'a' has reached its daily budget")
+
+
 @pytest.mark.parametrize(
     ("code", "status", "ours"),
     [

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from router_svc.budget import SpendTracker
-from router_svc.client_budget import REFRESH_S, ClientSpend, reached
+from router_svc.client_budget import REFRESH_S, ClientSpend, Reached, reached
 from uniwizard.config_types import Budget
 
 NOON = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC).timestamp()
@@ -19,10 +19,16 @@ MONTHLY = Budget(monthly_usd=10.0)
 def test_a_client_is_stopped_once_its_spending_reaches_a_cap() -> None:
     none = SpendTracker()
     assert reached("a", DAILY, (0.99, 5.0), NOON - 10, none, NOON) is None
-    assert reached("a", DAILY, (1.0, 5.0), NOON - 10, none, NOON) == (
-        "token 'a' has reached its daily budget ($1.00; spent $1.00, counting tasks in flight)"
+    assert reached("a", DAILY, (1.0, 5.0), NOON - 10, none, NOON) == Reached(
+        "token 'a' has reached its daily budget ($1.00; spent $1.00, counting tasks in flight)",
+        resets_at=dt.datetime(2026, 12, 2, tzinfo=dt.UTC).timestamp(),  # the next UTC day
     )
-    assert reached("a", MONTHLY, (0.0, 10.5), NOON - 10, none, NOON) is not None
+    monthly = reached("a", MONTHLY, (0.0, 10.5), NOON - 10, none, NOON)
+    assert monthly is not None and "monthly budget ($10.00" in monthly.message
+    assert monthly.resets_at == dt.datetime(2027, 1, 1, tzinfo=dt.UTC).timestamp()
+    # Both caps reached: the monthly one is what lifts last.
+    both = reached("a", Budget(1.0, 10.0), (1.0, 10.0), NOON - 10, none, NOON)
+    assert both is not None and both.resets_at == monthly.resets_at
     # What this router spent since the read, and its tasks in flight, count too.
     mine = SpendTracker()
     mine.release("a", 0.0, 0.5, NOON - 5)

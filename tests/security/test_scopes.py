@@ -1,6 +1,8 @@
 """Named tokens with scopes on the real services over real sockets: every RPC refuses a token that
 lacks its scope and nothing happens; the caller's name reaches the ledger and the spans; usage by
-caller adds up; a token's budget is enforced."""
+caller adds up; a token's budget is enforced. The HTTP edge is held to the same: its routes
+refuse a token without ``think``, and what it answers is recorded and budgeted under the HTTP
+caller's token's name."""
 
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import pytest
+from openai import AsyncOpenAI, RateLimitError
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from router_svc.links import GrpcCallerLink
@@ -492,3 +496,85 @@ def test_a_service_with_a_bad_tokens_file_exits_2_with_one_clear_line(
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert hashlib.sha256(b"x" * 20).hexdigest()[:16] not in proc.stderr
+
+
+# -- the HTTP edge: the same tokens, scopes, names and budgets ---------------------------------
+
+CHAT = {"model": "auto", "messages": [{"role": "user", "content": ROME}]}
+
+
+def edge_client(stack: Stack, name: str) -> AsyncOpenAI:
+    token = SERVICE if name == "default" else TOKENS[name][0]
+    return AsyncOpenAI(base_url=f"{stack.edge.url}/v1", api_key=token, max_retries=0, timeout=20)
+
+
+async def test_every_http_route_refuses_a_token_without_think_and_nothing_happens(
+    stack: Stack, tmp_path: Path
+) -> None:
+    routes: list[tuple[str, str, dict[str, Any] | None]] = [
+        ("POST", "/v1/chat/completions", CHAT),
+        ("POST", "/v1/chat/completions", {**CHAT, "stream": True}),
+        ("GET", "/v1/models", None),
+        ("GET", "/v1/models/auto", None),
+    ]
+    async with httpx.AsyncClient(base_url=stack.edge.url, timeout=20) as http:
+        for method, path, body in routes:
+            for name in ("rooter", "ops"):  # known tokens, without 'think'
+                token = TOKENS[name][0]
+                resp = await http.request(
+                    method, path, json=body, headers={"Authorization": f"Bearer {token}"}
+                )
+                assert resp.status_code == 403, (name, method, path, resp.text)
+                error = resp.json()["error"]
+                assert (error["type"], error["code"]) == ("permission_error", "forbidden")
+                assert "'think'" in error["message"]
+            for headers in ({}, {"Authorization": "Bearer nobody-0123456789abcdefgh"}):
+                resp = await http.request(method, path, json=body, headers=headers)
+                assert resp.status_code == 401, (method, path, resp.text)
+                assert resp.json()["error"]["type"] == "authentication_error"
+        # The same routes with 'think' work.
+        ok = await http.get("/v1/models", headers={"Authorization": f"Bearer {TOKENS['bob'][0]}"})
+        assert ok.status_code == 200 and "auto" in {m["id"] for m in ok.json()["data"]}
+    assert stack.sim.requests() == []
+    assert ledger(tmp_path) == []
+
+
+async def test_edge_traffic_is_recorded_and_budgeted_under_the_token_s_name(
+    stack: Stack, tmp_path: Path
+) -> None:
+    alice, bob = edge_client(stack, "alice"), edge_client(stack, "bob")
+    messages: Any = CHAT["messages"]
+    await alice.chat.completions.create(model="auto", messages=messages)
+    chunks = await alice.chat.completions.create(model="knowledge", messages=messages, stream=True)
+    assert "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices])
+    raw = await bob.chat.completions.with_raw_response.create(model="gpt", messages=messages)
+    bobs = raw.headers["x-uniwizard-request-id"]
+    rows = ledger(tmp_path)
+    assert sorted(r["client"] for r in rows) == ["alice", "alice", "bob"]
+    assert [r["client"] for r in rows if r["request_id"] == bobs] == ["bob"]
+
+    # usage --by caller answers "which agent spent what" for edge traffic too.
+    async with grpc.aio.insecure_channel(stack.caller.target) as ch:
+        usage = await caller_pb2_grpc.CallerStub(ch).Usage(
+            caller_pb2.UsageRequest(by_client=True), metadata=bearer("default")
+        )
+    clients = {u.client: u for u in usage.clients}
+    assert {name: u.attempts for name, u in clients.items()} == {"alice": 2, "bob": 1}
+    assert sum(u.cost_usd for u in usage.clients) == pytest.approx(usage.total.cost_usd)
+
+    # A token's budget holds at the edge: 429 in OpenAI's quota shape, nothing sent.
+    frugal = edge_client(stack, "frugal")
+    await frugal.chat.completions.create(model="auto", messages=messages)  # under the cap
+    sent = len(stack.sim.requests())
+    for stream in (False, True):
+        with pytest.raises(RateLimitError) as err:
+            await frugal.chat.completions.create(model="auto", messages=messages, stream=stream)
+        assert err.value.status_code == 429
+        body: Any = err.value.body
+        assert (body["type"], body["code"]) == ("insufficient_quota", "over_budget")
+        assert "token 'frugal' has reached its daily budget ($0.0001" in body["message"]
+        wait = int(err.value.response.headers["retry-after"])
+        assert 0 < wait <= 86400  # until the next UTC day
+    assert len(stack.sim.requests()) == sent
+    assert sorted(r["client"] for r in ledger(tmp_path)).count("frugal") == 1
+    await alice.chat.completions.create(model="auto", messages=messages)  # others go on
