@@ -2,18 +2,24 @@
 
 Contract: ``parse_retry_after`` and ``parse_duration`` never raise and return a finite number of
 seconds >= 0; ``RefusalDetector.detect`` never raises, names its rule, and answers quickly on
-any text (its regexes must not backtrack exponentially).
+any text (its regexes must not backtrack exponentially); its cleaning, which skips each pattern
+when the text lacks a character the pattern needs, cleans exactly as running every pattern does.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import time
+import unicodedata
+from pathlib import Path
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from caller_svc import refusal
 from caller_svc.refusal import RefusalDetector, RefusalVerdict
 from uniwizard.providers.outcomes import classify_error, parse_duration, parse_retry_after, truncate
 from uniwizard.types import Outcome
@@ -153,3 +159,48 @@ def test_refusal_detection_never_raises_and_is_fast(text: str) -> None:
     # Linear regexes answer in well under a millisecond per character; exponential
     # backtracking took minutes on 90 characters. 2 s leaves room for a slow CI machine.
     assert elapsed < 2.0, f"{elapsed:.2f} s for {len(text)} characters"
+
+
+def _clean_every_pattern(text: str) -> str:
+    """``refusal._clean`` as written before its patterns were guarded by the characters each
+    one needs: every pattern runs on every answer."""
+    t = unicodedata.normalize("NFKC", text).translate(refusal._TYPOGRAPHY)
+    t = refusal._CODE_FENCE.sub(" ", t)
+    t = refusal._INLINE_CODE.sub(" code ", t)
+    t = refusal._BLOCK_QUOTE.sub(" ", t)
+    if len(refusal._SPEAKER_LINE.findall(t)) >= 2:
+        t = refusal._SPEAKER_LINE.sub(" ", t)
+    t = refusal._DASH_LINE.sub(" ", t)
+    t = refusal._QUOTED.sub(" quote ", t)
+    t = refusal._SINGLE_QUOTED.sub(" quote ", t)
+    t = _REPORTED_UNGUARDED.sub(" quote ", t)
+    t = refusal._MARKDOWN.sub("", t)
+    t = refusal._EMPHASIS.sub("", t)
+    return t.lower()
+
+
+# _REPORTED without its leading (?=[srawty]) lookahead.
+_REPORTED_UNGUARDED = re.compile(
+    refusal._REPORTED.pattern.removeprefix("(?=[srawty])"), refusal._REPORTED.flags
+)
+_MARKUP = st.sampled_from(
+    ["```", "~~~", "`", ">", ":", "—", "–", '"', "\u201c", "\u201d", "\u00ab", "\u00bb", "'",
+     "\u2019", "*", "_", "#", "- ", "1. ", "\n", "ALICE: ", "Bob (aside): ", "she said: ",
+     "He REPLIED: ", "\u017fays: ", "I said: ", "i wrote: "]
+)  # fmt: skip
+MARKED_UP = st.lists(st.one_of(_FRAGMENTS, _MARKUP), max_size=60).map(" ".join)
+
+
+@FUZZ
+@given(text=st.one_of(ANSWERS, MARKED_UP, st.text(max_size=200)))
+def test_guarding_each_pattern_by_its_characters_changes_no_cleaned_text(text: str) -> None:
+    assert refusal._REPORTED.pattern.startswith("(?=[srawty])")
+    assert refusal._clean(text) == _clean_every_pattern(text)
+
+
+def test_the_guards_change_nothing_on_the_labelled_answers() -> None:
+    data = Path(__file__).resolve().parents[1] / "data" / "refusals.jsonl"
+    rows = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines() if line]
+    assert len(rows) > 250
+    for row in rows:
+        assert refusal._clean(row["text"]) == _clean_every_pattern(row["text"]), row["note"]
