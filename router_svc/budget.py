@@ -82,6 +82,14 @@ class BudgetCheck:
         self.tracker = tracker
         self.now = time.time() if now is None else now
 
+    def capped(self, key: str) -> bool:
+        """Whether any cap applies to ``key`` (its own or the overall one): if none does, no
+        cost can be over budget, and the cost need not be estimated."""
+        if self.overall.budget.capped:
+            return True
+        h = self.health.get(key)
+        return h is not None and h.budget.budget.capped
+
     def over(self, key: str, cost: float) -> str | None:
         """Why ``key`` cannot take a task that may cost ``cost``, or None."""
         if cost <= 0:

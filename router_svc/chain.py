@@ -211,7 +211,7 @@ def upper_cost(b: BackendConfig, estimate: int, max_output: int) -> float:
 
 
 def _budget(task: Task, b: BackendConfig, estimate: int, check: BudgetCheck | None) -> Skip | None:
-    if check is None:
+    if check is None or not check.capped(b.key):
         return None
     why = check.over(b.key, upper_cost(b, estimate, task.request.max_output_tokens))
     return Skip(b.key, "over_budget", why) if why else None
