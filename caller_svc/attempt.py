@@ -16,6 +16,7 @@ from caller_svc.identity import IdentityGuard, IdentityLeak
 from caller_svc.refusal import RefusalDetector
 from uniwizard.config_types import BackendConfig
 from uniwizard.providers.base import FINISH_REFUSAL, ParsedResponse
+from uniwizard.providers.formats import can_return, output_formats
 from uniwizard.providers.pricing import price
 from uniwizard.providers.tokens import estimate_usage
 from uniwizard.types import BlindRequest, CallResult, Delta, Failure, Outcome, Usage
@@ -40,7 +41,8 @@ def local_failure(b: BackendConfig, outcome: Outcome, message: str) -> CallResul
 def admit(
     b: BackendConfig, request: BlindRequest, guard: IdentityGuard | None
 ) -> Admitted | CallResult:
-    """Scrub, then check modalities, tools and messages; a CallResult means nothing is sent."""
+    """Scrub, then check modalities, tools, the output format and messages; a CallResult means
+    nothing is sent."""
     scrubbed = 0
     if guard is not None:
         try:
@@ -61,6 +63,14 @@ def admit(
             )
     if request.tools and not b.tools:
         return local_failure(b, Outcome.BAD_REQUEST, f"backend {b.key} does not support tools")
+    if not can_return(b, request.response_format):
+        assert request.response_format is not None
+        return local_failure(
+            b,
+            Outcome.BAD_REQUEST,
+            f"backend {b.key} cannot return {request.response_format.type.value} output"
+            f" (output_formats: {', '.join(output_formats(b)) or 'none'})",
+        )
     if not request.messages:
         return local_failure(b, Outcome.BAD_REQUEST, "the request has no messages")
     return Admitted(request, scrubbed)

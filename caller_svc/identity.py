@@ -77,7 +77,7 @@ from caller_svc.normalize import (
     words,
 )
 from uniwizard.config_types import IdentityConfig
-from uniwizard.types import Attachment, BlindRequest, Message, ToolCall, ToolDef
+from uniwizard.types import Attachment, BlindRequest, Message, ResponseFormat, ToolCall, ToolDef
 
 SHINGLE_WORDS = 8
 MIN_NAME_CHARS = 3
@@ -336,12 +336,17 @@ class IdentityGuard:
         system_prompt = walk.text("system_prompt", request.system_prompt)
         messages = tuple(walk.message(f"messages[{i}]", m) for i, m in enumerate(request.messages))
         tools = tuple(walk.tool(f"tools[{i}]", t) for i, t in enumerate(request.tools))
+        response_format = walk.response_format(request.response_format)
         if not walk.fields:
             return GuardResult(request, 0, ())
         if self.on_detect == "reject":
             raise IdentityLeak(walk.fields)
         scrubbed = dataclasses.replace(
-            request, system_prompt=system_prompt, messages=messages, tools=tools
+            request,
+            system_prompt=system_prompt,
+            messages=messages,
+            tools=tools,
+            response_format=response_format,
         )
         return GuardResult(scrubbed, walk.matches, tuple(walk.fields))
 
@@ -502,6 +507,16 @@ class _Walk:
         if name is t.name and description is t.description and params is t.parameters_json:
             return t
         return dataclasses.replace(t, name=name, description=description, parameters_json=params)
+
+    def response_format(self, f: ResponseFormat | None) -> ResponseFormat | None:
+        """A json_schema's name and schema leave with the request: scrubbed like a tool's."""
+        if f is None or not f.structured:
+            return f
+        name = self.identifier("response_format.name", f.name)
+        schema = self.json_text("response_format.schema", f.schema_json)
+        if name is f.name and schema is f.schema_json:
+            return f
+        return dataclasses.replace(f, name=name, schema_json=schema)
 
 
 def _map_strings(doc: object, fix: Callable[[str], str]) -> object:

@@ -15,16 +15,19 @@ Carried:
   ``provider_state`` passed back as it came); ``tool`` results by ``tool_call_id``;
 * ``tools`` (function tools: name, description, parameters as a JSON Schema object);
 * ``max_completion_tokens`` or ``max_tokens`` (both given: they must agree), ``temperature``
-  (0 to 2), ``stream`` and ``stream_options.include_usage``.
+  (0 to 2), ``stream`` and ``stream_options.include_usage``;
+* ``response_format``: ``text``, ``json_object``, or ``json_schema`` (``name``, ``schema``,
+  ``strict``; a ``description`` is refused): routed only to backends that can return it (the router skips the
+  others as ``no_output_format``; a pinned backend that cannot is a 400).
 
 Dropped, never sent on (they say who is asking): ``user``, ``safety_identifier``,
 ``messages[].name``. Accepted with no effect: ``metadata``, ``store``, ``service_tier``,
 ``prompt_cache_key``, an image's ``detail``, ``tools[].function.strict``, and the defaults
 ``n`` = 1, ``top_p`` = 1, ``presence_penalty`` = 0, ``frequency_penalty`` = 0, ``logprobs`` =
-false, ``parallel_tool_calls`` = true, ``tool_choice`` = ``auto``, ``response_format`` = text.
+false, ``parallel_tool_calls`` = true, ``tool_choice`` = ``auto``.
 
 Refused with a 400 naming the field: any other value of those, ``stop``, ``seed``,
-``logit_bias``, ``top_logprobs``, ``response_format`` json_object / json_schema, ``audio``,
+``logit_bias``, ``top_logprobs``, ``audio``,
 ``modalities``, ``reasoning_effort``, ``verbosity``, ``prediction``, ``web_search_options``,
 ``functions``, ``function_call``, and anything unknown.
 """
@@ -38,10 +41,13 @@ from typing import Any
 
 from edge_svc.errors import bad_request
 from edge_svc.messages import ImageUrl, MessageReader
+from uniwizard.limits import SCHEMA_NAME_RE
 from uniwizard.types import (
     TOOL_NAME_RE,
     Attachment,
     BlindRequest,
+    OutputFormat,
+    ResponseFormat,
     Task,
     ToolDef,
 )
@@ -56,6 +62,7 @@ _CARRIED = {
     "temperature",
     "stream",
     "stream_options",
+    "response_format",
 }
 _NO_EFFECT = {"user", "safety_identifier", "metadata", "store", "service_tier", "prompt_cache_key"}
 # Accepted only at the value that changes nothing.
@@ -71,8 +78,6 @@ _DEFAULTS: dict[str, Any] = {
 _WHY_NOT: dict[str, str] = {
     "stop": "stop sequences are not carried to the backends",
     "seed": "a seed is not carried to the backends",
-    "response_format": "structured output (json_object, json_schema) is not carried to the "
-    "backends; ask for JSON in the prompt",
     "tool_choice": "only tool_choice 'auto' is carried: the model decides whether to call a tool",
     "parallel_tool_calls": "parallel tool calls cannot be turned off",
     "n": "one choice per request (n = 1)",
@@ -113,6 +118,7 @@ def parse_chat(body: Any, *, request_id: str = "", fetch_urls: bool = False) -> 
         tools=_tools(body.get("tools")),
         max_output_tokens=_max_tokens(body),
         temperature=_temperature(body.get("temperature")),
+        response_format=_response_format(body.get("response_format")),
     )
     return ChatRequest(
         model=model.strip(),
@@ -151,10 +157,6 @@ def _check_fields(body: Mapping[str, Any]) -> None:
                 continue
             why = _WHY_NOT.get(key, f"only {json.dumps(_DEFAULTS[key])} is accepted")
             raise bad_request(f"{key}={json.dumps(value)[:60]}: {why}", key)
-        if key == "response_format":
-            if isinstance(value, dict) and value.get("type") == "text" and len(value) == 1:
-                continue
-            raise bad_request(_WHY_NOT[key], key)
         why = _WHY_NOT.get(key, "not supported by this edge")
         raise bad_request(f"{key}: {why}", key)
 
@@ -215,6 +217,47 @@ def _temperature(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 2:
         raise bad_request("temperature must be a number from 0 to 2", "temperature")
     return float(value)
+
+
+def _response_format(value: Any) -> ResponseFormat | None:
+    """OpenAI's ``response_format``: None for text."""
+    if value is None:
+        return None
+    where = "response_format"
+    if not isinstance(value, dict):
+        raise bad_request(f"{where} must be an object", where)
+    kind = value.get("type")
+    allowed = {"text": {"type"}, "json_object": {"type"}, "json_schema": {"type", "json_schema"}}
+    if kind not in allowed:
+        raise bad_request(f"{where}.type must be text, json_object or json_schema", f"{where}.type")
+    for key in value:
+        if key not in allowed[kind]:
+            raise bad_request(f"{where}.{key} is not allowed with type {kind}", f"{where}.{key}")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return ResponseFormat(OutputFormat.JSON_OBJECT)
+    spec = value.get("json_schema")
+    where = f"{where}.json_schema"
+    if not isinstance(spec, dict):
+        raise bad_request(f"{where} must be an object with name and schema", where)
+    for key in spec:
+        if key not in ("name", "schema", "strict"):
+            raise bad_request(f"{where}.{key} is not supported", f"{where}.{key}")
+    name = spec.get("name")
+    if not isinstance(name, str) or not SCHEMA_NAME_RE.match(name):
+        raise bad_request(
+            f"{where}.name is required: letters, digits, '_' or '-', at most 64", f"{where}.name"
+        )
+    schema = spec.get("schema", {})
+    if not isinstance(schema, dict):
+        raise bad_request(f"{where}.schema must be a JSON Schema object", f"{where}.schema")
+    strict = spec.get("strict") or False
+    if not isinstance(strict, bool):
+        raise bad_request(f"{where}.strict must be true or false", f"{where}.strict")
+    return ResponseFormat(
+        OutputFormat.JSON_SCHEMA, name, json.dumps(schema, ensure_ascii=False), strict
+    )
 
 
 def _tools(value: Any) -> tuple[ToolDef, ...]:

@@ -9,6 +9,8 @@ against the hard constraints, in this order, and the first one it fails is its `
                        is not marked ``private: true``
     modality           an attachment's modality is not in the backend's ``modalities``
     no_tools           the request carries tools and the backend has ``tools: false``
+    no_output_format   the request wants structured output (json_object, json_schema) the
+                       backend cannot return (``output_formats``, uniwizard.providers.formats)
     context_too_small  estimate + output reservation > ``max_context``
     over_cost_ceiling  estimated cost of the call > ``task.max_cost_usd`` (when > 0)
     over_budget        the call could break the backend's (or the overall) daily or monthly
@@ -32,6 +34,7 @@ from router_svc.budget import BudgetCheck
 from router_svc.classify import Classification, Reason
 from router_svc.policy import Policy
 from uniwizard.config_types import BackendConfig
+from uniwizard.providers.formats import can_return, output_formats
 from uniwizard.providers.pricing import price
 from uniwizard.types import Attachment, BackendHealth, HealthState, Task, Usage
 
@@ -50,6 +53,7 @@ SKIP_REASONS = (
     "not_private",
     "modality",
     "no_tools",
+    "no_output_format",
     "context_too_small",
     "over_cost_ceiling",
     "over_budget",
@@ -185,6 +189,11 @@ def _constraint(
     if tools and not b.tools:
         n = len(tools)
         return Skip(b.key, "no_tools", f"the request has {n} tool{'s' * (n != 1)}; no tool support")
+    wanted = task.request.response_format
+    if not can_return(b, wanted):
+        assert wanted is not None
+        can = ", ".join(output_formats(b)) or "none"
+        return Skip(b.key, "no_output_format", f"cannot return {wanted.type.value} (can: {can})")
     max_output = task.request.max_output_tokens
     if not fits_context(b, estimate, max_output):
         out = output_reservation(b, max_output)

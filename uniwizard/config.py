@@ -25,6 +25,7 @@ import yaml
 
 from uniwizard.config_types import (
     MODALITIES,
+    OUTPUT_FORMATS,
     PROVIDERS,
     BackendConfig,
     Budget,
@@ -101,6 +102,17 @@ def _modalities(entry: Entry) -> tuple[str, ...]:
     return values
 
 
+def _output_formats(entry: Entry) -> tuple[str, ...] | None:
+    """null: the provider's default; else a list of OUTPUT_FORMATS."""
+    if is_null(entry):
+        return None
+    values = strings(entry)
+    bad = [v for v in values if v not in OUTPUT_FORMATS]
+    if bad:
+        raise entry.error(f"unknown output format {bad[0]!r} (known: {', '.join(OUTPUT_FORMATS)})")
+    return values
+
+
 _positive: Read = partial(number, positive=True)
 _non_negative: Read = partial(number, non_negative=True)
 _count: Read = partial(integer, minimum=1)
@@ -154,6 +166,7 @@ BACKEND_FIELDS: dict[str, Read] = {
     "stream_idle_timeout": _positive,
     "modalities": _modalities,
     "tools": boolean,
+    "output_formats": _output_formats,
     "private": boolean,
     "allowed_fails": _count,
     "cooldown_time": _positive,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 PROVIDERS = ("openai", "anthropic", "gemini", "openai_compatible")
 MODALITIES = ("text", "image", "audio", "video")
+OUTPUT_FORMATS = ("json_object", "json_schema")  # structured outputs a backend may return
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,9 @@ class BackendConfig:
     stream_idle_timeout: float = 30.0  # seconds allowed between stream events
     modalities: tuple[str, ...] = ("text",)
     tools: bool = True  # supports tool definitions
+    # structured outputs it can return (OUTPUT_FORMATS); None: the provider's default
+    # (uniwizard/providers/formats.py)
+    output_formats: tuple[str, ...] | None = None
     private: bool = False  # may receive private tasks
     allowed_fails: int = 3  # failures within failure_window before the breaker opens
     cooldown_time: float = 30.0  # seconds the breaker stays open

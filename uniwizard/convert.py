@@ -23,6 +23,8 @@ from uniwizard.types import (
     HealthState,
     Message,
     Outcome,
+    OutputFormat,
+    ResponseFormat,
     Role,
     Task,
     ToolCall,
@@ -119,7 +121,34 @@ def request_to_pb(r: BlindRequest) -> common_pb2.BlindRequest:
     )
     if r.temperature is not None:
         pb.temperature = r.temperature
+    if r.response_format is not None and r.response_format.structured:
+        f = r.response_format
+        pb.response_format.CopyFrom(
+            common_pb2.ResponseFormat(
+                type=_FORMAT_TO_PB[f.type], name=f.name, schema_json=f.schema_json, strict=f.strict
+            )
+        )
     return pb
+
+
+_FORMAT_TO_PB = {
+    OutputFormat.TEXT: common_pb2.OUTPUT_FORMAT_UNSPECIFIED,
+    OutputFormat.JSON_OBJECT: common_pb2.OUTPUT_FORMAT_JSON_OBJECT,
+    OutputFormat.JSON_SCHEMA: common_pb2.OUTPUT_FORMAT_JSON_SCHEMA,
+}
+_FORMAT_FROM_PB = {v: k for k, v in _FORMAT_TO_PB.items()}
+
+
+def response_format_from_pb(pb: common_pb2.BlindRequest) -> ResponseFormat | None:
+    """The request's structured output, or None for text (unset, or a type this code does not
+    know)."""
+    if not pb.HasField("response_format"):
+        return None
+    f = pb.response_format
+    kind = _FORMAT_FROM_PB.get(f.type, OutputFormat.TEXT)
+    if kind is OutputFormat.TEXT:
+        return None
+    return ResponseFormat(kind, name=f.name, schema_json=f.schema_json, strict=f.strict)
 
 
 def request_from_pb(pb: common_pb2.BlindRequest) -> BlindRequest:
@@ -128,6 +157,7 @@ def request_from_pb(pb: common_pb2.BlindRequest) -> BlindRequest:
         system_prompt=pb.system_prompt,
         max_output_tokens=max(0, pb.max_output_tokens),
         temperature=pb.temperature if pb.HasField("temperature") else None,
+        response_format=response_format_from_pb(pb),
         tools=tuple(
             ToolDef(
                 name=t.name, description=t.description, parameters_json=t.parameters_json or "{}"
@@ -276,6 +306,8 @@ def backend_to_pb(b: BackendConfig) -> common_pb2.Backend:
         stream_idle_timeout_s=b.stream_idle_timeout,
         budget=budget_to_pb(b.budget),
     )
+    if b.output_formats is not None:
+        pb.output_formats.formats.extend(b.output_formats)
     if b.cost_per_1k_cached_input is not None:
         pb.cost_per_1k_cached_input = b.cost_per_1k_cached_input
     if b.cost_per_1k_cache_write is not None:
@@ -313,6 +345,9 @@ def backend_from_pb(pb: common_pb2.Backend) -> BackendConfig:
         first_token_timeout=pb.first_token_timeout_s,
         stream_idle_timeout=pb.stream_idle_timeout_s,
         budget=budget_from_pb(pb.budget),
+        output_formats=(
+            tuple(pb.output_formats.formats) if pb.HasField("output_formats") else None
+        ),
     )
 
 

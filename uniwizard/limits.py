@@ -25,6 +25,7 @@ from dataclasses import dataclass, fields
 from uniwizard.v1 import common_pb2
 
 MEDIA_TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
+SCHEMA_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # OpenAI's rule for json_schema.name
 
 
 class LimitsError(ValueError):
@@ -107,10 +108,32 @@ def check_request(req: common_pb2.BlindRequest, limits: Limits, where: str = "re
                 return f"{where}.tools[{k}].parameters_json is not valid JSON"
             if not isinstance(schema, dict):
                 return f"{where}.tools[{k}].parameters_json must be a JSON object (a schema)"
+    problem = _check_response_format(req, where)
+    if problem:
+        return problem
     if req.HasField("temperature") and not 0.0 <= req.temperature <= 2.0:
         return f"{where}.temperature {req.temperature:g} is outside 0..2"
     if req.max_output_tokens < 0:
         return f"{where}.max_output_tokens must not be negative"
+    return ""
+
+
+def _check_response_format(req: common_pb2.BlindRequest, where: str) -> str:
+    if not req.HasField("response_format"):
+        return ""
+    f, path = req.response_format, f"{where}.response_format"
+    if f.type not in common_pb2.OutputFormat.values():
+        return f"{path}.type {f.type} is not an output format this service knows"
+    if f.type != common_pb2.OUTPUT_FORMAT_JSON_SCHEMA:
+        return ""
+    if f.name and not SCHEMA_NAME_RE.match(f.name):
+        return f"{path}.name must be letters, digits, '_' or '-' (at most 64)"
+    try:
+        schema = json.loads(f.schema_json or "")
+    except ValueError:
+        return f"{path}.schema_json is not valid JSON"
+    if not isinstance(schema, dict):
+        return f"{path}.schema_json must be a JSON object (a schema)"
     return ""
 
 

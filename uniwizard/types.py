@@ -82,6 +82,28 @@ class ToolDef:
     parameters_json: str = "{}"  # JSON Schema of the arguments, as JSON text
 
 
+class OutputFormat(enum.StrEnum):
+    """The shape an answer must take (OpenAI's ``response_format`` types)."""
+
+    TEXT = "text"
+    JSON_OBJECT = "json_object"
+    JSON_SCHEMA = "json_schema"
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """Structured output: any JSON object, or JSON valid against a schema."""
+
+    type: OutputFormat = OutputFormat.TEXT
+    name: str = ""  # json_schema: the schema's name
+    schema_json: str = ""  # json_schema: the JSON Schema, as JSON text
+    strict: bool = False  # json_schema: the provider must follow the schema exactly
+
+    @property
+    def structured(self) -> bool:
+        return self.type is not OutputFormat.TEXT
+
+
 @dataclass(frozen=True, slots=True)
 class ToolCall:
     id: str
@@ -111,6 +133,7 @@ class BlindRequest:
     tools: tuple[ToolDef, ...] = ()
     max_output_tokens: int = 0  # 0 = the adapter's default
     temperature: float | None = None
+    response_format: ResponseFormat | None = None  # None: text
 
     def attachments(self) -> tuple[Attachment, ...]:
         return tuple(a for m in self.messages for a in m.attachments)

@@ -30,7 +30,7 @@ The registry and the caller: ``RegistryClient`` (``list_backends``, ``set_enable
 """
 
 from uniwizard.ratings import InvalidRating
-from uniwizard.types import Attachment, ToolCall, ToolDef
+from uniwizard.types import Attachment, OutputFormat, ResponseFormat, ToolCall, ToolDef
 from uniwizard_client.aio import AsyncBackendRouter
 from uniwizard_client.errors import RouterError, RouterUnavailable
 from uniwizard_client.health import fetch_health, set_enabled
@@ -74,10 +74,12 @@ __all__ = [
     "Catalog",
     "CategoryInfo",
     "InvalidRating",
+    "OutputFormat",
     "Rated",
     "Reason",
     "RegistryClient",
     "ReloadResult",
+    "ResponseFormat",
     "RouteInfo",
     "Routed",
     "RouterError",

@@ -21,7 +21,7 @@ from edge_svc.models import Selection, model_list, select
 from edge_svc.request import ChatRequest, parse_chat, with_images
 from edge_svc.response import Chunks, completion, headers, usage_json
 from uniwizard.auth_grpc import load_authorizer
-from uniwizard.types import Attachment, Role, ToolCall
+from uniwizard.types import Attachment, OutputFormat, ResponseFormat, Role, ToolCall
 from uniwizard_client import (
     AttemptInfo,
     BackendState,
@@ -117,6 +117,18 @@ def test_a_whole_conversation_becomes_one_blind_request() -> None:
     assert json.loads(r.tools[0].parameters_json)["properties"] == {"city": {"type": "string"}}
     assert (r.max_output_tokens, r.temperature) == (200, 0.3)
     assert "Timmy" not in repr(req) and "agent-7" not in repr(req)
+
+
+def test_response_format_is_carried() -> None:
+    assert chat(response_format={"type": "text"}).task.request.response_format is None
+    plain = chat(response_format={"type": "json_object"}).task.request.response_format
+    assert plain == ResponseFormat(OutputFormat.JSON_OBJECT)
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    spec = {"name": "place", "schema": schema, "strict": True}
+    shaped = chat(response_format={"type": "json_schema", "json_schema": spec})
+    f = shaped.task.request.response_format
+    assert f is not None and (f.type, f.name, f.strict) == (OutputFormat.JSON_SCHEMA, "place", True)
+    assert json.loads(f.schema_json) == schema
 
 
 def test_audio_and_max_tokens() -> None:
@@ -271,7 +283,44 @@ def test_audio_and_max_tokens() -> None:
         ({"tool_choice": "required"}, "tool_choice", "only tool_choice 'auto'"),
         ({"tool_choice": {"type": "function"}}, "tool_choice", "only tool_choice 'auto'"),
         ({"parallel_tool_calls": False}, "parallel_tool_calls", "cannot be turned off"),
-        ({"response_format": {"type": "json_object"}}, "response_format", "structured output"),
+        ({"response_format": "json"}, "response_format", "must be an object"),
+        ({"response_format": {"type": "xml"}}, "response_format.type", "json_object or json"),
+        (
+            {"response_format": {"type": "json_object", "json_schema": {}}},
+            "response_format.json_schema",
+            "not allowed with type json_object",
+        ),
+        ({"response_format": {"type": "json_schema"}}, "response_format.json_schema", "name"),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"schema": {}}}},
+            "response_format.json_schema.name",
+            "is required",
+        ),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "a b"}}},
+            "response_format.json_schema.name",
+            "letters, digits",
+        ),
+        (
+            {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "a", "schema": []},
+                }
+            },
+            "response_format.json_schema.schema",
+            "JSON Schema object",
+        ),
+        (
+            {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "a", "description": "what it is"},
+                }
+            },
+            "response_format.json_schema.description",
+            "not supported",
+        ),
         ({"stop": ["\n"]}, "stop", "stop sequences"),
         ({"seed": 1}, "seed", "seed"),
         ({"logit_bias": {"1": 2}}, "logit_bias", "not supported"),

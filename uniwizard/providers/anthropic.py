@@ -45,13 +45,23 @@ from uniwizard.providers.base import (
     StreamIncomplete,
     UnsupportedInput,
 )
+from uniwizard.providers.formats import schema_of
 from uniwizard.providers.outcomes import (
     classify_error,
     outcome_for_status,
     parse_retry_after,
     truncate,
 )
-from uniwizard.types import Attachment, BlindRequest, Message, Outcome, Role, ToolCall, Usage
+from uniwizard.types import (
+    Attachment,
+    BlindRequest,
+    Message,
+    Outcome,
+    OutputFormat,
+    Role,
+    ToolCall,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from uniwizard.providers.sse import SSEEvent
@@ -182,6 +192,11 @@ class AnthropicAdapter:
                 entry["input_schema"] = tool_schema(tool.parameters_json, tool.name)
                 tools.append(entry)
             body["tools"] = tools
+        wanted = request.response_format
+        if wanted is not None and wanted.structured:
+            if wanted.type is not OutputFormat.JSON_SCHEMA:  # the router never sends one here
+                raise UnsupportedInput("response_format: Anthropic needs a json_schema")
+            body["output_config"] = {"format": {"type": "json_schema", "schema": schema_of(wanted)}}
         if stream:
             body["stream"] = True
         return HttpRequest(

@@ -41,6 +41,7 @@ from uniwizard.providers.base import (
     StreamIncomplete,
     UnsupportedInput,
 )
+from uniwizard.providers.formats import schema_of
 from uniwizard.providers.outcomes import (
     classify_error,
     outcome_for_status,
@@ -48,7 +49,16 @@ from uniwizard.providers.outcomes import (
     parse_retry_after,
     truncate,
 )
-from uniwizard.types import Attachment, BlindRequest, Message, Outcome, Role, ToolCall, Usage
+from uniwizard.types import (
+    Attachment,
+    BlindRequest,
+    Message,
+    Outcome,
+    OutputFormat,
+    Role,
+    ToolCall,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from uniwizard.providers.sse import SSEEvent
@@ -311,6 +321,11 @@ class GeminiAdapter:
         config: dict[str, Any] = {"maxOutputTokens": max_output_tokens(backend, request)}
         if request.temperature is not None:
             config["temperature"] = request.temperature
+        wanted = request.response_format
+        if wanted is not None and wanted.structured:
+            config["responseMimeType"] = "application/json"
+            if wanted.type is OutputFormat.JSON_SCHEMA:
+                config["responseJsonSchema"] = schema_of(wanted)
         body["generationConfig"] = config
         model = backend.model.removeprefix("models/")
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"

@@ -42,6 +42,7 @@ from uniwizard.providers.base import (
     StreamIncomplete,
     UnsupportedInput,
 )
+from uniwizard.providers.formats import schema_of
 from uniwizard.providers.outcomes import (
     classify_error,
     outcome_for_status,
@@ -49,7 +50,17 @@ from uniwizard.providers.outcomes import (
     parse_retry_after,
     truncate,
 )
-from uniwizard.types import Attachment, BlindRequest, Message, Outcome, Role, ToolCall, Usage
+from uniwizard.types import (
+    Attachment,
+    BlindRequest,
+    Message,
+    Outcome,
+    OutputFormat,
+    ResponseFormat,
+    Role,
+    ToolCall,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from uniwizard.providers.sse import SSEEvent
@@ -193,6 +204,8 @@ class OpenAIAdapter:
                 }
                 for tool in request.tools
             ]
+        if request.response_format is not None and request.response_format.structured:
+            body["response_format"] = response_format(request.response_format)
         if stream:
             body["stream"] = True
             if self.include_stream_usage:
@@ -567,3 +580,13 @@ class OpenAIStream:
             provider_refusal=refused,
             refusal_detail=detail,
         )
+
+
+def response_format(f: ResponseFormat) -> dict[str, Any]:
+    """OpenAI's ``response_format`` for a structured output."""
+    if f.type is OutputFormat.JSON_OBJECT:
+        return {"type": "json_object"}
+    spec: dict[str, Any] = {"name": f.name or "answer", "schema": schema_of(f)}
+    if f.strict:
+        spec["strict"] = True
+    return {"type": "json_schema", "json_schema": spec}

@@ -93,6 +93,32 @@ ROLE_ASSISTANT: Role.ValueType  # 2
 ROLE_TOOL: Role.ValueType  # 3
 Global___Role: _TypeAlias = Role  # noqa: Y015
 
+class _OutputFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OutputFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OutputFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    OUTPUT_FORMAT_UNSPECIFIED: _OutputFormat.ValueType  # 0
+    """text"""
+    OUTPUT_FORMAT_JSON_OBJECT: _OutputFormat.ValueType  # 1
+    """any JSON object"""
+    OUTPUT_FORMAT_JSON_SCHEMA: _OutputFormat.ValueType  # 2
+    """JSON valid against schema_json"""
+
+class OutputFormat(_OutputFormat, metaclass=_OutputFormatEnumTypeWrapper):
+    """The shape the answer must take: OpenAI's response_format, Anthropic's output_config.format,
+    Gemini's responseMimeType and responseJsonSchema.
+    """
+
+OUTPUT_FORMAT_UNSPECIFIED: OutputFormat.ValueType  # 0
+"""text"""
+OUTPUT_FORMAT_JSON_OBJECT: OutputFormat.ValueType  # 1
+"""any JSON object"""
+OUTPUT_FORMAT_JSON_SCHEMA: OutputFormat.ValueType  # 2
+"""JSON valid against schema_json"""
+Global___OutputFormat: _TypeAlias = OutputFormat  # noqa: Y015
+
 class _BudgetState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -295,6 +321,7 @@ class BlindRequest(_message.Message):
     TOOLS_FIELD_NUMBER: _builtins.int
     MAX_OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
     TEMPERATURE_FIELD_NUMBER: _builtins.int
+    RESPONSE_FORMAT_FIELD_NUMBER: _builtins.int
     system_prompt: _builtins.str
     """task-scoped only: no soul, no identity"""
     max_output_tokens: _builtins.int
@@ -304,6 +331,10 @@ class BlindRequest(_message.Message):
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]: ...
     @_builtins.property
     def tools(self) -> _containers.RepeatedCompositeFieldContainer[Global___ToolDef]: ...
+    @_builtins.property
+    def response_format(self) -> Global___ResponseFormat:
+        """unset: text"""
+
     def __init__(
         self,
         *,
@@ -312,16 +343,48 @@ class BlindRequest(_message.Message):
         tools: _abc.Iterable[Global___ToolDef] | None = ...,
         max_output_tokens: _builtins.int = ...,
         temperature: _builtins.float | None = ...,
+        response_format: Global___ResponseFormat | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "temperature", b"temperature"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "response_format", b"response_format", "temperature", b"temperature"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "max_output_tokens", b"max_output_tokens", "messages", b"messages", "system_prompt", b"system_prompt", "temperature", b"temperature", "tools", b"tools"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "max_output_tokens", b"max_output_tokens", "messages", b"messages", "response_format", b"response_format", "system_prompt", b"system_prompt", "temperature", b"temperature", "tools", b"tools"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__temperature: _TypeAlias = _typing.Literal["temperature"]  # noqa: Y015
     _WhichOneofArgType__temperature: _TypeAlias = _typing.Literal["_temperature", b"_temperature"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__temperature) -> _WhichOneofReturnType__temperature | None: ...
 
 Global___BlindRequest: _TypeAlias = BlindRequest  # noqa: Y015
+
+@_typing.final
+class ResponseFormat(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    SCHEMA_JSON_FIELD_NUMBER: _builtins.int
+    STRICT_FIELD_NUMBER: _builtins.int
+    type: Global___OutputFormat.ValueType
+    name: _builtins.str
+    """json_schema: the schema's name"""
+    schema_json: _builtins.str
+    """json_schema: the JSON Schema, as JSON text"""
+    strict: _builtins.bool
+    """json_schema: the provider must follow the schema exactly"""
+    def __init__(
+        self,
+        *,
+        type: Global___OutputFormat.ValueType = ...,
+        name: _builtins.str = ...,
+        schema_json: _builtins.str = ...,
+        strict: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "schema_json", b"schema_json", "strict", b"strict", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResponseFormat: _TypeAlias = ResponseFormat  # noqa: Y015
 
 @_typing.final
 class Task(_message.Message):
@@ -487,6 +550,7 @@ class Backend(_message.Message):
     BUDGET_FIELD_NUMBER: _builtins.int
     COST_PER_1K_CACHED_INPUT_FIELD_NUMBER: _builtins.int
     COST_PER_1K_CACHE_WRITE_FIELD_NUMBER: _builtins.int
+    OUTPUT_FORMATS_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     provider: _builtins.str
     url: _builtins.str
@@ -520,6 +584,12 @@ class Backend(_message.Message):
     def budget(self) -> Global___Budget:
         """unset or zero caps: no budget"""
 
+    @_builtins.property
+    def output_formats(self) -> Global___OutputFormats:
+        """The structured outputs it can return (json_object, json_schema); absent: the provider's
+        default (uniwizard/providers/formats.py).
+        """
+
     def __init__(
         self,
         *,
@@ -547,10 +617,11 @@ class Backend(_message.Message):
         budget: Global___Budget | None = ...,
         cost_per_1k_cached_input: _builtins.float | None = ...,
         cost_per_1k_cache_write: _builtins.float | None = ...,
+        output_formats: Global___OutputFormats | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_cost_per_1k_cache_write", b"_cost_per_1k_cache_write", "_cost_per_1k_cached_input", b"_cost_per_1k_cached_input", "budget", b"budget", "cost_per_1k_cache_write", b"cost_per_1k_cache_write", "cost_per_1k_cached_input", b"cost_per_1k_cached_input"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cost_per_1k_cache_write", b"_cost_per_1k_cache_write", "_cost_per_1k_cached_input", b"_cost_per_1k_cached_input", "budget", b"budget", "cost_per_1k_cache_write", b"cost_per_1k_cache_write", "cost_per_1k_cached_input", b"cost_per_1k_cached_input", "output_formats", b"output_formats"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cost_per_1k_cache_write", b"_cost_per_1k_cache_write", "_cost_per_1k_cached_input", b"_cost_per_1k_cached_input", "allowed_fails", b"allowed_fails", "api_key_env", b"api_key_env", "budget", b"budget", "connect_timeout_s", b"connect_timeout_s", "cooldown_time_s", b"cooldown_time_s", "cost_per_1k_cache_write", b"cost_per_1k_cache_write", "cost_per_1k_cached_input", b"cost_per_1k_cached_input", "cost_per_1k_input", b"cost_per_1k_input", "cost_per_1k_output", b"cost_per_1k_output", "failure_window_s", b"failure_window_s", "first_token_timeout_s", b"first_token_timeout_s", "key", b"key", "max_context", b"max_context", "max_output_tokens", b"max_output_tokens", "modalities", b"modalities", "model", b"model", "private", b"private", "provider", b"provider", "stream_idle_timeout_s", b"stream_idle_timeout_s", "strengths", b"strengths", "timeout_s", b"timeout_s", "tools", b"tools", "url", b"url", "weaknesses", b"weaknesses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cost_per_1k_cache_write", b"_cost_per_1k_cache_write", "_cost_per_1k_cached_input", b"_cost_per_1k_cached_input", "allowed_fails", b"allowed_fails", "api_key_env", b"api_key_env", "budget", b"budget", "connect_timeout_s", b"connect_timeout_s", "cooldown_time_s", b"cooldown_time_s", "cost_per_1k_cache_write", b"cost_per_1k_cache_write", "cost_per_1k_cached_input", b"cost_per_1k_cached_input", "cost_per_1k_input", b"cost_per_1k_input", "cost_per_1k_output", b"cost_per_1k_output", "failure_window_s", b"failure_window_s", "first_token_timeout_s", b"first_token_timeout_s", "key", b"key", "max_context", b"max_context", "max_output_tokens", b"max_output_tokens", "modalities", b"modalities", "model", b"model", "output_formats", b"output_formats", "private", b"private", "provider", b"provider", "stream_idle_timeout_s", b"stream_idle_timeout_s", "strengths", b"strengths", "timeout_s", b"timeout_s", "tools", b"tools", "url", b"url", "weaknesses", b"weaknesses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__cost_per_1k_cache_write: _TypeAlias = _typing.Literal["cost_per_1k_cache_write"]  # noqa: Y015
     _WhichOneofArgType__cost_per_1k_cache_write: _TypeAlias = _typing.Literal["_cost_per_1k_cache_write", b"_cost_per_1k_cache_write"]  # noqa: Y015
@@ -562,6 +633,26 @@ class Backend(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__cost_per_1k_cached_input) -> _WhichOneofReturnType__cost_per_1k_cached_input | None: ...
 
 Global___Backend: _TypeAlias = Backend  # noqa: Y015
+
+@_typing.final
+class OutputFormats(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FORMATS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def formats(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        formats: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["formats", b"formats"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OutputFormats: _TypeAlias = OutputFormats  # noqa: Y015
 
 @_typing.final
 class Budget(_message.Message):
