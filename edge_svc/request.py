@@ -17,8 +17,8 @@ Carried:
 * ``max_completion_tokens`` or ``max_tokens`` (both given: they must agree), ``temperature``
   (0 to 2), ``stream`` and ``stream_options.include_usage``;
 * ``response_format``: ``text``, ``json_object``, or ``json_schema`` (``name``, ``schema``,
-  ``strict``; a ``description`` is refused): routed only to backends that can return it (the router skips the
-  others as ``no_output_format``; a pinned backend that cannot is a 400).
+  ``strict``; a ``description`` is refused): routed only to backends that can return it (the
+  router skips the others as ``no_output_format``; a pinned backend that cannot is a 400).
 
 Dropped, never sent on (they say who is asking): ``user``, ``safety_identifier``,
 ``messages[].name``. Accepted with no effect: ``metadata``, ``store``, ``service_tier``,

@@ -28,6 +28,11 @@ Auth: OpenAI-style ``Authorization: Bearer <non-empty>``; Anthropic ``x-api-key`
 Tokens: :func:`uniwizard_sim.textgen.count_tokens` (words + punctuation marks);
 prompt usage is :func:`uniwizard_sim.textgen.count_prompt_tokens` over the request's
 text pieces. Faults: see :mod:`uniwizard_sim.faults`; control API: :mod:`uniwizard_sim.app`.
+
+Structured output: OpenAI ``response_format``, Anthropic ``output_config.format`` (or the beta
+``output_format``) and Gemini ``generationConfig.responseMimeType`` / ``responseJsonSchema`` /
+``responseSchema`` are validated like the real APIs and answered with JSON text
+(:func:`uniwizard_sim.textgen.structured_text`, :mod:`uniwizard_sim.schema_instance`).
 """
 
 from uniwizard_sim.textgen import count_prompt_tokens, count_tokens

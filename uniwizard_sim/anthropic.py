@@ -6,6 +6,9 @@ Auth: ``x-api-key`` or ``Authorization: Bearer <key>`` (recent official SDKs sen
 the API key as a Bearer token; 401 ``authentication_error`` when both are missing),
 and ``anthropic-version`` (400 ``invalid_request_error`` when missing, as the real
 API does).
+Structured output: ``output_config.format`` ``{"type": "json_schema", "schema": {...}}``
+(``output_config.effort`` is accepted and ignored), or the older beta ``output_format``
+of the same shape; not both.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from uniwizard_sim.common import (
     ErrorReply,
     Finish,
     Ids,
+    OutputFormat,
     StreamEvent,
     ToolDef,
     retry_headers,
@@ -191,6 +195,38 @@ def _system_texts(system: Any) -> list[str] | ErrorReply:
     return _bad("system: Input should be a valid string")
 
 
+def _output_format(body: dict[str, Any]) -> OutputFormat | ErrorReply | None:
+    """``output_config.format`` (or the beta ``output_format``) → the JSON output asked for."""
+    config = body.get("output_config")
+    fmt: Any = None
+    where = "output_config.format"
+    if config is not None:
+        if not isinstance(config, dict):
+            return _bad("output_config: Input should be a valid dictionary or object")
+        fmt = config.get("format")
+    if body.get("output_format") is not None:
+        if fmt is not None:
+            return _bad(
+                "output_format: cannot be combined with output_config.format; use "
+                "output_config.format only"
+            )
+        fmt, where = body["output_format"], "output_format"
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict):
+        return _bad(f"{where}: Input should be a valid dictionary or object")
+    if fmt.get("type") is None:
+        return _bad(f"{where}.type: Field required")
+    if fmt["type"] != "json_schema":
+        return _bad(f"{where}.type: Input should be 'json_schema'")
+    schema = fmt.get("schema")
+    if schema is None:
+        return _bad(f"{where}.schema: Field required")
+    if not isinstance(schema, dict):
+        return _bad(f"{where}.schema: Input should be a valid dictionary")
+    return OutputFormat(schema)
+
+
 def parse_request(
     body: Any, *, model: str | None = None, stream: bool = False
 ) -> Conversation | ErrorReply:
@@ -282,6 +318,9 @@ def parse_request(
     stream_flag = body.get("stream", False)
     if not isinstance(stream_flag, bool):
         return _bad("stream: Input should be a valid boolean")
+    output = _output_format(body)
+    if isinstance(output, ErrorReply):
+        return output
     return Conversation(
         model=mdl,
         prompt_texts=tuple(texts),
@@ -291,6 +330,7 @@ def parse_request(
         stream=stream_flag,
         include_usage=True,
         max_tokens=max_tokens,
+        output=output,
     )
 
 

@@ -37,6 +37,14 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputFormat:
+    """A structured-output request: the answer is JSON text valid against ``schema``
+    (JSON Schema, or Gemini's OpenAPI subset), or any JSON object when it is None."""
+
+    schema: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Conversation:
     """What the simulator needs to know about one generation request."""
 
@@ -48,6 +56,7 @@ class Conversation:
     stream: bool = False
     include_usage: bool = False
     max_tokens: int | None = None
+    output: OutputFormat | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,11 @@ is accepted too). Missing credentials get the real API's answer, which is
 **403 PERMISSION_DENIED** ("Method doesn't allow unregistered callers ...").
 Request fields are accepted in camelCase and snake_case, as the real API does.
 SSE events are ``data: {GenerateContentResponse}`` terminated by CRLF CRLF.
+Structured output: ``generationConfig.responseMimeType`` ``application/json`` alone asks
+for any JSON object; with ``responseJsonSchema`` (JSON Schema) or ``responseSchema``
+(the OpenAPI subset) for an instance of it. Either schema needs that MIME type, and
+only one of them may be set; a MIME type other than ``text/plain`` or ``application/json``
+is refused.
 
 Thought signatures, as the real API hands them out: a thinking model (``gemini-2.5-*``,
 ``gemini-3-*``) puts a ``thoughtSignature`` on the first ``functionCall`` part of an answer;
@@ -31,6 +36,7 @@ from uniwizard_sim.common import (
     Conversation,
     ErrorReply,
     Ids,
+    OutputFormat,
     StreamEvent,
     ToolDef,
     retry_headers,
@@ -90,6 +96,7 @@ BYPASS_SIGNATURES = frozenset(
     {"skip_thought_signature_validator", "context_engineering_is_the_way_to_go"}
 )
 _SIGNATURE_KEY = b"uniwizard-sim thought signatures"
+MIME_TYPES = ("text/plain", "application/json")
 
 _HARM_CATEGORIES = (
     "HARM_CATEGORY_HATE_SPEECH",
@@ -298,6 +305,40 @@ def _tools(raw: Any) -> tuple[ToolDef, ...] | ErrorReply:
     return tuple(out)
 
 
+def _output_format(gen: dict[str, Any]) -> OutputFormat | ErrorReply | None:
+    """``responseMimeType`` with ``responseJsonSchema`` / ``responseSchema`` → the JSON
+    output asked for (None: plain text), or an error."""
+    where = "* GenerateContentRequest.generation_config"
+    mime = _get(gen, "responseMimeType", "response_mime_type")
+    if mime is not None and not isinstance(mime, str):
+        return _bad(
+            f"Invalid value at 'generation_config.response_mime_type' (TYPE_STRING), {mime!r}"
+        )
+    if mime and mime not in MIME_TYPES:
+        return _bad(
+            f"{where}.response_mime_type: allowed mimetypes are `text/plain` and "
+            "`application/json`.\n"
+        )
+    json_schema = _get(gen, "responseJsonSchema", "response_json_schema")
+    schema = _get(gen, "responseSchema", "response_schema")
+    if json_schema is not None and schema is not None:
+        return _bad(
+            f"{where}.response_json_schema: response_schema must be omitted when "
+            "response_json_schema is set.\n"
+        )
+    field = "response_json_schema" if json_schema is not None else "response_schema"
+    given = json_schema if json_schema is not None else schema
+    if given is None:
+        return OutputFormat() if mime == "application/json" else None
+    if not isinstance(given, dict):
+        return _bad(f"Invalid value at 'generation_config.{field}': a schema must be an object.")
+    if mime != "application/json":
+        return _bad(
+            f"{where}.{field}: response_mime_type must be `application/json` when {field} is set.\n"
+        )
+    return OutputFormat(given)
+
+
 def parse_request(
     body: Any, *, model: str | None = None, stream: bool = False
 ) -> Conversation | ErrorReply:
@@ -350,8 +391,13 @@ def parse_request(
         if isinstance(fcc, dict) and str(fcc.get("mode", "")).upper() == "NONE":
             tools = ()
     max_tokens: int | None = None
+    output: OutputFormat | None = None
     gen = _get(body, "generationConfig", "generation_config")
     if isinstance(gen, dict):
+        fmt = _output_format(gen)
+        if isinstance(fmt, ErrorReply):
+            return fmt
+        output = fmt
         mot = _get(gen, "maxOutputTokens", "max_output_tokens")
         if mot is not None:
             if isinstance(mot, bool) or not isinstance(mot, int) or mot < 1:
@@ -369,6 +415,7 @@ def parse_request(
         stream=stream,
         include_usage=True,
         max_tokens=max_tokens,
+        output=output,
     )
 
 

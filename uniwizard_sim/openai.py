@@ -3,6 +3,10 @@
 Paths: ``POST /{target}/v1/chat/completions``, ``GET /{target}/v1/models``.
 Auth: ``Authorization: Bearer <non-empty>``, except for the target ``local``
 (llama.cpp accepts unauthenticated requests).
+Structured output: ``response_format`` ``{"type": "text" | "json_object" | "json_schema"}``,
+the last with ``json_schema: {name, schema?, strict?, description?}``; with ``strict: true``
+the schema must pass OpenAI's strict-mode rules (root object; every object has
+``additionalProperties: false`` and lists all its properties in ``required``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from uniwizard_sim.common import (
     ErrorReply,
     Finish,
     Ids,
+    OutputFormat,
     StreamEvent,
     ToolDef,
     json_type,
@@ -42,6 +47,7 @@ ROLES = ("system", "assistant", "user", "function", "tool", "developer")
 PART_TYPES = ("text", "image_url", "input_audio", "refusal", "audio", "file")
 _IMAGE_DATA_RE = re.compile(r"data:image/(png|jpeg|jpg|gif|webp);base64,", re.IGNORECASE)
 _TOOL_NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+RESPONSE_FORMAT_TYPES = ("json_object", "json_schema", "text")
 _FINISH: dict[Finish, str] = {
     "stop": "stop",
     "length": "length",
@@ -238,6 +244,99 @@ def _tools(raw: Any) -> tuple[ToolDef, ...] | ErrorReply:
     return tuple(out)
 
 
+def _strict_problem(node: Any, context: tuple[str, ...] = ()) -> str | None:
+    """What strict mode rejects in one (sub)schema, as the API words it; None when fine."""
+    if not isinstance(node, dict):
+        return None
+    types = node.get("type")
+    if types == "object" or (isinstance(types, list) and "object" in types):
+        if node.get("additionalProperties") is not False:
+            return (
+                f"In context={context!r}, 'additionalProperties' is required to be supplied "
+                "and to be false."
+            )
+        required = node.get("required") or []
+        missing = [p for p in node.get("properties") or {} if p not in required]
+        if missing:
+            return (
+                f"In context={context!r}, 'required' is required to be supplied and to be an "
+                f"array including every key in properties. Missing '{missing[0]}'."
+            )
+    subs: list[tuple[tuple[str, ...], Any]] = [((k,), node.get(k)) for k in ("items", "not")]
+    for key in ("properties", "$defs", "definitions"):
+        if isinstance(node.get(key), dict):
+            subs += [((key, name), sub) for name, sub in node[key].items()]
+    for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+        if isinstance(node.get(key), list):
+            subs += [((key, str(i)), sub) for i, sub in enumerate(node[key])]
+    for where, sub in subs:
+        problem = _strict_problem(sub, context + where)
+        if problem:
+            return problem
+    return None
+
+
+def _response_format(raw: Any) -> OutputFormat | ErrorReply | None:
+    """``response_format`` → the structured output asked for (None: plain text), or an error."""
+    if not isinstance(raw, dict):
+        return _invalid_type("response_format", "an object", raw)
+    rtype = raw.get("type")
+    if rtype is None:
+        return _missing("response_format.type")
+    if rtype not in RESPONSE_FORMAT_TYPES:
+        return _invalid_value("response_format.type", rtype, RESPONSE_FORMAT_TYPES)
+    if rtype == "text":
+        return None
+    if rtype == "json_object":
+        return OutputFormat()
+    where = "response_format.json_schema"
+    spec = raw.get("json_schema")
+    if spec is None:
+        return _missing(where)
+    if not isinstance(spec, dict):
+        return _invalid_type(where, "an object", spec)
+    name = spec.get("name")
+    if name is None or name == "":
+        return _missing(f"{where}.name")
+    if not isinstance(name, str):
+        return _invalid_type(f"{where}.name", "a string", name)
+    if len(name) > 64:
+        return _bad(
+            f"Invalid '{where}.name': string too long. Expected a string with maximum length "
+            f"64, but got a string with length {len(name)} instead.",
+            f"{where}.name",
+            "string_above_max_length",
+        )
+    if not _TOOL_NAME_RE.fullmatch(name):
+        return _bad(
+            f"Invalid '{where}.name': string does not match pattern. Expected a string that "
+            "matches the pattern '^[a-zA-Z0-9_-]+$'.",
+            f"{where}.name",
+            "invalid_value",
+        )
+    for key, expected, kind in (("description", "a string", str), ("strict", "a boolean", bool)):
+        value = spec.get(key)
+        if value is not None and not isinstance(value, kind):
+            return _invalid_type(f"{where}.{key}", expected, value)
+    schema = spec.get("schema")
+    if schema is None:
+        return OutputFormat()
+    if not isinstance(schema, dict):
+        return _invalid_type(f"{where}.schema", "an object", schema)
+    if spec.get("strict"):
+        problem = (
+            _strict_problem(schema)
+            if schema.get("type") == "object"
+            else f"schema must be a JSON Schema of 'type: \"object\"', got 'type: "
+            f'"{schema.get("type")}"\'.'
+        )
+        if problem:
+            return _bad(
+                f"Invalid schema for response_format '{name}': {problem}", "response_format"
+            )
+    return OutputFormat(schema)
+
+
 def _positive_int(body: dict[str, Any], name: str) -> int | ErrorReply | None:
     value = body.get(name)
     if value is None:
@@ -321,6 +420,12 @@ def parse_request(
         tools = parsed
     if body.get("tool_choice") == "none":
         tools = ()
+    output: OutputFormat | None = None
+    if body.get("response_format") is not None:
+        fmt = _response_format(body["response_format"])
+        if isinstance(fmt, ErrorReply):
+            return fmt
+        output = fmt
     stream_flag = body.get("stream")
     if stream_flag is not None and not isinstance(stream_flag, bool):
         return _invalid_type("stream", "a boolean", stream_flag)
@@ -364,6 +469,7 @@ def parse_request(
         stream=bool(stream_flag),
         include_usage=include_usage,
         max_tokens=min(limits) if limits else None,
+        output=output,
     )
 
 

@@ -9,8 +9,13 @@ message's text parts, in order; attachments and tool definitions count 0), see
 answer text, or of ``name + json.dumps(arguments)`` for a tool call.
 
 The normal answer is :func:`answer_text`: ``"Simulated answer from {model}: {digest}."``
-followed by a few fixed sentences mentioning the number of words of the last
-user message and the number of attachments seen.
+(:func:`answer_lead`) followed by a few fixed sentences mentioning the number of words
+of the last user message and the number of attachments seen.
+
+A structured-output request (``Conversation.output``) is answered by :func:`structured_text`
+instead: ``{"answer": <normal answer>}`` when any JSON object will do, else the minimal
+instance of the schema (:mod:`uniwizard_sim.schema_instance`) with :func:`answer_lead` as
+its strings, as ``json.dumps`` text (its spaces are where stream pieces split).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 
 from uniwizard_sim.common import Answer, Conversation, Finish, ToolCall, ToolDef
 from uniwizard_sim.faults import Fault
+from uniwizard_sim.schema_instance import instance
 
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 _PIECE_RE = re.compile(r"\S+\s*")
@@ -44,17 +50,32 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+def answer_lead(model: str, last_user_text: str) -> str:
+    """The first sentence of the normal answer."""
+    return f"Simulated answer from {model}: {digest(last_user_text)}."
+
+
 def answer_text(model: str, last_user_text: str, attachments: int) -> str:
     """The simulator's normal answer for a request."""
     words = len(last_user_text.split())
     word = "word" if words == 1 else "words"
     att = "attachment" if attachments == 1 else "attachments"
     return (
-        f"Simulated answer from {model}: {digest(last_user_text)}. "
+        f"{answer_lead(model, last_user_text)} "
         f"Your last message had {words} {word} and I saw {attachments} {att}. "
         "This reply is deterministic and comes from the uniwizard provider simulator. "
         "Nothing here was produced by a real model."
     )
+
+
+def structured_text(conv: Conversation) -> str:
+    """The JSON text answering a structured-output request (``conv.output`` is set)."""
+    schema = conv.output.schema if conv.output is not None else None
+    if schema is None:
+        value: Any = {"answer": answer_text(conv.model, conv.last_user_text, conv.attachments)}
+    else:
+        value = instance(schema, answer_lead(conv.model, conv.last_user_text))
+    return json.dumps(value, ensure_ascii=False)
 
 
 def split_chunks(text: str, words_per_chunk: int = WORDS_PER_CHUNK) -> tuple[str, ...]:
@@ -174,7 +195,10 @@ def plan_answer(conv: Conversation, fault: Fault | None, call_id: str) -> Answer
             completion_tokens=count_tokens(tool.name + json.dumps(args)),
             tool_call=ToolCall(id=call_id, name=tool.name, arguments=args),
         )
-    text = answer_text(conv.model, conv.last_user_text, conv.attachments)
+    if conv.output is not None:
+        text = structured_text(conv)
+    else:
+        text = answer_text(conv.model, conv.last_user_text, conv.attachments)
     if kind == "truncated":
         half = max(1, count_tokens(text) // 2)
         text = truncate_tokens(text, half)

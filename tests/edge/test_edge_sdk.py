@@ -7,15 +7,16 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from openai import InternalServerError
+from openai import BadRequestError, InternalServerError
 from openai.types import Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from pydantic import BaseModel
 
 from edge_svc.config import EdgeConfig
 from tests.edge.conftest import EdgeUnderTest, running_edge
@@ -310,6 +311,69 @@ async def test_an_image_url_is_fetched_only_from_an_allowed_host(stack: Stack) -
                 assert err.value.body["param"] == "messages[0].content[1].image_url.url"  # type: ignore[attr-defined]
     finally:
         await runner.cleanup()
+
+
+class Trip(BaseModel):
+    city: str
+    days: int
+    stops: list[str]
+    mode: Literal["train", "bus"]
+    note: str | None = None
+
+
+async def test_structured_output_reaches_the_provider_and_parses(
+    stack: Stack, edge: EdgeUnderTest
+) -> None:
+    client = edge.client()
+    # The SDK's parse(): a json_schema made from the model, strict; the answer is a Trip.
+    done = await client.chat.completions.parse(
+        model="auto", messages=[{"role": "user", "content": ROME}], response_format=Trip
+    )
+    trip = done.choices[0].message.parsed
+    assert isinstance(trip, Trip) and trip.mode in ("train", "bus")
+    sent = stack.sim.requests("gpt")[-1]["body"]["response_format"]
+    assert sent["type"] == "json_schema" and sent["json_schema"]["name"] == "Trip"
+    assert sent["json_schema"]["strict"] is True
+    assert sent["json_schema"]["schema"]["required"] == ["city", "days", "stops", "mode", "note"]
+    # json_object, streamed: the chunks join to one JSON object.
+    stream = await client.chat.completions.create(
+        model="auto",
+        messages=[{"role": "user", "content": ROME}],
+        response_format={"type": "json_object"},
+        stream=True,
+    )
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert isinstance(json.loads(text), dict)
+
+
+async def test_structured_output_goes_only_to_backends_that_can_return_it(
+    stack: Stack, edge: EdgeUnderTest
+) -> None:
+    """claude leads the reasoning chain but cannot (output_formats: [] for claude-sonnet-4 in
+    configs/backends.yaml): the router skips it; pinned to it, the request is a 400."""
+    client = edge.client()
+    review = "Review this pull request diff for race conditions"
+    schema = {"name": "review", "schema": Trip.model_json_schema()}
+    fmt: Any = {"type": "json_schema", "json_schema": schema}
+    plain = await client.chat.completions.with_raw_response.create(
+        model="reasoning", messages=[{"role": "user", "content": review}]
+    )
+    assert plain.headers["x-uniwizard-backend"] == "claude"
+    raw = await client.chat.completions.with_raw_response.create(
+        model="reasoning", messages=[{"role": "user", "content": review}], response_format=fmt
+    )
+    answered = raw.headers["x-uniwizard-backend"]
+    assert answered != "claude" and answered in ("gpt", "gemini", "grok")
+    Trip.model_validate_json(json.loads(raw.http_response.text)["choices"][0]["message"]["content"])
+    sent = len(stack.sim.requests("claude"))
+    with pytest.raises(BadRequestError) as err:
+        await client.chat.completions.create(
+            model="claude", messages=[{"role": "user", "content": review}], response_format=fmt
+        )
+    body: Any = err.value.body
+    assert body["code"] == "bad_request"
+    assert "backend claude cannot return json_schema output" in body["message"]
+    assert len(stack.sim.requests("claude")) == sent  # nothing sent
 
 
 async def test_model_is_auto_a_category_or_a_pinned_backend(
