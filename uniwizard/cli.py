@@ -23,7 +23,14 @@ from uniwizard.cli_common import (  # the exit codes are part of the command lin
     _rpc,
     _unreachable,
 )
-from uniwizard.types import TOOL_NAME_RE, Attachment, BlindRequest, Message, Role, Task, ToolDef
+from uniwizard.cli_inputs import load_tools, response_format
+from uniwizard.types import (
+    Attachment,
+    BlindRequest,
+    Message,
+    Role,
+    Task,
+)
 from uniwizard_client import (
     AttemptFailed,
     AttemptInfo,
@@ -65,75 +72,6 @@ def _attachments(paths: Sequence[str]) -> tuple[Attachment, ...]:
     return tuple(out)
 
 
-_TOOL_KEYS = ("name", "description", "parameters")
-
-
-def load_tools(path: str) -> tuple[ToolDef, ...]:
-    """``--tools FILE``: a JSON list of ``{"name", "description", "parameters"}`` (parameters: a
-    JSON Schema object; OpenAI's ``{"type": "function", "function": {...}}`` is taken too).
-    Any problem is a CliError naming the file, the tool and what is wrong."""
-    where = f"--tools {path}"
-    try:
-        raw = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CliError(f"{where}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(f"{where}: cannot read it ({exc})") from None
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise CliError(f"{where}: not valid JSON ({exc})") from None
-    if not isinstance(data, list):
-        raise CliError(f"{where}: must hold a JSON list of tools, not a JSON {_json_type(data)}")
-    if not data:
-        raise CliError(f"{where}: the list of tools is empty")
-    tools: list[ToolDef] = []
-    for i, item in enumerate(data):
-        tools.append(_tool(item, f"{where}: tool {i + 1}"))
-    names = [t.name for t in tools]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise CliError(f"{where}: tool name {dupes[0]!r} is used more than once")
-    return tuple(tools)
-
-
-def _tool(item: Any, where: str) -> ToolDef:
-    if isinstance(item, dict) and item.get("type") == "function" and "function" in item:
-        item = item["function"]  # OpenAI's tools list, as it is
-    if not isinstance(item, dict):
-        raise CliError(f"{where}: must be an object {{name, description, parameters}}")
-    unknown = [k for k in item if k not in _TOOL_KEYS]
-    if unknown:
-        raise CliError(f"{where}: unknown key {unknown[0]!r} (a tool has {', '.join(_TOOL_KEYS)})")
-    name = item.get("name")
-    if not isinstance(name, str) or not name:
-        raise CliError(f'{where}: needs a "name" (a string)')
-    where = f"{where} ({name!r})"
-    if not TOOL_NAME_RE.match(name):
-        raise CliError(
-            f"{where}: a name is a letter or '_' then letters, digits, '_' or '-', "
-            "at most 64 characters"
-        )
-    description = item.get("description", "")
-    if not isinstance(description, str):
-        raise CliError(f'{where}: "description" must be a string')
-    parameters = item.get("parameters", {"type": "object", "properties": {}})
-    if not isinstance(parameters, dict):
-        raise CliError(f'{where}: "parameters" must be a JSON Schema object')
-    if str(parameters.get("type", "object")).lower() != "object":  # Gemini writes OBJECT
-        raise CliError(
-            f'{where}: "parameters" must describe an object ("type": "object"), '
-            f"got type {parameters['type']!r}"
-        )
-    return ToolDef(name, description, json.dumps(parameters, ensure_ascii=False))
-
-
-def _json_type(value: Any) -> str:
-    return {dict: "object", str: "string", bool: "boolean", type(None): "null"}.get(
-        type(value), "number"
-    )
-
-
 def build_task(args: argparse.Namespace) -> Task:
     text = _read_text(args.text)
     message = Message(role=Role.USER, text=text, attachments=_attachments(args.attach))
@@ -143,6 +81,7 @@ def build_task(args: argparse.Namespace) -> Task:
         system_prompt=getattr(args, "system", "") or "",
         max_output_tokens=getattr(args, "max_tokens", 0) or 0,
         tools=load_tools(tools_file) if tools_file else (),
+        response_format=response_format(args),
     )
     return Task(
         request=request,
@@ -588,6 +527,17 @@ def parser() -> argparse.ArgumentParser:
             "--tools",
             metavar="FILE",
             help="tools the answer may call: a JSON list of {name, description, parameters}",
+        )
+        shape = sp.add_mutually_exclusive_group()
+        shape.add_argument(
+            "--json-object",
+            action="store_true",
+            help="the answer must be a JSON object (only backends that can return one)",
+        )
+        shape.add_argument(
+            "--json-schema",
+            metavar="FILE",
+            help="the answer must be JSON valid against this JSON Schema (structured output)",
         )
 
     route = sub.add_parser("route", help="which backend would take a task, and why")

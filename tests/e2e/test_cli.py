@@ -217,6 +217,33 @@ def test_think_with_a_tools_file_as_a_user_runs_it(up: dict[str, str], tmp_path:
     assert bad.stderr == f"uniwizard: --tools {tmp_path / 'nope.json'}: no such file\n"
 
 
+def test_think_with_structured_output_routes_to_a_backend_that_can(
+    up: dict[str, str], tmp_path: Path
+) -> None:
+    schema = tmp_path / "verdict.json"
+    schema.write_text(
+        json.dumps(
+            {
+                "type": "object",
+                "properties": {"safe": {"type": "boolean"}, "why": {"type": "string"}},
+                "required": ["safe", "why"],
+            }
+        )
+    )
+    review = "Review this pull request diff for race conditions"  # claude leads the chain
+    r = cli(up, "think", "--json", "--json-schema", str(schema), review)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["backend"] != "claude"  # claude-sonnet-4 cannot return it: skipped
+    answer = json.loads(out["text"])
+    assert isinstance(answer["safe"], bool) and isinstance(answer["why"], str)
+    r = cli(up, "route", "--json", "--json-object", review)
+    skipped = {s["backend"]: s["reason"] for s in json.loads(r.stdout)["skipped"]}
+    assert skipped["claude"] == skipped["grok"] == "no_output_format"
+    r = cli(up, "think", "--backend", "claude", "--json-object", review)
+    assert r.returncode == 1 and "cannot return json_object output" in r.stderr, r.stderr
+
+
 def test_failures_exit_non_zero_with_the_typed_error(up: dict[str, str]) -> None:
     r = cli(up, "think", "--json", "--private", "--backend", "gpt", "my secret diary")
     assert r.returncode == 1

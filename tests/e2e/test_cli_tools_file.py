@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from uniwizard import cli
-from uniwizard.types import ToolDef
+from uniwizard import cli, cli_inputs
+from uniwizard.types import OutputFormat, ToolDef
 
 WEATHER = {
     "name": "get_weather",
@@ -26,7 +26,7 @@ def write(tmp_path: Path, content: object) -> str:
 
 def test_a_list_of_tools_becomes_tool_definitions(tmp_path: Path) -> None:
     openai_style = {"type": "function", "function": {"name": "get_time", "description": "Now."}}
-    tools = cli.load_tools(write(tmp_path, [WEATHER, openai_style, {"name": "_ping"}]))
+    tools = cli_inputs.load_tools(write(tmp_path, [WEATHER, openai_style, {"name": "_ping"}]))
     assert tools[0] == ToolDef(
         "get_weather", WEATHER["description"], json.dumps(WEATHER["parameters"])
     )
@@ -75,3 +75,39 @@ def test_a_bad_tools_file_is_one_clear_error_and_nothing_is_sent(
     assert err.startswith(f"uniwizard: --tools {path}: "), err
     assert problem in err, err
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("missing.json", None, "no such file"),
+        ("broken.json", "{", "not valid JSON"),
+        ("list.json", [1], "must hold a JSON Schema object, not a JSON list"),
+    ],
+)
+def test_a_bad_schema_file_is_one_line_naming_it_and_exit_2(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    content: object,
+    problem: str,
+) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+    monkeypatch.setenv("UNIWIZARD_ROUTER_ADDR", "127.0.0.1:1")  # exit 3 if it got that far
+    assert cli.main(["think", "--json-schema", str(path), "Plan a trip."]) == cli.EXIT_USAGE
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"uniwizard: --json-schema {path}: "), err
+    assert problem in err and err.count("\n") == 1, err
+
+
+def test_a_schema_file_becomes_the_request_s_structured_output(tmp_path: Path) -> None:
+    path = tmp_path / "trip plan.json"
+    path.write_text(json.dumps({"type": "object", "properties": {"city": {"type": "string"}}}))
+    fmt = cli_inputs.load_schema(str(path))
+    assert (fmt.type, fmt.name) == (OutputFormat.JSON_SCHEMA, "trip_plan")
+    assert json.loads(fmt.schema_json)["properties"] == {"city": {"type": "string"}}
+    with pytest.raises(SystemExit):  # one or the other
+        cli.main(["think", "--json-object", "--json-schema", str(path), "Plan a trip."])
