@@ -182,7 +182,7 @@ class PostgresLedger(QueuedWrites):
 
     async def spend(self, day_start: float, month_start: float) -> dict[str, tuple[float, float]]:
         return schema.spend_from_rows(
-            await self._fetch(SQL(schema.SPEND), (day_start, month_start))
+            await self._fetch(SQL(schema.SPEND), schema.spend_params(day_start, month_start))
         )
 
     async def _fetch(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
@@ -440,8 +440,8 @@ async def migrate(conn: psycopg.AsyncConnection[Any], *, upto: int | None = None
         cur = await conn.execute(schema.APPLIED_VERSIONS)
         steps = schema.pending([r[0] for r in await cur.fetchall()], upto=upto)
         for step in steps:
-            for statement in step.statements:
-                await conn.execute(schema.POSTGRESQL.ddl(statement))  # type: ignore[arg-type]
+            for statement in step.statements_for(schema.POSTGRESQL):
+                await conn.execute(statement)  # type: ignore[arg-type]
             await conn.execute(SQL(schema.RECORD_VERSION), (step.version, step.name, time.time()))
     return [s.version for s in steps]
 

@@ -159,9 +159,8 @@ class SQLiteLedger(QueuedWrites):
         return rated  # type: ignore[no-any-return]
 
     async def spend(self, day_start: float, month_start: float) -> dict[str, tuple[float, float]]:
-        rows = await self._read(
-            lambda db: db.execute(SQL(schema.SPEND), (day_start, month_start)).fetchall()
-        )
+        params = schema.spend_params(day_start, month_start)
+        rows = await self._read(lambda db: db.execute(SQL(schema.SPEND), params).fetchall())
         return schema.spend_from_rows(rows)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
@@ -366,8 +365,8 @@ def migrate(db: sqlite3.Connection, *, upto: int | None = None) -> list[int]:
         applied = [r[0] for r in db.execute(schema.APPLIED_VERSIONS)]
         steps = schema.pending(applied, upto=upto)
         for step in steps:
-            for statement in step.statements:
-                db.execute(schema.SQLITE.ddl(statement))
+            for statement in step.statements_for(schema.SQLITE):
+                db.execute(statement)
             db.execute(SQL(schema.RECORD_VERSION), (step.version, step.name, time.time()))
         db.execute("COMMIT")
     except BaseException:

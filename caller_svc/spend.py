@@ -3,9 +3,10 @@
 The ledger is read at start and every ``PERIOD_S`` (with a ledger shared by several callers,
 that read also carries the others' spending), and at once when a UTC day or month begins. In
 between, each attempt that cost money is added to the last snapshot as it is recorded, and the
-snapshot goes out soon after (``DEBOUNCE_S``, so a burst is one report). Reading the ledger on
-every attempt would cost a scan of the month's rows each time, on the ledger's own thread,
-in the way of the rows being written.
+snapshot goes out soon after (``DEBOUNCE_S``, so a burst is one report). The read itself is
+cheap (the ledger keeps spending per day, ``spend_daily``), but it is a round trip to the
+ledger's writer, in the way of the rows being written, and with a shared database it is
+everyone's spending, which the period bounds how often it is asked for.
 """
 
 from __future__ import annotations

@@ -96,6 +96,23 @@ async def test_both_backends_end_with_the_same_columns(tmp_path: Path, ledger_db
     }
 
 
+async def test_version_3_adds_up_what_was_spent_before_it_per_day(ledger_db: LedgerDB) -> None:
+    assert await ledger_db.migrate(upto=2) == [1, 2]
+    day = 86400
+    ledger_db.execute(
+        "INSERT INTO attempts (ts, backend, model, outcome, input_tokens, output_tokens,"
+        " cost_usd, cost_source, latency_ms, caller_id)"
+        f" VALUES ({2 * day + 5}, 'gpt', 'm', 'success', 1, 1, 0.5, 'provider', 1, 'a'),"
+        f" ({3 * day}, 'gpt', 'm', 'success', 1, 1, 0.25, 'provider', 1, 'b'),"
+        f" ({3 * day + 7}, 'claude', 'm', 'success', 1, 1, 1.5, 'provider', 1, 'a'),"
+        f" ({3 * day + 9}, 'claude', 'm', 'in_flight', 0, 0, 0, 'estimated', 0, 'a')"
+    )
+    ledger = await open_ledger(ledger_db.target, caller_id="a")
+    assert versions(ledger_db) == [m.version for m in MIGRATIONS]
+    assert await ledger.spend(3 * day, 2 * day) == {"gpt": (0.25, 0.75), "claude": (1.5, 1.5)}
+    await ledger.aclose()
+
+
 async def test_a_database_at_version_1_is_upgraded_with_its_rows(ledger_db: LedgerDB) -> None:
     assert await ledger_db.migrate(upto=1) == [1]
     ledger_db.execute(
@@ -182,7 +199,9 @@ async def test_a_sqlite_ledger_from_before_versioning_is_upgraded_in_place(
         (3, "after", "success", "me"),
     ]
     with closing(sqlite3.connect(path)) as db:
-        assert [r[0] for r in db.execute("SELECT version FROM ledger_migrations")] == [1, 2]
+        assert [r[0] for r in db.execute("SELECT version FROM ledger_migrations")] == [
+            m.version for m in MIGRATIONS
+        ]
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {"attempts_ts", "attempts_in_flight"} <= indexes
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from typing import Any
 
@@ -9,6 +10,8 @@ import pytest
 
 from caller_svc.ledger import AlreadyRated, LedgerRow, UnknownRequest, open_ledger
 from tests.ledger_db import LedgerDB
+
+DAY = 86400.0
 
 
 def row(backend: str, cost: float, **kw: Any) -> LedgerRow:
@@ -104,16 +107,57 @@ async def test_a_rating_goes_beside_the_attempt_that_answered(ledger_db: LedgerD
 
 async def test_spend_per_backend_today_and_this_month(ledger_db: LedgerDB) -> None:
     ledger = await open_ledger(ledger_db.target)
-    month, day = 1000.0, 5000.0
+    month, day = 10 * DAY, 40 * DAY  # UTC day starts, as budgets ask
     for ts, backend, cost in (
-        (500.0, "gpt", 8.0),  # last month: not counted
-        (1500.0, "gpt", 1.0),
-        (5500.0, "gpt", 2.0),
-        (6000.0, "claude", 0.5),
+        (month - 1, "gpt", 8.0),  # last month: not counted
+        (month, "gpt", 1.0),
+        (day - 1, "gpt", 0.25),  # yesterday: this month only
+        (day, "gpt", 2.0),
+        (day + DAY - 1, "claude", 0.5),
     ):
         ledger.record(row(backend, cost, ts=ts))
-    assert await ledger.spend(day, month) == {"gpt": (2.0, 3.0), "claude": (0.5, 0.5)}
+    assert await ledger.spend(day, month) == {"gpt": (2.0, 3.25), "claude": (0.5, 0.5)}
+    with pytest.raises(ValueError, match="whole UTC days"):
+        await ledger.spend(day + 1, month)
     await ledger.aclose()
+
+
+async def test_spend_is_what_the_rows_add_up_to_however_they_were_written(
+    ledger_db: LedgerDB,
+) -> None:
+    """Spend is read from per-day totals the database keeps as rows are written (triggers):
+    whatever the mix of begins, finishes, records, cancels and restarts, across callers and
+    days, it equals summing the rows."""
+    rng = random.Random(7)
+    ledgers = [await open_ledger(ledger_db.target, caller_id=f"c{i}") for i in range(2)]
+    for _ in range(120):
+        ledger = rng.choice(ledgers)
+        ts = rng.choice((3, 4, 5)) * DAY + rng.uniform(0, DAY - 1)
+        backend = rng.choice(("gpt", "claude"))
+        cost = round(rng.uniform(0, 0.1), 6)
+        kind = rng.random()
+        if kind < 0.6:
+            row_id = await ledger.begin(row(backend, 0.0, ts=ts))
+            if kind < 0.5:
+                ledger.finish(row_id, row(backend, cost, ts=ts))
+        else:
+            ledger.record(row(backend, cost, ts=ts, sent=False))
+    for ledger in ledgers:
+        await ledger.flush()
+    assert await ledgers[1].interrupted() >= 0  # a restart: its rows in flight change outcome
+    scanned: dict[str, list[float]] = {}
+    for r in ledger_db.query("SELECT backend, ts, cost_usd FROM attempts"):
+        today_month = scanned.setdefault(r[0], [0.0, 0.0])
+        today_month[1] += r[2]
+        if r[1] >= 5 * DAY:
+            today_month[0] += r[2]
+    spent = await ledgers[0].spend(5 * DAY, 3 * DAY)
+    assert set(spent) == set(scanned)
+    for backend, (today, month) in spent.items():
+        assert today == pytest.approx(scanned[backend][0], abs=1e-9)
+        assert month == pytest.approx(scanned[backend][1], abs=1e-9)
+    for ledger in ledgers:
+        await ledger.aclose()
 
 
 async def test_the_client_is_carried_through(ledger_db: LedgerDB) -> None:
