@@ -116,6 +116,13 @@ class CallerCore:
         open-ended), of every client's rows or only ``client``'s; raises LedgerUnavailable."""
         return await self.ledger.totals(since, until, by=by, client=client)
 
+    async def client_spend(
+        self, day_start: float, month_start: float
+    ) -> dict[str, tuple[float, float]]:
+        """USD per client since two UTC day starts, every caller's (ValueError when one is not
+        a day's start; LedgerUnavailable)."""
+        return await self.ledger.spend(day_start, month_start, by_client=True)
+
     def apply_config(self, config: Config, guard: IdentityGuard | None) -> list[str]:
         """Switch to a reloaded configuration: unchanged backends keep their pooled transport;
         changed and removed ones are closed after a minute (calls in flight finish on them).

@@ -149,8 +149,12 @@ class Ledger(Protocol):
         given). Raises :class:`UnknownRequest` or :class:`AlreadyRated`."""
         ...
 
-    async def spend(self, day_start: float, month_start: float) -> dict[str, tuple[float, float]]:
-        """USD per backend since ``day_start`` and since ``month_start``, all callers'."""
+    async def spend(
+        self, day_start: float, month_start: float, *, by_client: bool = False
+    ) -> dict[str, tuple[float, float]]:
+        """USD per backend (``by_client``: per client) since ``day_start`` and since
+        ``month_start``, all callers'. Both must be UTC day starts (ValueError otherwise): it is
+        read from the per-day totals (``spend_daily``), not from the rows."""
         ...
 
 

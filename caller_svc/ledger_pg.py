@@ -180,10 +180,12 @@ class PostgresLedger(QueuedWrites):
 
         return await self._read(store)  # type: ignore[no-any-return]
 
-    async def spend(self, day_start: float, month_start: float) -> dict[str, tuple[float, float]]:
-        return schema.spend_from_rows(
-            await self._fetch(SQL(schema.SPEND), schema.spend_params(day_start, month_start))
-        )
+    async def spend(
+        self, day_start: float, month_start: float, *, by_client: bool = False
+    ) -> dict[str, tuple[float, float]]:
+        query = SQL(schema.CLIENT_SPEND if by_client else schema.SPEND)
+        params = schema.spend_params(day_start, month_start)
+        return schema.spend_from_rows(await self._fetch(query, params))
 
     async def _fetch(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
         async def read(conn: psycopg.AsyncConnection[Any]) -> list[tuple[Any, ...]]:

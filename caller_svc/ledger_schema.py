@@ -134,16 +134,16 @@ class Migration:
 
 
 _ADD_SPEND = (
-    "INSERT INTO spend_daily (day, backend, caller_id, cost_usd)"
-    " VALUES ({day}, {row}.backend, {row}.caller_id, {sign}{row}.cost_usd)"
-    " ON CONFLICT (day, backend, caller_id)"
+    "INSERT INTO spend_daily (day, backend, caller_id, client, cost_usd)"
+    " VALUES ({day}, {row}.backend, {row}.caller_id, {row}.client, {sign}{row}.cost_usd)"
+    " ON CONFLICT (day, backend, caller_id, client)"
     " DO UPDATE SET cost_usd = spend_daily.cost_usd + excluded.cost_usd;"
 )
 
 
 def _sqlite_spend_trigger(event: str) -> str:
     """SQLite: an insert adds the row's cost to its day, a delete takes it off, and an update
-    that changes the cost (or the day, backend or caller) does both."""
+    that changes the cost (or the day, backend, caller or client) does both."""
     day = "CAST({row}.ts / 86400 AS INTEGER) * 86400"
     add = _ADD_SPEND.format(day=day.format(row="NEW"), row="NEW", sign="")
     take = _ADD_SPEND.format(day=day.format(row="OLD"), row="OLD", sign="-")
@@ -159,9 +159,10 @@ def _sqlite_spend_trigger(event: str) -> str:
         )
     return (
         "CREATE TRIGGER attempts_spend_update"
-        " AFTER UPDATE OF cost_usd, ts, backend, caller_id ON attempts"
+        " AFTER UPDATE OF cost_usd, ts, backend, caller_id, client ON attempts"
         " WHEN NEW.cost_usd <> OLD.cost_usd OR NEW.ts <> OLD.ts OR NEW.backend <> OLD.backend"
-        f" OR NEW.caller_id <> OLD.caller_id BEGIN {take} {add} END"
+        " OR NEW.caller_id <> OLD.caller_id OR NEW.client <> OLD.client"
+        f" BEGIN {take} {add} END"
     )
 
 
@@ -178,7 +179,7 @@ PG_SPEND_FUNCTION = (
 )
 PG_SPEND_TRIGGER = (
     "CREATE TRIGGER attempts_spend AFTER INSERT OR DELETE OR UPDATE OF cost_usd, ts, backend,"
-    " caller_id ON attempts FOR EACH ROW EXECUTE FUNCTION ledger_spend_daily()"
+    " caller_id, client ON attempts FOR EACH ROW EXECUTE FUNCTION ledger_spend_daily()"
 )
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -237,9 +238,10 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX attempts_in_flight ON attempts(caller_id) WHERE outcome = 'in_flight'",
         ),
     ),
-    # What was spent per UTC day, backend and caller, kept by triggers in the transaction that
-    # writes the row (so it is exact whatever writes it), for budgets to read without scanning
-    # a month of rows. Per caller, so callers sharing a database never wait on each other's row.
+    # What was spent per UTC day, backend, caller and client, kept by triggers in the
+    # transaction that writes the row (so it is exact whatever writes it), for budgets to read
+    # without scanning a month of rows. Per caller, so callers sharing a database never wait on
+    # each other's row.
     Migration(
         3,
         "spend per day",
@@ -248,11 +250,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             " day {real} NOT NULL,"  # the UTC day's start (Unix seconds) of the rows' ts
             " backend TEXT NOT NULL,"
             " caller_id TEXT NOT NULL,"
+            " client TEXT NOT NULL,"
             " cost_usd {real} NOT NULL DEFAULT 0,"
-            " PRIMARY KEY (day, backend, caller_id))",
-            "INSERT INTO spend_daily (day, backend, caller_id, cost_usd)"
-            " SELECT {day_of_ts}, backend, caller_id, SUM(cost_usd) FROM attempts"
-            " WHERE cost_usd <> 0 GROUP BY 1, 2, 3",
+            " PRIMARY KEY (day, backend, caller_id, client))",
+            "INSERT INTO spend_daily (day, backend, caller_id, client, cost_usd)"
+            " SELECT {day_of_ts}, backend, caller_id, client, SUM(cost_usd) FROM attempts"
+            " WHERE cost_usd <> 0 GROUP BY 1, 2, 3, 4",
         ),
         (
             (
@@ -459,6 +462,13 @@ def totals_from_rows(
     return per, total
 
 
+# The same per client (the name of the token the requests came with).
+CLIENT_SPEND = (
+    "SELECT client, SUM(CASE WHEN day >= ? THEN cost_usd ELSE 0 END), SUM(cost_usd)"
+    " FROM spend_daily WHERE day >= ? GROUP BY client"
+)
+
+
 def spend_params(day_start: float, month_start: float) -> tuple[float, float]:
     """The parameters of :data:`SPEND`; raises ValueError for a boundary that is not the start
     of a UTC day (spend is kept per day)."""
@@ -469,7 +479,8 @@ def spend_params(day_start: float, month_start: float) -> tuple[float, float]:
 
 
 def spend_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, tuple[float, float]]:
-    """USD per backend (today, this month) from the rows of :data:`SPEND`."""
+    """USD per backend (or client) (today, this month) from the rows of :data:`SPEND` (or
+    :data:`CLIENT_SPEND`)."""
     return {str(r[0]): (float(r[1] or 0.0), float(r[2] or 0.0)) for r in rows}
 
 

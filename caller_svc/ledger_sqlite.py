@@ -158,9 +158,12 @@ class SQLiteLedger(QueuedWrites):
         rated = await self._read(lambda db: _rate(db, request_id, trace_id, score, label, client))
         return rated  # type: ignore[no-any-return]
 
-    async def spend(self, day_start: float, month_start: float) -> dict[str, tuple[float, float]]:
+    async def spend(
+        self, day_start: float, month_start: float, *, by_client: bool = False
+    ) -> dict[str, tuple[float, float]]:
+        query = SQL(schema.CLIENT_SPEND if by_client else schema.SPEND)
         params = schema.spend_params(day_start, month_start)
-        rows = await self._read(lambda db: db.execute(SQL(schema.SPEND), params).fetchall())
+        rows = await self._read(lambda db: db.execute(query, params).fetchall())
         return schema.spend_from_rows(rows)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:

@@ -103,6 +103,22 @@ class CallerServicer(caller_pb2_grpc.CallerServicer):
             clients=[usage_pb(t) for t in clients],
         )
 
+    async def ClientSpend(
+        self, request: caller_pb2.ClientSpendRequest, context: grpc.aio.ServicerContext
+    ) -> caller_pb2.ClientSpendResponse:
+        try:
+            spent = await self.core.client_spend(request.day_start, request.month_start)
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except LedgerUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        return caller_pb2.ClientSpendResponse(
+            clients=[
+                caller_pb2.ClientSpend(client=name, today_usd=today, month_usd=month)
+                for name, (today, month) in sorted(spent.items())
+            ]
+        )
+
     async def Rate(
         self, request: common_pb2.RateRequest, context: grpc.aio.ServicerContext
     ) -> common_pb2.RateResponse:

@@ -12,7 +12,6 @@ the service is wired. The gRPC implementations are here; the router core sees ty
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Protocol
@@ -125,18 +124,11 @@ class GrpcCallerLink:
     async def client_spend(
         self, day_start: float, month_start: float
     ) -> dict[str, tuple[float, float]]:
-        today, month = await asyncio.gather(
-            *(
-                self._stub.Usage(
-                    caller_pb2.UsageRequest(since=since, by_client=True), timeout=SPEND_TIMEOUT_S
-                )
-                for since in (day_start, month_start)
-            )
+        reply = await self._stub.ClientSpend(
+            caller_pb2.ClientSpendRequest(day_start=day_start, month_start=month_start),
+            timeout=SPEND_TIMEOUT_S,
         )
-        spent = {u.client: (0.0, u.cost_usd) for u in month.clients}
-        for u in today.clients:
-            spent[u.client] = (u.cost_usd, spent.get(u.client, (0.0, u.cost_usd))[1])
-        return spent
+        return {c.client: (c.today_usd, c.month_usd) for c in reply.clients}
 
 
 class GrpcRegistryLink:

@@ -37,6 +37,7 @@ METHOD_SCOPES: Final[dict[str, Scope | None]] = {
     "/uniwizard.v1.Caller/Call": Scope.SERVICE,
     "/uniwizard.v1.Caller/CallStream": Scope.SERVICE,
     "/uniwizard.v1.Caller/Rate": Scope.SERVICE,
+    "/uniwizard.v1.Caller/ClientSpend": Scope.SERVICE,
     # Read-only: configuration (never a key), health, what was learned.
     "/uniwizard.v1.Registry/ListBackends": _ANY,
     "/uniwizard.v1.Registry/GetBackend": _ANY,

@@ -110,6 +110,7 @@ async def test_version_3_adds_up_what_was_spent_before_it_per_day(ledger_db: Led
     ledger = await open_ledger(ledger_db.target, caller_id="a")
     assert versions(ledger_db) == [m.version for m in MIGRATIONS]
     assert await ledger.spend(3 * day, 2 * day) == {"gpt": (0.25, 0.75), "claude": (1.5, 1.5)}
+    assert await ledger.spend(3 * day, 2 * day, by_client=True) == {"": (1.75, 2.25)}
     await ledger.aclose()
 
 

@@ -126,36 +126,38 @@ async def test_spend_is_what_the_rows_add_up_to_however_they_were_written(
     ledger_db: LedgerDB,
 ) -> None:
     """Spend is read from per-day totals the database keeps as rows are written (triggers):
-    whatever the mix of begins, finishes, records, cancels and restarts, across callers and
-    days, it equals summing the rows."""
+    whatever the mix of begins, finishes, records, cancels and restarts, across callers,
+    clients and days, it equals summing the rows, per backend and per client."""
     rng = random.Random(7)
     ledgers = [await open_ledger(ledger_db.target, caller_id=f"c{i}") for i in range(2)]
     for _ in range(120):
         ledger = rng.choice(ledgers)
         ts = rng.choice((3, 4, 5)) * DAY + rng.uniform(0, DAY - 1)
         backend = rng.choice(("gpt", "claude"))
+        client = rng.choice(("", "alice", "bob"))
         cost = round(rng.uniform(0, 0.1), 6)
         kind = rng.random()
         if kind < 0.6:
-            row_id = await ledger.begin(row(backend, 0.0, ts=ts))
+            row_id = await ledger.begin(row(backend, 0.0, ts=ts, client=client))
             if kind < 0.5:
-                ledger.finish(row_id, row(backend, cost, ts=ts))
+                ledger.finish(row_id, row(backend, cost, ts=ts, client=client))
         else:
-            ledger.record(row(backend, cost, ts=ts, sent=False))
+            ledger.record(row(backend, cost, ts=ts, sent=False, client=client))
     for ledger in ledgers:
         await ledger.flush()
     assert await ledgers[1].interrupted() >= 0  # a restart: its rows in flight change outcome
-    scanned: dict[str, list[float]] = {}
-    for r in ledger_db.query("SELECT backend, ts, cost_usd FROM attempts"):
-        today_month = scanned.setdefault(r[0], [0.0, 0.0])
-        today_month[1] += r[2]
-        if r[1] >= 5 * DAY:
-            today_month[0] += r[2]
-    spent = await ledgers[0].spend(5 * DAY, 3 * DAY)
-    assert set(spent) == set(scanned)
-    for backend, (today, month) in spent.items():
-        assert today == pytest.approx(scanned[backend][0], abs=1e-9)
-        assert month == pytest.approx(scanned[backend][1], abs=1e-9)
+    for column, by_client in (("backend", False), ("client", True)):
+        scanned: dict[str, list[float]] = {}
+        for r in ledger_db.query(f"SELECT {column}, ts, cost_usd FROM attempts"):
+            today_month = scanned.setdefault(r[0], [0.0, 0.0])
+            today_month[1] += r[2]
+            if r[1] >= 5 * DAY:
+                today_month[0] += r[2]
+        spent = await ledgers[0].spend(5 * DAY, 3 * DAY, by_client=by_client)
+        assert set(spent) == set(scanned), column
+        for key, (today, month) in spent.items():
+            assert today == pytest.approx(scanned[key][0], abs=1e-9)
+            assert month == pytest.approx(scanned[key][1], abs=1e-9)
     for ledger in ledgers:
         await ledger.aclose()
 

@@ -174,6 +174,13 @@ def rpc_cases(stack: Stack) -> dict[str, tuple[str, str, Call]]:
             "alice",
             lambda ch, md: stream(caller(ch).CallStream(call, metadata=md)),
         ),
+        "/uniwizard.v1.Caller/ClientSpend": (
+            "caller",
+            "alice",
+            lambda ch, md: caller(ch).ClientSpend(
+                caller_pb2.ClientSpendRequest(day_start=0, month_start=0), metadata=md
+            ),
+        ),
         "/uniwizard.v1.Caller/Rate": (
             "caller",
             "bob",

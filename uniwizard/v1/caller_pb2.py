@@ -25,25 +25,31 @@ _sym_db = _symbol_database.Default()
 from uniwizard.v1 import common_pb2 as uniwizard_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19uniwizard/v1/caller.proto\x12\x0cuniwizard.v1\x1a\x19uniwizard/v1/common.proto\"\x82\x01\n\x0b\x43\x61llRequest\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12+\n\x07request\x18\x02 \x01(\x0b\x32\x1a.uniwizard.v1.BlindRequest\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\"\xb2\x03\n\nCallResult\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12+\n\x07outcome\x18\x03 \x01(\x0e\x32\x1a.uniwizard.v1.OutcomeClass\x12\x0c\n\x04text\x18\x04 \x01(\t\x12*\n\ntool_calls\x18\x05 \x03(\x0b\x32\x16.uniwizard.v1.ToolCall\x12\x15\n\rfinish_reason\x18\x06 \x01(\t\x12\"\n\x05usage\x18\x07 \x01(\x0b\x32\x13.uniwizard.v1.Usage\x12\x10\n\x08\x63ost_usd\x18\x08 \x01(\x01\x12\x13\n\x0b\x63ost_source\x18\t \x01(\t\x12\x12\n\nlatency_ms\x18\n \x01(\x01\x12\x13\n\x0bhttp_status\x18\x0b \x01(\x05\x12\x15\n\rretry_after_s\x18\x0c \x01(\x01\x12\x15\n\rerror_message\x18\r \x01(\t\x12\x16\n\x0eresponse_model\x18\x0e \x01(\t\x12\x1b\n\x13identity_redactions\x18\x0f \x01(\x05\x12\x0f\n\x07ttft_ms\x18\x10 \x01(\x01\x12\x1e\n\x16provider_finish_reason\x18\x11 \x01(\t\"\x83\x01\n\tCallEvent\x12\x14\n\ntext_delta\x18\x01 \x01(\tH\x00\x12+\n\ttool_call\x18\x02 \x01(\x0b\x32\x16.uniwizard.v1.ToolCallH\x00\x12*\n\x06result\x18\x03 \x01(\x0b\x32\x18.uniwizard.v1.CallResultH\x00\x42\x07\n\x05\x65vent\"?\n\x0cUsageRequest\x12\r\n\x05since\x18\x01 \x01(\x01\x12\r\n\x05until\x18\x02 \x01(\x01\x12\x11\n\tby_client\x18\x03 \x01(\x08\"\xfe\x01\n\x0c\x42\x61\x63kendUsage\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x02 \x01(\x03\x12\x11\n\tsuccesses\x18\x03 \x01(\x03\x12\x14\n\x0cinput_tokens\x18\x04 \x01(\x03\x12\x15\n\routput_tokens\x18\x05 \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\x06 \x01(\x01\x12\x16\n\x0e\x65stimated_rows\x18\x07 \x01(\x03\x12\x1b\n\x13\x63\x61\x63hed_input_tokens\x18\x08 \x01(\x03\x12\x1a\n\x12\x63\x61\x63he_write_tokens\x18\t \x01(\x03\x12\x18\n\x10reasoning_tokens\x18\n \x01(\x03\x12\x0e\n\x06\x63lient\x18\x0b \x01(\t\"\xb3\x01\n\rUsageResponse\x12,\n\x08\x62\x61\x63kends\x18\x01 \x03(\x0b\x32\x1a.uniwizard.v1.BackendUsage\x12)\n\x05total\x18\x02 \x01(\x0b\x32\x1a.uniwizard.v1.BackendUsage\x12\r\n\x05since\x18\x03 \x01(\x01\x12\r\n\x05until\x18\x04 \x01(\x01\x12+\n\x07\x63lients\x18\x05 \x03(\x0b\x32\x1a.uniwizard.v1.BackendUsage2\x8a\x02\n\x06\x43\x61ller\x12;\n\x04\x43\x61ll\x12\x19.uniwizard.v1.CallRequest\x1a\x18.uniwizard.v1.CallResult\x12\x42\n\nCallStream\x12\x19.uniwizard.v1.CallRequest\x1a\x17.uniwizard.v1.CallEvent0\x01\x12@\n\x05Usage\x12\x1a.uniwizard.v1.UsageRequest\x1a\x1b.uniwizard.v1.UsageResponse\x12=\n\x04Rate\x12\x19.uniwizard.v1.RateRequest\x1a\x1a.uniwizard.v1.RateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19uniwizard/v1/caller.proto\x12\x0cuniwizard.v1\x1a\x19uniwizard/v1/common.proto\"<\n\x12\x43lientSpendRequest\x12\x11\n\tday_start\x18\x01 \x01(\x01\x12\x13\n\x0bmonth_start\x18\x02 \x01(\x01\"C\n\x0b\x43lientSpend\x12\x0e\n\x06\x63lient\x18\x01 \x01(\t\x12\x11\n\ttoday_usd\x18\x02 \x01(\x01\x12\x11\n\tmonth_usd\x18\x03 \x01(\x01\"A\n\x13\x43lientSpendResponse\x12*\n\x07\x63lients\x18\x01 \x03(\x0b\x32\x19.uniwizard.v1.ClientSpend\"\x82\x01\n\x0b\x43\x61llRequest\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12+\n\x07request\x18\x02 \x01(\x0b\x32\x1a.uniwizard.v1.BlindRequest\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\"\xb2\x03\n\nCallResult\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12+\n\x07outcome\x18\x03 \x01(\x0e\x32\x1a.uniwizard.v1.OutcomeClass\x12\x0c\n\x04text\x18\x04 \x01(\t\x12*\n\ntool_calls\x18\x05 \x03(\x0b\x32\x16.uniwizard.v1.ToolCall\x12\x15\n\rfinish_reason\x18\x06 \x01(\t\x12\"\n\x05usage\x18\x07 \x01(\x0b\x32\x13.uniwizard.v1.Usage\x12\x10\n\x08\x63ost_usd\x18\x08 \x01(\x01\x12\x13\n\x0b\x63ost_source\x18\t \x01(\t\x12\x12\n\nlatency_ms\x18\n \x01(\x01\x12\x13\n\x0bhttp_status\x18\x0b \x01(\x05\x12\x15\n\rretry_after_s\x18\x0c \x01(\x01\x12\x15\n\rerror_message\x18\r \x01(\t\x12\x16\n\x0eresponse_model\x18\x0e \x01(\t\x12\x1b\n\x13identity_redactions\x18\x0f \x01(\x05\x12\x0f\n\x07ttft_ms\x18\x10 \x01(\x01\x12\x1e\n\x16provider_finish_reason\x18\x11 \x01(\t\"\x83\x01\n\tCallEvent\x12\x14\n\ntext_delta\x18\x01 \x01(\tH\x00\x12+\n\ttool_call\x18\x02 \x01(\x0b\x32\x16.uniwizard.v1.ToolCallH\x00\x12*\n\x06result\x18\x03 \x01(\x0b\x32\x18.uniwizard.v1.CallResultH\x00\x42\x07\n\x05\x65vent\"?\n\x0cUsageRequest\x12\r\n\x05since\x18\x01 \x01(\x01\x12\r\n\x05until\x18\x02 \x01(\x01\x12\x11\n\tby_client\x18\x03 \x01(\x08\"\xfe\x01\n\x0c\x42\x61\x63kendUsage\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x02 \x01(\x03\x12\x11\n\tsuccesses\x18\x03 \x01(\x03\x12\x14\n\x0cinput_tokens\x18\x04 \x01(\x03\x12\x15\n\routput_tokens\x18\x05 \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\x06 \x01(\x01\x12\x16\n\x0e\x65stimated_rows\x18\x07 \x01(\x03\x12\x1b\n\x13\x63\x61\x63hed_input_tokens\x18\x08 \x01(\x03\x12\x1a\n\x12\x63\x61\x63he_write_tokens\x18\t \x01(\x03\x12\x18\n\x10reasoning_tokens\x18\n \x01(\x03\x12\x0e\n\x06\x63lient\x18\x0b \x01(\t\"\xb3\x01\n\rUsageResponse\x12,\n\x08\x62\x61\x63kends\x18\x01 \x03(\x0b\x32\x1a.uniwizard.v1.BackendUsage\x12)\n\x05total\x18\x02 \x01(\x0b\x32\x1a.uniwizard.v1.BackendUsage\x12\r\n\x05since\x18\x03 \x01(\x01\x12\r\n\x05until\x18\x04 \x01(\x01\x12+\n\x07\x63lients\x18\x05 \x03(\x0b\x32\x1a.uniwizard.v1.BackendUsage2\xde\x02\n\x06\x43\x61ller\x12;\n\x04\x43\x61ll\x12\x19.uniwizard.v1.CallRequest\x1a\x18.uniwizard.v1.CallResult\x12\x42\n\nCallStream\x12\x19.uniwizard.v1.CallRequest\x1a\x17.uniwizard.v1.CallEvent0\x01\x12@\n\x05Usage\x12\x1a.uniwizard.v1.UsageRequest\x1a\x1b.uniwizard.v1.UsageResponse\x12=\n\x04Rate\x12\x19.uniwizard.v1.RateRequest\x1a\x1a.uniwizard.v1.RateResponse\x12R\n\x0b\x43lientSpend\x12 .uniwizard.v1.ClientSpendRequest\x1a!.uniwizard.v1.ClientSpendResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'uniwizard.v1.caller_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CALLREQUEST']._serialized_start=71
-  _globals['_CALLREQUEST']._serialized_end=201
-  _globals['_CALLRESULT']._serialized_start=204
-  _globals['_CALLRESULT']._serialized_end=638
-  _globals['_CALLEVENT']._serialized_start=641
-  _globals['_CALLEVENT']._serialized_end=772
-  _globals['_USAGEREQUEST']._serialized_start=774
-  _globals['_USAGEREQUEST']._serialized_end=837
-  _globals['_BACKENDUSAGE']._serialized_start=840
-  _globals['_BACKENDUSAGE']._serialized_end=1094
-  _globals['_USAGERESPONSE']._serialized_start=1097
-  _globals['_USAGERESPONSE']._serialized_end=1276
-  _globals['_CALLER']._serialized_start=1279
-  _globals['_CALLER']._serialized_end=1545
+  _globals['_CLIENTSPENDREQUEST']._serialized_start=70
+  _globals['_CLIENTSPENDREQUEST']._serialized_end=130
+  _globals['_CLIENTSPEND']._serialized_start=132
+  _globals['_CLIENTSPEND']._serialized_end=199
+  _globals['_CLIENTSPENDRESPONSE']._serialized_start=201
+  _globals['_CLIENTSPENDRESPONSE']._serialized_end=266
+  _globals['_CALLREQUEST']._serialized_start=269
+  _globals['_CALLREQUEST']._serialized_end=399
+  _globals['_CALLRESULT']._serialized_start=402
+  _globals['_CALLRESULT']._serialized_end=836
+  _globals['_CALLEVENT']._serialized_start=839
+  _globals['_CALLEVENT']._serialized_end=970
+  _globals['_USAGEREQUEST']._serialized_start=972
+  _globals['_USAGEREQUEST']._serialized_end=1035
+  _globals['_BACKENDUSAGE']._serialized_start=1038
+  _globals['_BACKENDUSAGE']._serialized_end=1292
+  _globals['_USAGERESPONSE']._serialized_start=1295
+  _globals['_USAGERESPONSE']._serialized_end=1474
+  _globals['_CALLER']._serialized_start=1477
+  _globals['_CALLER']._serialized_end=1827
 # @@protoc_insertion_point(module_scope)

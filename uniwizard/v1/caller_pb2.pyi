@@ -20,6 +20,77 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class ClientSpendRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAY_START_FIELD_NUMBER: _builtins.int
+    MONTH_START_FIELD_NUMBER: _builtins.int
+    day_start: _builtins.float
+    """Unix seconds of a UTC day's start"""
+    month_start: _builtins.float
+    """Unix seconds of a UTC day's start (the month's first)"""
+    def __init__(
+        self,
+        *,
+        day_start: _builtins.float = ...,
+        month_start: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day_start", b"day_start", "month_start", b"month_start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClientSpendRequest: _TypeAlias = ClientSpendRequest  # noqa: Y015
+
+@_typing.final
+class ClientSpend(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_FIELD_NUMBER: _builtins.int
+    TODAY_USD_FIELD_NUMBER: _builtins.int
+    MONTH_USD_FIELD_NUMBER: _builtins.int
+    client: _builtins.str
+    today_usd: _builtins.float
+    """since day_start"""
+    month_usd: _builtins.float
+    """since month_start"""
+    def __init__(
+        self,
+        *,
+        client: _builtins.str = ...,
+        today_usd: _builtins.float = ...,
+        month_usd: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "month_usd", b"month_usd", "today_usd", b"today_usd"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClientSpend: _TypeAlias = ClientSpend  # noqa: Y015
+
+@_typing.final
+class ClientSpendResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def clients(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClientSpend]: ...
+    def __init__(
+        self,
+        *,
+        clients: _abc.Iterable[Global___ClientSpend] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clients", b"clients"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClientSpendResponse: _TypeAlias = ClientSpendResponse  # noqa: Y015
+
+@_typing.final
 class CallRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -55,6 +55,11 @@ class CallerStub:
                 request_serializer=uniwizard_dot_v1_dot_common__pb2.RateRequest.SerializeToString,
                 response_deserializer=uniwizard_dot_v1_dot_common__pb2.RateResponse.FromString,
                 _registered_method=True)
+        self.ClientSpend = channel.unary_unary(
+                '/uniwizard.v1.Caller/ClientSpend',
+                request_serializer=uniwizard_dot_v1_dot_caller__pb2.ClientSpendRequest.SerializeToString,
+                response_deserializer=uniwizard_dot_v1_dot_caller__pb2.ClientSpendResponse.FromString,
+                _registered_method=True)
 
 
 class CallerServicer:
@@ -89,6 +94,14 @@ class CallerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ClientSpend(self, request, context):
+        """What each client spent since the start of a UTC day and of a UTC month (the router's
+        per-token budgets), from the ledger's per-day totals.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CallerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +124,11 @@ def add_CallerServicer_to_server(servicer, server):
                     servicer.Rate,
                     request_deserializer=uniwizard_dot_v1_dot_common__pb2.RateRequest.FromString,
                     response_serializer=uniwizard_dot_v1_dot_common__pb2.RateResponse.SerializeToString,
+            ),
+            'ClientSpend': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClientSpend,
+                    request_deserializer=uniwizard_dot_v1_dot_caller__pb2.ClientSpendRequest.FromString,
+                    response_serializer=uniwizard_dot_v1_dot_caller__pb2.ClientSpendResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -221,6 +239,33 @@ class Caller:
             '/uniwizard.v1.Caller/Rate',
             uniwizard_dot_v1_dot_common__pb2.RateRequest.SerializeToString,
             uniwizard_dot_v1_dot_common__pb2.RateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClientSpend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/uniwizard.v1.Caller/ClientSpend',
+            uniwizard_dot_v1_dot_caller__pb2.ClientSpendRequest.SerializeToString,
+            uniwizard_dot_v1_dot_caller__pb2.ClientSpendResponse.FromString,
             options,
             channel_credentials,
             insecure,

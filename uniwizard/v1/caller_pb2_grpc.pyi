@@ -42,6 +42,10 @@ class CallerStub:
     """Totals from the cost ledger, per backend and (by_client) per client."""
     Rate: _grpc.UnaryUnaryMultiCallable[_common_pb2.RateRequest, _common_pb2.RateResponse]
     """Store a rating beside the ledger row of the attempt that answered, and report it."""
+    ClientSpend: _grpc.UnaryUnaryMultiCallable[_caller_pb2.ClientSpendRequest, _caller_pb2.ClientSpendResponse]
+    """What each client spent since the start of a UTC day and of a UTC month (the router's
+    per-token budgets), from the ledger's per-day totals.
+    """
 
 @_typing.type_check_only
 class CallerAsyncStub(CallerStub):
@@ -56,6 +60,10 @@ class CallerAsyncStub(CallerStub):
     """Totals from the cost ledger, per backend and (by_client) per client."""
     Rate: _aio.UnaryUnaryMultiCallable[_common_pb2.RateRequest, _common_pb2.RateResponse]  # type: ignore[assignment]
     """Store a rating beside the ledger row of the attempt that answered, and report it."""
+    ClientSpend: _aio.UnaryUnaryMultiCallable[_caller_pb2.ClientSpendRequest, _caller_pb2.ClientSpendResponse]  # type: ignore[assignment]
+    """What each client spent since the start of a UTC day and of a UTC month (the router's
+    per-token budgets), from the ledger's per-day totals.
+    """
 
 class CallerServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -91,5 +99,15 @@ class CallerServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_common_pb2.RateResponse, _abc.Awaitable[_common_pb2.RateResponse]]:
         """Store a rating beside the ledger row of the attempt that answered, and report it."""
+
+    @_abc_1.abstractmethod
+    def ClientSpend(
+        self,
+        request: _caller_pb2.ClientSpendRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_caller_pb2.ClientSpendResponse, _abc.Awaitable[_caller_pb2.ClientSpendResponse]]:
+        """What each client spent since the start of a UTC day and of a UTC month (the router's
+        per-token budgets), from the ledger's per-day totals.
+        """
 
 def add_CallerServicer_to_server(servicer: CallerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
