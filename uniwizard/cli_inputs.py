@@ -25,16 +25,7 @@ def load_tools(path: str) -> tuple[ToolDef, ...]:
     JSON Schema object; OpenAI's ``{"type": "function", "function": {...}}`` is taken too).
     Any problem is a CliError naming the file, the tool and what is wrong."""
     where = f"--tools {path}"
-    try:
-        raw = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CliError(f"{where}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(f"{where}: cannot read it ({exc})") from None
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise CliError(f"{where}: not valid JSON ({exc})") from None
+    data = _read_json(path, where)
     if not isinstance(data, list):
         raise CliError(f"{where}: must hold a JSON list of tools, not a JSON {_json_type(data)}")
     if not data:
@@ -84,16 +75,7 @@ def load_schema(path: str) -> ResponseFormat:
     """``--json-schema FILE``: the answer must be JSON valid against the JSON Schema object in
     FILE (named after the file). Any problem is a CliError naming the file."""
     where = f"--json-schema {path}"
-    try:
-        raw = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CliError(f"{where}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(f"{where}: cannot read it ({exc})") from None
-    try:
-        schema = json.loads(raw)
-    except ValueError as exc:
-        raise CliError(f"{where}: not valid JSON ({exc})") from None
+    schema = _read_json(path, where)
     if not isinstance(schema, dict):
         raise CliError(f"{where}: must hold a JSON Schema object, not a JSON {_json_type(schema)}")
     name = re.sub(r"[^A-Za-z0-9_-]", "_", Path(path).stem)[:64] or "answer"
@@ -107,6 +89,20 @@ def response_format(args: argparse.Namespace) -> ResponseFormat | None:
     if getattr(args, "json_object", False):
         return ResponseFormat(OutputFormat.JSON_OBJECT)
     return None
+
+
+def _read_json(path: str, where: str) -> Any:
+    """The JSON document in ``path``; a CliError starting with ``where`` when it cannot be."""
+    try:
+        raw = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CliError(f"{where}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"{where}: cannot read it ({exc})") from None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise CliError(f"{where}: not valid JSON ({exc})") from None
 
 
 def _json_type(value: Any) -> str:

@@ -55,11 +55,22 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("name", "content", "problem"), BAD, ids=[b[2][:30] for b in BAD])
-def test_a_bad_tools_file_is_one_clear_error_and_nothing_is_sent(
+BAD_SCHEMA = [
+    ("missing.json", None, "no such file"),
+    ("broken.json", "{", "not valid JSON"),
+    ("list.json", [1], "must hold a JSON Schema object, not a JSON list"),
+]
+CASES = [("--tools", *b) for b in BAD] + [("--json-schema", *b) for b in BAD_SCHEMA]
+
+
+@pytest.mark.parametrize(
+    ("option", "name", "content", "problem"), CASES, ids=[f"{c[0]} {c[3][:30]}" for c in CASES]
+)
+def test_a_bad_input_file_is_one_clear_error_and_nothing_is_sent(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    option: str,
     name: str,
     content: object,
     problem: str,
@@ -69,38 +80,12 @@ def test_a_bad_tools_file_is_one_clear_error_and_nothing_is_sent(
         path.write_text(content if isinstance(content, str) else json.dumps(content))
     # nothing listens here: reaching the router would be exit 3, not 2
     monkeypatch.setenv("UNIWIZARD_ROUTER_ADDR", "127.0.0.1:1")
-    assert cli.main(["think", "--tools", str(path), "What is the weather?"]) == cli.EXIT_USAGE
+    assert cli.main(["think", option, str(path), "What is the weather?"]) == cli.EXIT_USAGE
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.startswith(f"uniwizard: --tools {path}: "), err
+    assert err.startswith(f"uniwizard: {option} {path}: "), err
     assert problem in err, err
     assert err.count("\n") == 1
-
-
-@pytest.mark.parametrize(
-    ("name", "content", "problem"),
-    [
-        ("missing.json", None, "no such file"),
-        ("broken.json", "{", "not valid JSON"),
-        ("list.json", [1], "must hold a JSON Schema object, not a JSON list"),
-    ],
-)
-def test_a_bad_schema_file_is_one_line_naming_it_and_exit_2(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    name: str,
-    content: object,
-    problem: str,
-) -> None:
-    path = tmp_path / name
-    if content is not None:
-        path.write_text(content if isinstance(content, str) else json.dumps(content))
-    monkeypatch.setenv("UNIWIZARD_ROUTER_ADDR", "127.0.0.1:1")  # exit 3 if it got that far
-    assert cli.main(["think", "--json-schema", str(path), "Plan a trip."]) == cli.EXIT_USAGE
-    out, err = capsys.readouterr()
-    assert out == "" and err.startswith(f"uniwizard: --json-schema {path}: "), err
-    assert problem in err and err.count("\n") == 1, err
 
 
 def test_a_schema_file_becomes_the_request_s_structured_output(tmp_path: Path) -> None:
