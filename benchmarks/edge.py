@@ -40,6 +40,7 @@ from benchmarks.run import (
     BACKEND,
     Load,
     direct_spec,
+    level,
     litellm_spec,
     loadavg,
     log,
@@ -169,33 +170,8 @@ def levels(
     for c in sizes.levels:
         for spec in specs:
             log(f"concurrency {c}: {spec['name']}")
-            res, _, cpu = load.run(
-                {
-                    "mode": "conc",
-                    "target": spec,
-                    "concurrency": c,
-                    "duration": sizes.duration_s,
-                    "warmup": sizes.warmup_s,
-                    "max_requests": sizes.max_requests,
-                },
-                watch,
-            )
-            lat = summary(res["latencies_ms"])
-            done = res["ok"] + res["errors"]
-            rows[spec["name"]].append(
-                {
-                    "concurrency": c,
-                    "rps": res["ok"] / res["elapsed_s"] if res["elapsed_s"] > 0 else math.nan,
-                    "requests": done,
-                    "errors": res["errors"],
-                    "error_kinds": res["error_kinds"],
-                    "p50": lat["p50"],
-                    "p99": lat["p99"],
-                    "cpu_ms_per_req": {
-                        n: 1000.0 * v / max(1, res["total_requests"]) for n, v in cpu.items()
-                    },
-                }
-            )
+            row, _ = level(load, spec, watch, c, sizes)
+            rows[spec["name"]].append(row)
     return rows
 
 
@@ -314,7 +290,11 @@ def render(r: dict[str, Any]) -> str:
         trows.append(tuple(row))
     out += ["Throughput (the same chat completion, three ways):", "", _table(tuple(head), trows)]
     edge_rows = r["levels"]["edge"]
-    procs = [n for n in edge_rows[0]["cpu_ms_per_req"] if n != "litellm"] if edge_rows else []
+    procs = (
+        [n for n in edge_rows[0]["cpu_ms_per_req"] if n not in ("litellm", "loadgen")]
+        if edge_rows
+        else []
+    )
     crows = [
         (str(x["concurrency"]), *(f"{x['cpu_ms_per_req'][n]:.2f}" for n in procs))
         for x in edge_rows

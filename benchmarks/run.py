@@ -30,7 +30,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from benchmarks import decide, litellm_proxy
 from benchmarks import profile as prof
@@ -233,8 +233,21 @@ def levels_phase(
     return rows, peaks
 
 
+class LevelSizes(Protocol):
+    """How long one concurrency level runs (``Sizes`` here, ``benchmarks.edge.Sizes``)."""
+
+    @property
+    def duration_s(self) -> float: ...
+
+    @property
+    def warmup_s(self) -> float: ...
+
+    @property
+    def max_requests(self) -> int: ...
+
+
 def level(
-    load: Load, spec: dict[str, Any], watch: Mapping[str, Watched], c: int, sizes: Sizes
+    load: Load, spec: dict[str, Any], watch: Mapping[str, Watched], c: int, sizes: LevelSizes
 ) -> tuple[dict[str, Any], dict[str, int]]:
     """One target at concurrency ``c`` for ``sizes.duration_s`` (after ``sizes.warmup_s``): its
     row (req/s, p50/p99, errors, CPU ms per request of each watched process and of the load
