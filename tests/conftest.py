@@ -7,8 +7,9 @@ processes run them (``uniwizard up --split``). The test itself is written once. 
 makes sense one way (restarting the registry alone, which one process cannot do) says so:
 ``@pytest.mark.links("grpc")``.
 
-And a real PostgreSQL server for the tests that need one (``postgres``, ``pg_url``), and the
-ledger tests' two databases (``ledger_db``: SQLite and PostgreSQL).
+And a real PostgreSQL server for the tests that need one (``postgres``, ``pg_url``), the
+ledger tests' two databases (``ledger_db``: SQLite and PostgreSQL), and the spans the services
+export (``spans``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests import pg, stack
 from tests.ledger_db import PEEK, LedgerDB, PostgresDB, SQLiteDB
+from uniwizard import telemetry
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -52,6 +55,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("links")
     modes = list(marker.args) if marker else stack.LINKS
     metafunc.parametrize("stack_links", modes, indirect=True, scope="module")
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Every span the services make, kept in memory: request it before the stack, so that the
+    services see the exporter when they start."""
+    exporter = InMemorySpanExporter()
+    telemetry.use_exporter(exporter)
+    try:
+        yield exporter
+    finally:
+        telemetry.use_exporter(None)
 
 
 # -- PostgreSQL and the ledger's databases ---------------------------------------------------

@@ -5,7 +5,6 @@ or a log of any service on the way."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import openai
@@ -14,20 +13,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tests.edge.conftest import running_edge
 from tests.stack import SIM_KEY, running_stack
-from uniwizard import telemetry
 
 TOKEN = "edge-trace-token-0123456789"
 CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    telemetry.use_exporter(exporter)
-    try:
-        yield exporter
-    finally:
-        telemetry.use_exporter(None)
 
 
 async def test_one_request_is_one_trace_with_nothing_secret_in_it(

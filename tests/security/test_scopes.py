@@ -15,7 +15,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from router_svc.links import GrpcCallerLink
 from tests.stack import ROOT, Stack, running_stack, task
-from uniwizard import cli, telemetry
+from uniwizard import cli
 from uniwizard.config import dump_config, load_config
 from uniwizard.convert import request_to_pb, task_to_pb
 from uniwizard.scopes import METHOD_SCOPES
@@ -303,16 +303,6 @@ async def dispatch(
             return str(result.request_id)
         events = [e async for e in stub.DispatchStream(request, metadata=md, timeout=20)]
         return str(events[-1].done.request_id)
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    telemetry.use_exporter(exporter)
-    try:
-        yield exporter
-    finally:
-        telemetry.use_exporter(None)
 
 
 async def test_usage_by_caller_adds_up_and_the_name_reaches_ledger_and_spans_never_the_token(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,19 +11,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.stack import SIM_KEY, running_stack, task
-from uniwizard import telemetry
 
 ROME = "Who was the first emperor of Rome?"
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    telemetry.use_exporter(exporter)
-    try:
-        yield exporter
-    finally:
-        telemetry.use_exporter(None)
 
 
 def service(span: ReadableSpan) -> str:
