@@ -183,9 +183,8 @@ class PostgresLedger(QueuedWrites):
     async def spend(
         self, day_start: float, month_start: float, *, by_client: bool = False
     ) -> dict[str, tuple[float, float]]:
-        query = SQL(schema.CLIENT_SPEND if by_client else schema.SPEND)
-        params = schema.spend_params(day_start, month_start)
-        return schema.spend_from_rows(await self._fetch(query, params))
+        query, params = schema.spend_query(day_start, month_start, by_client=by_client)
+        return schema.spend_from_rows(await self._fetch(SQL(query), params))
 
     async def _fetch(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
         async def read(conn: psycopg.AsyncConnection[Any]) -> list[tuple[Any, ...]]:

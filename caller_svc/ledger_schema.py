@@ -469,13 +469,15 @@ CLIENT_SPEND = (
 )
 
 
-def spend_params(day_start: float, month_start: float) -> tuple[float, float]:
-    """The parameters of :data:`SPEND`; raises ValueError for a boundary that is not the start
-    of a UTC day (spend is kept per day)."""
+def spend_query(
+    day_start: float, month_start: float, *, by_client: bool = False
+) -> tuple[str, tuple[float, float]]:
+    """:data:`SPEND` (``by_client``: :data:`CLIENT_SPEND`) and its parameters; raises ValueError
+    for a boundary that is not the start of a UTC day (spend is kept per day)."""
     for t in (day_start, month_start):
         if t % 86400:
             raise ValueError(f"spend counts whole UTC days: {t} is not the start of one")
-    return day_start, month_start
+    return (CLIENT_SPEND if by_client else SPEND), (day_start, month_start)
 
 
 def spend_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, tuple[float, float]]:

@@ -161,9 +161,8 @@ class SQLiteLedger(QueuedWrites):
     async def spend(
         self, day_start: float, month_start: float, *, by_client: bool = False
     ) -> dict[str, tuple[float, float]]:
-        query = SQL(schema.CLIENT_SPEND if by_client else schema.SPEND)
-        params = schema.spend_params(day_start, month_start)
-        rows = await self._read(lambda db: db.execute(query, params).fetchall())
+        query, params = schema.spend_query(day_start, month_start, by_client=by_client)
+        rows = await self._read(lambda db: db.execute(SQL(query), params).fetchall())
         return schema.spend_from_rows(rows)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
