@@ -51,6 +51,7 @@ __all__ = [
     "TokenTable",
     "Unauthenticated",
     "bearer",
+    "checked_name",
     "client_name",
     "current_principal",
     "digest",
@@ -205,12 +206,18 @@ def client_name(principal: Principal, claimed: str | None) -> str:
     problem when a believed claim is not a valid name."""
     if not claimed or not principal.is_service:
         return principal.name
-    if not NAME_RE.match(claimed):
+    return checked_name(claimed, CLIENT_METADATA)
+
+
+def checked_name(name: str, what: str) -> str:
+    """``name`` if it could be a token's name (:data:`NAME_RE`); else ValueError naming
+    ``what`` (the header or argument that carried it)."""
+    if not NAME_RE.match(name):
         raise ValueError(
-            f"{CLIENT_METADATA}: not a client name (letters, digits, '_', '.', '@', '-';"
+            f"{what}: {name[:70]!r} is not a client name (letters, digits, '_', '.', '@', '-';"
             " at most 64)"
         )
-    return claimed
+    return name
 
 
 # -- the principal of the call being served ----------------------------------------------------

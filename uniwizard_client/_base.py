@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 from opentelemetry import trace
 
-from uniwizard.auth import CLIENT_METADATA, NAME_RE
+from uniwizard.auth import CLIENT_METADATA, checked_name
 from uniwizard.v1 import router_pb2
 from uniwizard_client.channels import ServiceClient
 from uniwizard_client.errors import RouterError
@@ -45,12 +45,7 @@ class RouterBase(ServiceClient):
         token's own name. Raises ValueError for a name that could not be a token's."""
         if not client:
             return ()
-        if not NAME_RE.match(client):
-            raise ValueError(
-                f"on_behalf_of: {client!r} is not a client name (letters, digits, '_', '.',"
-                " '@', '-'; at most 64)"
-            )
-        return ((CLIENT_METADATA, client),)
+        return ((CLIENT_METADATA, checked_name(client, "on_behalf_of")),)
 
     @staticmethod
     def _route_request(task: TaskLike, category: str | None = None) -> router_pb2.RouteRequest:
