@@ -3,13 +3,13 @@
 its window starts again: see router_svc/servicer.py) once what it has spent reaches a cap, UTC
 days and months as for backend budgets.
 
-What a client has spent is the cost ledger's figure (the caller's ``ClientSpend``: since the
-start of the UTC day and of the UTC month, from the ledger's per-day totals), read again when it is older than ``REFRESH_S``, plus
-what this router spent for the client since that read, plus the upper estimate of its attempts
-in flight (reserved until they end, as for backend budgets). So concurrent tasks cannot all slip
-under a cap at once; a task admitted under the cap runs to its end, so a client may end above its
-cap by what its last tasks cost, never more. When the ledger cannot be read, the last figures (or
-none) and this router's own count are used, and the failure is logged.
+What a client has spent is the cost ledger's figure (the caller's ``ClientSpend``: since the start
+of the UTC day and of the UTC month, from the ledger's per-day totals), read again when it is older
+than ``REFRESH_S``, plus what this router spent for the client since that read, plus the upper
+estimate of its attempts in flight (reserved until they end, as for backend budgets). So concurrent
+tasks cannot all slip under a cap at once; a task admitted under the cap runs to its end, so a
+client may end above its cap by what its last tasks cost, never more. When the ledger cannot be
+read, the last figures (or none) and this router's own count are used, and the failure is logged.
 """
 
 from __future__ import annotations
